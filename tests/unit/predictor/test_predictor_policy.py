@@ -1,0 +1,57 @@
+import pytest
+
+from autoglm_predictor.policy import PolicyConfig, PolicyError, PolicyInput, PolicyState, decide
+
+CONFIG = PolicyConfig(capacity_per_replica=10, max_replicas=20, min_replicas=1, target_utilisation=1.0,
+                      max_step_up=5, max_step_down=2, hysteresis=0.2, stale_after_seconds=300)
+
+
+def step(floor: int, forecast, now: float = 1000, made: float | None = 1000, observed: float | None = None):
+    return decide(CONFIG, PolicyState(floor), PolicyInput(now, forecast, made, observed))
+
+
+def test_floor_rises_ahead_of_demand_bounded_by_the_step():
+    decision, state = step(1, [30, 45])
+    assert decision.min_replicas == 5 and state.floor == 5  # wants 5
+    decision, _ = step(1, [200])
+    assert decision.min_replicas == 6  # wants 20, may only rise by 5
+    assert decision.target_per_replica == 10
+
+
+def test_observed_load_beats_a_low_forecast():
+    decision, _ = step(1, [10], observed=70)
+    assert decision.min_replicas == 6  # 7 wanted, +5 step from 1
+
+
+def test_hysteresis_holds_small_drops_and_steps_large_ones():
+    assert step(10, [85])[0].min_replicas == 10  # wants 9, within 20% band
+    assert step(10, [75])[0].min_replicas == 10  # wants 8: exactly on the band edge, holds
+    assert step(10, [65])[0].min_replicas == 8  # wants 7: below the band, falls by the max step
+
+
+def test_large_drop_is_rate_limited():
+    decision, _ = step(10, [10])
+    assert decision.min_replicas == 8  # wants 1, may only fall by 2
+
+
+@pytest.mark.parametrize("forecast, made", [([], 1000), ([50], None), ([50], 100), ([float("nan")], 1000)])
+def test_stale_or_broken_forecasts_decay_to_the_reactive_minimum(forecast, made):
+    decision, state = step(6, forecast, made=made)
+    assert decision.stale and decision.min_replicas == 4
+    for _ in range(5):
+        decision, state = decide(CONFIG, state, PolicyInput(1000, forecast, made))
+    assert decision.min_replicas == CONFIG.min_replicas
+
+
+def test_floor_stays_within_min_and_max():
+    assert step(1, [10_000])[0].min_replicas <= CONFIG.max_replicas
+    assert step(0, [0])[0].min_replicas == CONFIG.min_replicas
+    assert step(50, [10_000])[0].min_replicas == CONFIG.max_replicas
+
+
+@pytest.mark.parametrize("kwargs", [dict(capacity_per_replica=0), dict(target_utilisation=1.5),
+                                    dict(min_replicas=5, max_replicas=2), dict(max_step_down=0), dict(hysteresis=1)])
+def test_bad_config_raises(kwargs):
+    base = dict(capacity_per_replica=10, max_replicas=20)
+    with pytest.raises(PolicyError):
+        PolicyConfig(**{**base, **kwargs})
