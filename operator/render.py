@@ -1,0 +1,59 @@
+"""Everything the operator wants to exist for one `AutoGLMDeployment`, as plain dicts.
+
+Pure: no API calls. The apply layer server-side-applies the result with the field manager
+`autoglm-operator`, adds the owner reference, and prunes managed objects that are no longer
+listed (by the `app.kubernetes.io/managed-by` and `autoglm.io/instance` labels).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from autoglm_operator.autoscaling import autoscaler
+from autoglm_operator.engines import check_user_args
+from autoglm_operator.istio import destination_rule, virtual_service
+from autoglm_operator.pdb import pod_disruption_budget
+from autoglm_operator.revision import revision
+from autoglm_operator.schema import InvalidSpec
+from autoglm_operator.security import authorization_policy, peer_authentication, request_authentication
+from autoglm_operator.service import service
+from autoglm_operator.spec import check_capabilities, parse_instance
+from autoglm_operator.workload import deployment
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """Which optional APIs the cluster serves; rendering adapts instead of failing to apply."""
+
+    keda: bool = False
+    istio: bool = False
+    kubeedge: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Capabilities:
+        """From a comma-separated list such as `keda,istio`."""
+        names = {part.strip() for part in text.split(",") if part.strip()}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(names - known)
+        if unknown:
+            raise InvalidSpec(f"unknown capabilities {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**{name: True for name in names})
+
+
+def desired_objects(cr: dict[str, Any], capabilities: Capabilities) -> list[dict[str, Any]]:
+    """Raises InvalidSpec, before rendering anything, when the resource cannot be served."""
+    inst = parse_instance(cr)
+    check_capabilities(inst.spec, keda=capabilities.keda, istio=capabilities.istio)
+    check_user_args(inst.spec.runtime)
+    rev = revision(inst.spec)
+    objects = [deployment(inst, rev), service(inst), pod_disruption_budget(inst)]
+    scaler = autoscaler(inst, rev, keda=capabilities.keda)
+    if scaler:
+        objects.append(scaler)
+    if capabilities.istio:
+        objects += [destination_rule(inst, rev), virtual_service(inst, rev)]
+        objects += [peer_authentication(inst), authorization_policy(inst)]
+        jwt = request_authentication(inst)
+        if jwt:
+            objects.append(jwt)
+    return objects

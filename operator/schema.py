@@ -1,0 +1,224 @@
+"""Typed dataclasses that are both the parser and the OpenAPI schema of the custom resource.
+
+The CRD schema is generated from the same dataclasses that parse a resource, so the API server
+and the operator can never disagree about a field name, a default or a range. Field names are
+snake_case in Python and camelCase in the resource (`tensor_parallel_size` <-> `tensorParallelSize`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+
+class InvalidSpec(ValueError):
+    """A resource the operator refuses; the message names the field so a user can fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A cross-field rule: one CEL expression for the API server and one Python twin.
+
+    Both sides share the message, so `kubectl apply` and `autoglm render` report the same words.
+    `check` receives the parsed dataclass whose `RULES` list holds the rule.
+    """
+
+    cel: str
+    message: str
+    check: typing.Callable[[Any], bool]
+
+
+def spec_field(
+    description: str,
+    *,
+    default: Any = dataclasses.MISSING,
+    default_factory: Any = dataclasses.MISSING,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    pattern: str | None = None,
+    format: str | None = None,
+    max_length: int | None = None,
+    max_items: int | None = None,
+    map_key: str | None = None,
+) -> Any:
+    """A dataclass field that also carries its OpenAPI constraints and `kubectl explain` text.
+
+    `map_key` makes a list a `x-kubernetes-list-type: map` keyed by that field: the API server
+    then rejects duplicate keys and server-side apply merges the list entry by entry.
+    """
+    meta = {
+        "description": description,
+        "minimum": minimum,
+        "maximum": maximum,
+        "pattern": pattern,
+        "format": format,
+        "maxLength": max_length,
+        "maxItems": max_items,
+        "map_key": map_key,
+    }
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def rules_of(cls: type) -> tuple[Rule, ...]:
+    """Cross-field rules live on the dataclass as a `RULES` class variable (not a field)."""
+    return getattr(cls, "RULES", ())
+
+
+def _has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAPI generation
+
+
+def openapi_schema(cls: type) -> dict[str, Any]:
+    """The structural schema of a dataclass; its `RULES` become CEL `x-kubernetes-validations`."""
+    hints = _hints(cls)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for f in dataclasses.fields(cls):
+        tp, optional = _unwrap_optional(hints[f.name])
+        prop = _type_schema(tp, f.metadata.get("map_key"))
+        prop["description"] = f.metadata["description"]
+        for key in ("minimum", "maximum", "pattern", "format", "maxLength", "maxItems"):
+            if f.metadata.get(key) is not None:
+                prop[key] = f.metadata[key]
+        if f.default is not dataclasses.MISSING and f.default is not None:
+            prop["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(tp):
+            prop["default"] = {}
+        if not _has_default(f) and not optional:
+            required.append(camel(f.name))
+        properties[camel(f.name)] = dict(sorted(prop.items()))
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if cls.__doc__:
+        schema["description"] = " ".join(cls.__doc__.split())
+    if required:
+        schema["required"] = required
+    rules = rules_of(cls)
+    if rules:
+        schema["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in rules]
+    return schema
+
+
+def _type_schema(tp: Any, map_key: str | None) -> dict[str, Any]:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return openapi_schema(tp)
+    if origin is Literal:
+        return {"type": "string", "enum": list(typing.get_args(tp))}
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        schema: dict[str, Any] = {"type": "array", "items": _type_schema(item, None)}
+        if map_key:
+            schema["x-kubernetes-list-type"] = "map"
+            schema["x-kubernetes-list-map-keys"] = [map_key]
+        return schema
+    if origin is dict:
+        _, value = typing.get_args(tp)
+        return {"type": "object", "additionalProperties": _type_schema(value, None)}
+    scalar = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    if tp in scalar:
+        return {"type": scalar[tp]}
+    raise TypeError(f"unsupported field type {tp!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse(cls: type[T], data: Any, path: str) -> T:
+    """Build `cls` from a resource dict, applying the schema's defaults and checks.
+
+    The API server already enforces the schema, but `autoglm render` runs without one and an
+    operator may meet objects stored under an older CRD, so the checks are repeated here.
+    """
+    if not isinstance(data, dict):
+        raise InvalidSpec(f"{path}: expected an object, got {type(data).__name__}")
+    hints = _hints(cls)
+    fields = {camel(f.name): f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InvalidSpec(f"{path}: unknown field(s) {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for key, f in fields.items():
+        tp, optional = _unwrap_optional(hints[f.name])
+        if key not in data or (data[key] is None and optional):
+            if not _has_default(f) and not optional:
+                raise InvalidSpec(f"{path}.{key}: required")
+            continue
+        value = _parse_value(tp, data[key], f"{path}.{key}")
+        _check_constraints(value, f.metadata, f"{path}.{key}")
+        values[f.name] = value
+    obj = cls(**values)
+    for rule in rules_of(cls):
+        if not rule.check(obj):
+            raise InvalidSpec(f"{path}: {rule.message}")
+    return obj
+
+
+def _parse_value(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return parse(tp, value, path)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise InvalidSpec(f"{path}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise InvalidSpec(f"{path}: expected a list")
+        (item,) = typing.get_args(tp)
+        return [_parse_value(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise InvalidSpec(f"{path}: expected an object")
+        _, item = typing.get_args(tp)
+        return {str(k): _parse_value(item, v, f"{path}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (str, int, float, bool) and (type(value) is not tp):
+        raise InvalidSpec(f"{path}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _check_constraints(value: Any, meta: typing.Mapping[str, Any], path: str) -> None:
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        raise InvalidSpec(f"{path}: must be >= {meta['minimum']}, got {value}")
+    if meta.get("maximum") is not None and value > meta["maximum"]:
+        raise InvalidSpec(f"{path}: must be <= {meta['maximum']}, got {value}")
+    if meta.get("pattern") is not None and not re.search(meta["pattern"], value):
+        raise InvalidSpec(f"{path}: {value!r} does not match {meta['pattern']}")
+    if meta.get("maxLength") is not None and len(value) > meta["maxLength"]:
+        raise InvalidSpec(f"{path}: longer than {meta['maxLength']} characters")
+    if meta.get("maxItems") is not None and len(value) > meta["maxItems"]:
+        raise InvalidSpec(f"{path}: more than {meta['maxItems']} items")
+    key = meta.get("map_key")
+    if key is not None:
+        seen = [getattr(item, key) for item in value]
+        dupes = sorted({k for k in seen if seen.count(k) > 1})
+        if dupes:
+            raise InvalidSpec(f"{path}: duplicate {key} {', '.join(dupes)}")

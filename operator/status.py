@@ -1,0 +1,65 @@
+"""The `AutoGLMDeployment` status, declared in the CRD so the operator's writes are not pruned.
+
+Every field is optional: the operator fills them in over time, and kstatus, Argo CD and
+`kubectl wait --for=condition=Ready` read `observedGeneration` and `conditions`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from autoglm_operator.schema import spec_field
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """A standard Kubernetes condition (Ready, Progressing, Degraded)."""
+
+    type: str = spec_field("Condition type: Ready, Progressing or Degraded.")
+    status: Literal["True", "False", "Unknown"] = spec_field("Whether the condition holds.")
+    reason: str | None = spec_field("CamelCase reason, stable for automation.", default=None)
+    message: str | None = spec_field("Human-readable detail.", default=None)
+    last_transition_time: str | None = spec_field("When status last changed.", default=None, format="date-time")
+    observed_generation: int | None = spec_field("metadata.generation this condition describes.", default=None, minimum=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Canary:
+    """Progress of a canary rollout; re-read every reconcile so a restarted operator resumes."""
+
+    revision: str | None = spec_field("Revision under test.", default=None)
+    step: int | None = spec_field("Index of the current rollout step.", default=None, minimum=0)
+    weight: int | None = spec_field("Percent of live traffic sent to the canary.", default=None, minimum=0, maximum=100)
+    mirror: int | None = spec_field("Percent of traffic mirrored to the canary.", default=None, minimum=0, maximum=100)
+    step_started_at: str | None = spec_field("When the current step started.", default=None, format="date-time")
+    failed_checks: int | None = spec_field("Failed analysis checks so far.", default=None, minimum=0)
+    message: str | None = spec_field("Last analysis result.", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Forecast:
+    """The predictor's latest forecast for this deployment."""
+
+    horizon_seconds: int | None = spec_field("How far ahead the forecast looks.", default=None, minimum=0)
+    predicted: float | None = spec_field("Predicted load at the horizon (upper quantile).", default=None)
+    recommended_min_replicas: int | None = spec_field("Replica floor derived from the forecast.", default=None, minimum=0)
+    updated_at: str | None = spec_field("When the forecast was made.", default=None, format="date-time")
+    error: str | None = spec_field("Why no fresh forecast is available, if so.", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+    """Observed state of one served model."""
+
+    observed_generation: int | None = spec_field("metadata.generation the status describes.", default=None, minimum=0)
+    phase: str | None = spec_field("Short summary: Pending, Ready, Progressing, Degraded.", default=None)
+    conditions: list[Condition] | None = spec_field("Ready, Progressing and Degraded.", default=None, map_key="type")
+    replicas: int | None = spec_field("Pods of the current revision (scale subresource).", default=None, minimum=0)
+    ready_replicas: int | None = spec_field("Ready pods of the current revision.", default=None, minimum=0)
+    current_revision: str | None = spec_field("Revision hash serving stable traffic.", default=None)
+    selector: str | None = spec_field("Label selector of the pods (scale subresource).", default=None)
+    cold_start_seconds: dict[str, float] | None = spec_field(
+        "Measured pod creation to Ready, per revision.", default=None
+    )
+    canary: Canary | None = spec_field("Canary rollout progress.", default=None)
+    forecast: Forecast | None = spec_field("Predictive autoscaling forecast.", default=None)
