@@ -1,0 +1,176 @@
+"""A real Kubernetes 1.34 control plane on 127.0.0.1, with kwok standing in for kubelets.
+
+The API server runs with RBAC, a static admin token, service-account token signing (so tests can
+act as a ServiceAccount through the TokenRequest API) and an audit log of every write (so tests can
+count what the operator writes). Nodes are created here with the GPU, CPU and edge shapes the
+product schedules onto; kwok keeps them Ready and runs the pods the scheduler binds to them.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from pathlib import Path
+
+from autoglm_testenv import procs
+from autoglm_testenv.config import Binaries
+
+SERVICE_CIDR = "10.96.0.0/16"
+KWOK_MANAGED = {"kwok.x-k8s.io/node": "fake"}
+GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+EDGE_GPU_PRODUCT = "NVIDIA-Jetson-AGX-Orin"
+EDGE_GROUP_LABEL = "autoglm.io/edge-group"
+
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
+
+
+def write_credentials(pki: Path) -> str:
+    """Create the admin token file and the service-account signing key; return the admin token."""
+    pki.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(24)
+    (pki / "tokens.csv").write_text(f'{token},autoglm-admin,autoglm-admin,"system:masters"\n')
+    try:
+        subprocess.run(["openssl", "genrsa", "-out", str(pki / "sa.key"), "2048"], check=True, capture_output=True)
+        subprocess.run(
+            ["openssl", "rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub")],
+            check=True,
+            capture_output=True,
+        )
+    except FileNotFoundError:
+        raise procs.TestenvError("openssl not found: install it (Debian: apt-get install openssl)") from None
+    (pki / "audit-policy.yaml").write_text(AUDIT_POLICY)
+    return token
+
+
+def kubeconfig_yaml(server: str, token: str, user: str = "autoglm-admin", namespace: str = "default") -> str:
+    """A kubeconfig for one identity. The server certificate is self-signed, so TLS is not verified."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "autoglm-testenv", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [
+                {"name": "autoglm-testenv", "context": {"cluster": "autoglm-testenv", "user": user, "namespace": namespace}}
+            ],
+            "current-context": "autoglm-testenv",
+        },
+        indent=2,
+    )
+
+
+def start_control_plane(bins: Binaries, root: Path, ports: dict[str, int], kubeconfig: Path) -> dict[str, int]:
+    """Start etcd, kube-apiserver, controller-manager, scheduler and kwok; return their pids."""
+    pki, logs = root / "pki", root / "logs"
+    pids: dict[str, int] = {}
+    etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+    peer_url = f"http://127.0.0.1:{ports['etcd_peer']}"
+    pids["etcd"] = procs.start(
+        "etcd",
+        [
+            str(bins.etcd), "--name=autoglm", f"--data-dir={root / 'etcd'}",
+            f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=autoglm={peer_url}", "--unsafe-no-fsync",
+            f"--listen-metrics-urls=http://127.0.0.1:{ports['etcd_metrics']}",
+        ],
+        logs,
+    )
+    pids["kube-apiserver"] = procs.start(
+        "kube-apiserver",
+        [
+            str(bins.kube_apiserver), f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+            f"--cert-dir={pki}", f"--token-auth-file={pki / 'tokens.csv'}", "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}", "--endpoint-reconciler-type=none", "--allow-privileged=true",
+            f"--audit-policy-file={pki / 'audit-policy.yaml'}", f"--audit-log-path={logs / 'audit.log'}",
+            "--audit-log-maxsize=200", "--audit-log-maxbackup=1", "--profiling=false",
+        ],
+        logs,
+    )
+    procs.wait_until(
+        "etcd", lambda: procs.http_ok(f"http://127.0.0.1:{ports['etcd_metrics']}/health"), 30, pids["etcd"], logs / "etcd.log"
+    )
+    common = [f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--bind-address=127.0.0.1"]
+    pids["kube-controller-manager"] = procs.start(
+        "kube-controller-manager",
+        [
+            str(bins.kube_controller_manager), *common, f"--secure-port={ports['controller_manager']}",
+            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+            f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'apiserver.crt'}",
+            "--use-service-account-credentials=false", "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10", "--kube-api-qps=200", "--kube-api-burst=400",
+        ],
+        logs,
+    )
+    pids["kube-scheduler"] = procs.start(
+        "kube-scheduler",
+        [
+            str(bins.kube_scheduler), *common, f"--secure-port={ports['scheduler']}",
+            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+        ],
+        logs,
+    )
+    pids["kwok"] = procs.start(
+        "kwok",
+        [
+            str(bins.kwok), f"--kubeconfig={kubeconfig}", "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address=127.0.0.1:{ports['kwok']}", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
+        ],
+        logs,
+    )
+    return pids
+
+
+def wait_ready(root: Path, ports: dict[str, int], token: str, pids: dict[str, int]) -> None:
+    logs = root / "logs"
+    api = f"https://127.0.0.1:{ports['apiserver']}"
+    procs.wait_until(
+        "kube-apiserver", lambda: procs.http_ok(f"{api}/readyz", token), 90, pids["kube-apiserver"], logs / "kube-apiserver.log"
+    )
+    for name, port in (("kube-controller-manager", "controller_manager"), ("kube-scheduler", "scheduler")):
+        procs.wait_until(name, lambda p=ports[port]: procs.http_ok(f"https://127.0.0.1:{p}/healthz"), 60, pids[name], logs / f"{name}.log")
+    procs.wait_until("kwok", lambda: procs.http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"), 60, pids["kwok"], logs / "kwok.log")
+
+
+def _node(name: str, labels: dict[str, str], capacity: dict[str, str], taints: list[dict[str, str]] | None = None) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": dict(KWOK_MANAGED),
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                       "type": "kwok", **labels},
+        },
+        "spec": {"taints": taints or []},
+        "status": {"capacity": capacity, "allocatable": capacity},
+    }
+
+
+def fake_nodes(gpu_nodes: int = 2) -> list[dict]:
+    """The fleet the product schedules onto: GPU nodes (tainted), a CPU node and two edge sites."""
+    base = {"cpu": "64", "memory": "512Gi", "pods": "110", "ephemeral-storage": "1Ti"}
+    gpu_taint = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+    nodes = [
+        _node(f"gpu-node-{i}", {"nvidia.com/gpu.product": GPU_PRODUCT, "nvidia.com/gpu.count": "8"},
+              {**base, "nvidia.com/gpu": "8"}, gpu_taint)
+        for i in range(gpu_nodes)
+    ]
+    nodes.append(_node("cpu-node-0", {}, base))
+    edge = {"node-role.kubernetes.io/edge": ""}
+    small = {"cpu": "8", "memory": "32Gi", "pods": "32", "ephemeral-storage": "200Gi"}
+    nodes.append(_node("edge-node-a", {**edge, EDGE_GROUP_LABEL: "site-a"}, small))
+    nodes.append(_node("edge-node-b", {**edge, EDGE_GROUP_LABEL: "site-b", "nvidia.com/gpu.product": EDGE_GPU_PRODUCT},
+                       {**small, "nvidia.com/gpu": "1"}))
+    return nodes

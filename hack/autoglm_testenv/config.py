@@ -1,0 +1,68 @@
+"""Where the test environment's parts come from and where they live.
+
+Versions are pinned here and in hack/build-tools.sh (which builds them); the cache sits outside the
+repo so nothing built is ever committed, and a second `up` on the same machine needs no build.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HACK_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = HACK_DIR.parent
+BUILD_SCRIPT = HACK_DIR / "build-tools.sh"
+
+K8S_VERSION = os.environ.get("K8S_VERSION", "1.34.4")
+ETCD_VERSION = os.environ.get("ETCD_VERSION", "3.6.16")
+KWOK_VERSION = os.environ.get("KWOK_VERSION", "0.7.0")
+HELM_VERSION = os.environ.get("HELM_VERSION", "3.21.4")
+ISTIO_API_VERSION = os.environ.get("ISTIO_API_VERSION", "1.30.8")
+KEDA_VERSION = os.environ.get("KEDA_VERSION", "2.20.1")
+KUBEEDGE_VERSION = os.environ.get("KUBEEDGE_VERSION", "1.23.0")
+KAFKA_VERSION = "4.1.1"  # keep in step with hack/kafka/pom.xml
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("AUTOGLM_CACHE", Path.home() / ".cache" / "autoglm-testenv"))
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Paths of everything `up` runs; all of them under the cache."""
+
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    kwok: Path
+    helm: Path
+    prometheus: Path
+    kafka_libs: Path
+    crds: Path
+
+    def missing(self) -> list[Path]:
+        return [p for p in self.__dict__.values() if not p.exists()]
+
+
+def binaries() -> Binaries:
+    c = cache_dir()
+    k8s = c / f"k8s-v{K8S_VERSION}" / "bin"
+    return Binaries(
+        etcd=c / f"etcd-v{ETCD_VERSION}" / "bin" / "etcd",
+        kube_apiserver=k8s / "kube-apiserver",
+        kube_controller_manager=k8s / "kube-controller-manager",
+        kube_scheduler=k8s / "kube-scheduler",
+        kubectl=k8s / "kubectl",
+        kwok=c / f"kwok-v{KWOK_VERSION}" / "bin" / "kwok",
+        helm=c / f"helm-v{HELM_VERSION}" / "bin" / "helm",
+        prometheus=Path(os.environ.get("AUTOGLM_PROMETHEUS_BIN", c / "prometheus-deb" / "usr" / "bin" / "prometheus")),
+        kafka_libs=c / f"kafka-{KAFKA_VERSION}" / "libs",
+        crds=c / f"crds-istio{ISTIO_API_VERSION}-keda{KEDA_VERSION}-kubeedge{KUBEEDGE_VERSION}",
+    )
+
+
+def state_pointer() -> Path:
+    """The file naming the environment that `hack/testenv up` started last (reused by pytest)."""
+    return cache_dir() / "current-env.json"

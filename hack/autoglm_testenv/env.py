@@ -1,0 +1,197 @@
+"""One local environment: the cluster, Kafka and Prometheus, described by a JSON state file.
+
+`up` builds whatever is missing from the cache, starts every service on free 127.0.0.1 ports with
+its data under a fresh temp dir, and waits until each one answers. `down` stops them all from any
+shell, using the pids in the state file. Tests get the same `Env` object through pytest fixtures.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoglm_testenv import cluster, config, kafka, procs, prometheus
+
+PORT_NAMES = (
+    "etcd", "etcd_peer", "etcd_metrics", "apiserver", "controller_manager", "scheduler", "kwok",
+    "kafka", "kafka_controller", "prometheus",
+)
+
+
+@dataclass
+class Env:
+    root: str
+    ports: dict[str, int]
+    pids: dict[str, int] = field(default_factory=dict)
+    admin_token: str = ""
+    started_at: float = 0.0
+
+    # --- where things are -------------------------------------------------------------------
+    @property
+    def kubeconfig(self) -> Path:
+        return Path(self.root) / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports['kafka']}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['prometheus']}"
+
+    @property
+    def prometheus_targets(self) -> Path:
+        return Path(self.root) / "prometheus" / "targets"
+
+    @property
+    def logs(self) -> Path:
+        return Path(self.root) / "logs"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.logs / "audit.log"
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self.root) / "env.json"
+
+    # --- helpers for tests and humans -------------------------------------------------------
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(config.binaries().kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input, capture_output=True, text=True, check=check, timeout=timeout,
+        )
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def api_client(self, token: str | None = None) -> Any:
+        """A kubernetes.client.ApiClient as the admin, or as whoever `token` belongs to."""
+        import kubernetes
+
+        cfg = kubernetes.client.Configuration()
+        cfg.host = self.server
+        cfg.verify_ssl = False
+        cfg.api_key = {"authorization": f"Bearer {token or self.admin_token}"}
+        return kubernetes.client.ApiClient(cfg)
+
+    def service_account_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
+        """A real token for a ServiceAccount, issued by the API server's TokenRequest API."""
+        out = self.kubectl("create", "token", name, "-n", namespace, f"--duration={seconds}s")
+        return out.stdout.strip()
+
+    def add_scrape_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> Path:
+        return prometheus.add_target(self.prometheus_targets, name, address, labels)
+
+    def save(self) -> None:
+        self.state_file.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "Env":
+        return cls(**json.loads(path.read_text()))
+
+    def running(self) -> dict[str, bool]:
+        return {name: procs.alive(pid) for name, pid in self.pids.items()}
+
+    def describe(self) -> str:
+        state = self.running()
+        lines = [f"autoglm test environment in {self.root}"]
+        where = {
+            "kube-apiserver": self.server, "kafka": self.kafka_bootstrap, "prometheus": self.prometheus_url,
+            "etcd": f"http://127.0.0.1:{self.ports['etcd']}",
+        }
+        for name in self.pids:
+            lines.append(f"  {name:<24} {'running' if state[name] else 'STOPPED':<8} {where.get(name, '')}")
+        lines += [
+            f"  kubeconfig: {self.kubeconfig}",
+            f"  prometheus targets dir: {self.prometheus_targets}",
+            f"  logs: {self.logs}",
+            f"Use it:  export KUBECONFIG={self.kubeconfig}; kubectl get nodes",
+        ]
+        return "\n".join(lines)
+
+
+def ensure_built() -> config.Binaries:
+    """Build or fetch what the cache lacks; a missing toolchain or registry fails with its reason."""
+    bins = config.binaries()
+    if not bins.missing():
+        return bins
+    print(f"testenv: building missing tools into {config.cache_dir()} (cold: 15-30 min)", file=sys.stderr, flush=True)
+    result = subprocess.run(["bash", str(config.BUILD_SCRIPT), "all"])
+    if result.returncode != 0:
+        raise procs.TestenvError(f"building the test environment failed ({config.BUILD_SCRIPT} all exited {result.returncode}); see the message above")
+    still = bins.missing()
+    if still:
+        raise procs.TestenvError("the build finished but these are missing: " + ", ".join(map(str, still)))
+    return bins
+
+
+def up(root: Path | None = None) -> Env:
+    """Start everything and wait until each service answers; on failure stop what was started."""
+    bins = ensure_built()
+    base = root or Path(tempfile.mkdtemp(prefix="autoglm-testenv-"))
+    (base / "logs").mkdir(parents=True, exist_ok=True)
+    env = Env(root=str(base), ports={name: procs.free_port() for name in PORT_NAMES}, started_at=time.time())
+    for name, port in env.ports.items():
+        procs.ensure_port_free(port, name)
+    try:
+        env.admin_token = cluster.write_credentials(base / "pki")
+        env.kubeconfig.write_text(cluster.kubeconfig_yaml(env.server, env.admin_token))
+        env.pids["kafka"] = kafka.start(bins.kafka_libs, base, env.ports["kafka"], env.ports["kafka_controller"])
+        env.pids["prometheus"], _ = prometheus.start(bins.prometheus, base, env.ports["prometheus"])
+        env.pids.update(cluster.start_control_plane(bins, base, env.ports, env.kubeconfig))
+        env.save()
+        cluster.wait_ready(base, env.ports, env.admin_token, env.pids)
+        _install_cluster_contents(env, bins)
+        procs.wait_until(
+            "prometheus", lambda: procs.http_ok(f"{env.prometheus_url}/-/ready"), 60, env.pids["prometheus"], env.logs / "prometheus.log"
+        )
+        procs.wait_until("kafka", lambda: kafka.broker_ready(env.kafka_bootstrap), 90, env.pids["kafka"], env.logs / "kafka.log")
+    except BaseException:
+        down(env)
+        raise
+    return env
+
+
+def _install_cluster_contents(env: Env, bins: config.Binaries) -> None:
+    nodes = "\n---\n".join(json.dumps(n) for n in cluster.fake_nodes())
+    env.kubectl("apply", "-f", "-", input=nodes)
+    crd_files = sorted(str(p) for p in bins.crds.glob("*.yaml"))
+    for path in crd_files:
+        env.kubectl("apply", "--server-side", "-f", path)
+    env.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    env.kubectl("wait", "--for=condition=Ready", "--timeout=60s", "node", "--all")
+    # The controller manager creates each namespace's default ServiceAccount; pods race it otherwise.
+    procs.wait_until("default ServiceAccount", lambda: env.kubectl("get", "sa", "default", check=False).returncode == 0, 60)
+
+
+def down(env: Env, keep_data: bool = False) -> None:
+    """Stop every service (children included) and remove the data directory."""
+    for name in reversed(list(env.pids)):
+        procs.stop(env.pids[name])
+    if not keep_data:
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
+def current() -> Env | None:
+    """The environment `hack/testenv up` left running, if its API server still answers."""
+    pointer = config.state_pointer()
+    if not pointer.exists():
+        return None
+    try:
+        env = Env.load(Path(pointer.read_text().strip()))
+    except (OSError, ValueError, TypeError):
+        return None
+    if not all(env.running().values()):
+        return None
+    return env

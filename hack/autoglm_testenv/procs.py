@@ -1,0 +1,125 @@
+"""Starting, checking and stopping the environment's background processes.
+
+Each service runs in its own process group with its log in the environment directory, so `down`
+(from any shell) can stop it and everything it spawned, and a failure shows the log's tail.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+
+class TestenvError(RuntimeError):
+    """A problem the user can fix; printed without a stack trace."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_port_free(port: int, service: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise TestenvError(
+                f"{service}: port 127.0.0.1:{port} is already in use ({exc.strerror}); "
+                f"stop whatever listens there (`ss -ltnp 'sport = :{port}'`) or pick another port"
+            ) from None
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> int:
+    """Start one service in the background and return its pid (also its process-group id)."""
+    log = log_dir / f"{name}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    return proc.pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of this process counts as dead
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def stop(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def wait_until(
+    what: str, check: Callable[[], bool], timeout: float, pid: int | None = None, log: Path | None = None
+) -> None:
+    """Poll `check` until it holds; fail early, with the service's log, if its process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pid is not None and not alive(pid):
+            raise TestenvError(f"{what}: the process exited during start-up. Last log lines:\n{log_tail(log) if log else ''}")
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - any error while polling means "not ready yet"
+            pass
+        time.sleep(0.2)
+    raise TestenvError(f"{what}: not ready after {timeout:.0f}s. Last log lines:\n{log_tail(log) if log else ''}")
+
+
+def http_ok(url: str, token: str | None = None) -> bool:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,0 +1,161 @@
+"""Smoke tests proving the local environment is real: a 1.34 API server that schedules GPU and
+edge pods onto kwok nodes and validates the real Istio/KEDA/KubeEdge schemas, RBAC that denies,
+a Kafka broker that round-trips records, and a Prometheus that scrapes the simulated engine."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import requests
+from kafka import KafkaConsumer, KafkaProducer
+from prometheus_api_client import PrometheusConnect
+
+from autoglm_testenv import Env, procs
+from autoglm_testenv.cluster import EDGE_GROUP_LABEL
+
+pytestmark = pytest.mark.e2e
+
+
+def _deployment(name: str, gpus: int | None = None, node_selector: dict[str, str] | None = None) -> str:
+    container: dict = {"name": "engine", "image": "vllm/vllm-openai:v0.11.0"}
+    pod: dict = {"containers": [container]}
+    if gpus is not None:
+        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+        pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    if node_selector:
+        pod["nodeSelector"] = node_selector
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": pod}},
+    })
+
+
+def _pod_of(testenv: Env, namespace: str, app: str) -> dict:
+    pods = testenv.kubectl_json("get", "pods", "-n", namespace, "-l", f"app={app}")["items"]
+    return pods[0] if pods else {}
+
+
+def _running_pod(testenv: Env, namespace: str, app: str) -> dict:
+    found: dict = {}
+
+    def running() -> bool:
+        found.update(_pod_of(testenv, namespace, app))
+        return found.get("status", {}).get("phase") == "Running"
+
+    procs.wait_until(f"pod of {app} Running", running, 60)
+    return found
+
+
+def test_server_is_kubernetes_1_34(testenv: Env) -> None:
+    version = json.loads(testenv.kubectl("version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"].startswith("v1.34.")
+    assert version["serverVersion"]["minor"] == "34"
+
+
+def test_gpu_pod_runs_on_gpu_node_and_oversized_request_stays_pending(testenv: Env, namespace: str) -> None:
+    testenv.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("one-gpu", gpus=1))
+    testenv.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("nine-gpus", gpus=9))
+    pod = _running_pod(testenv, namespace, "one-gpu")
+    node = testenv.kubectl_json("get", "node", pod["spec"]["nodeName"])
+    assert node["status"]["allocatable"]["nvidia.com/gpu"] == "8"
+    assert "nvidia.com/gpu.product" in node["metadata"]["labels"]
+
+    def unschedulable() -> bool:
+        conds = _pod_of(testenv, namespace, "nine-gpus").get("status", {}).get("conditions", [])
+        return any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conds)
+
+    procs.wait_until("nine-GPU pod reported Unschedulable", unschedulable, 60)
+    pending = _pod_of(testenv, namespace, "nine-gpus")
+    assert pending["status"]["phase"] == "Pending"
+    message = next(c["message"] for c in pending["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert "Insufficient nvidia.com/gpu" in message
+
+
+def test_edge_pod_lands_on_edge_node(testenv: Env, namespace: str) -> None:
+    selector = {"node-role.kubernetes.io/edge": "", EDGE_GROUP_LABEL: "site-b"}
+    testenv.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("edge", node_selector=selector))
+    pod = _running_pod(testenv, namespace, "edge")
+    assert pod["spec"]["nodeName"] == "edge-node-b"
+
+
+def test_cpu_pod_avoids_tainted_gpu_nodes(testenv: Env, namespace: str) -> None:
+    testenv.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("plain"))
+    pod = _running_pod(testenv, namespace, "plain")
+    assert not pod["spec"]["nodeName"].startswith("gpu-node-")
+
+
+def test_real_istio_schema_rejects_unknown_field(testenv: Env, namespace: str) -> None:
+    vs = {
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "vs"},
+        "spec": {"hosts": ["glm"], "http": [{"route": [{"destination": {"host": "glm"}, "weight": 100}]}],
+                 "notAField": True},
+    }
+    bad = testenv.kubectl("create", "--validate=strict", "-n", namespace, "-f", "-", input=json.dumps(vs), check=False)
+    assert bad.returncode != 0
+    assert "notAField" in bad.stderr
+    del vs["spec"]["notAField"]
+    testenv.kubectl("create", "--validate=strict", "-n", namespace, "-f", "-", input=json.dumps(vs))
+
+
+def test_real_keda_schema_rejects_wrong_type(testenv: Env, namespace: str) -> None:
+    so = {
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "so"},
+        "spec": {"scaleTargetRef": {"name": "glm"}, "minReplicaCount": "one",
+                 "triggers": [{"type": "prometheus", "metadata": {"serverAddress": "http://p", "query": "up",
+                                                                   "threshold": "8"}}]},
+    }
+    bad = testenv.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(so), check=False)
+    assert bad.returncode != 0
+    assert "minReplicaCount" in bad.stderr
+    so["spec"]["minReplicaCount"] = 1
+    testenv.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(so))
+
+
+def test_real_kubeedge_crds_are_served(testenv: Env) -> None:
+    resources = testenv.kubectl("api-resources", "--api-group=apps.kubeedge.io", "-o", "name").stdout.split()
+    assert {"nodegroups.apps.kubeedge.io", "edgeapplications.apps.kubeedge.io"} <= set(resources)
+
+
+def test_rbac_denies_a_service_account(testenv: Env, namespace: str) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    testenv.kubectl("create", "serviceaccount", "nobody", "-n", namespace)
+    token = testenv.service_account_token(namespace, "nobody")
+    core = client.CoreV1Api(testenv.api_client(token))
+    with pytest.raises(ApiException) as denied:
+        core.list_secret_for_all_namespaces()
+    assert denied.value.status == 403
+    assert f"system:serviceaccount:{namespace}:nobody" in denied.value.body
+
+
+def test_kafka_round_trip(testenv: Env) -> None:
+    topic = f"smoke-{uuid.uuid4().hex[:8]}"
+    producer = KafkaProducer(bootstrap_servers=testenv.kafka_bootstrap)
+    producer.send(topic, key=b"ml/glm-chat", value=b'{"load": 42}').get(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(topic, bootstrap_servers=testenv.kafka_bootstrap, auto_offset_reset="earliest",
+                             group_id=f"smoke-{topic}", consumer_timeout_ms=20000)
+    try:
+        record = next(iter(consumer))
+    finally:
+        consumer.close()
+    assert (record.key, record.value) == (b"ml/glm-chat", b'{"load": 42}')
+
+
+def test_prometheus_scrapes_the_simulated_engine(testenv: Env, sim_engine) -> None:
+    engine = sim_engine(namespace="smoke", deployment="glm-chat", revision="r1", time_scale=10)
+    for _ in range(5):
+        requests.post(f"{engine.url}/v1/completions", json={"prompt": "hello", "max_tokens": 8}, timeout=10).raise_for_status()
+    prom = PrometheusConnect(url=testenv.prometheus_url, disable_ssl=True)
+    query = 'sum(vllm:request_success_total{namespace="smoke",autoglm_deployment="glm-chat"})'
+
+    def five_requests() -> bool:
+        result = prom.custom_query(query)
+        return bool(result) and float(result[0]["value"][1]) == 5.0
+
+    procs.wait_until("Prometheus to scrape 5 successful requests", five_requests, 30)
+    ttft = prom.custom_query('histogram_quantile(0.95, sum by (le) (vllm:time_to_first_token_seconds_bucket{namespace="smoke"}))')
+    assert ttft and float(ttft[0]["value"][1]) > 0
