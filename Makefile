@@ -1,0 +1,55 @@
+# Two commands do everything on a fresh machine:
+#   make test   - builds/fetches the local environment (cached in ~/.cache/autoglm-testenv),
+#                 starts it, runs unit and e2e tests against it, stops it
+#   make demo   - the local end-to-end demo
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/hack
+
+.PHONY: help prereqs venv tools test unit e2e demo testenv-up testenv-down crd clean
+
+help:
+	@echo "make test   - unit + e2e tests against a real local cluster, Kafka and Prometheus"
+	@echo "make demo   - local end-to-end demo"
+	@echo "make unit   - unit tests only (no services)"
+	@echo "make e2e    - e2e tests only"
+	@echo "make testenv-up / testenv-down - keep an environment running between test runs"
+
+prereqs:
+	@hack/check-prereqs.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml | prereqs
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+tools: prereqs
+	bash hack/build-tools.sh all
+
+test: venv tools
+	$(PY) -m pytest tests/unit tests/e2e
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+e2e: venv tools
+	$(PY) -m pytest tests/e2e
+
+demo: venv tools
+	hack/demo.sh
+
+testenv-up: venv tools
+	hack/testenv up
+
+testenv-down: venv
+	hack/testenv down
+
+crd: venv
+	$(VENV)/bin/autoglm crd > crds/autoglm.io_autoglmdeployments.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache
