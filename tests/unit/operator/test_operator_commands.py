@@ -1,0 +1,50 @@
+"""`autoglm render` and `autoglm crd` on the shipped examples."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from autoglm_operator.cli import main
+from autoglm_operator.crd import crd_yaml
+
+
+def _examples(repo):
+    found = sorted((repo / "manifests" / "examples").glob("*.yaml"))
+    assert len(found) >= 4
+    return found
+
+
+def test_every_example_renders(repo, capsys):
+    for example in _examples(repo):
+        assert main(["render", "-f", str(example), "--capabilities", "keda,istio"]) == 0, example.name
+        objects = list(yaml.safe_load_all(capsys.readouterr().out))
+        assert objects[0]["kind"] == "Deployment", example.name
+
+
+def test_output_is_alias_free_yaml(repo, capsys):
+    main(["render", "-f", str(repo / "manifests/examples/04-secured-jwt.yaml"), "--capabilities", "istio"])
+    assert "&id" not in capsys.readouterr().out
+
+
+def test_invalid_spec_exits_2_with_the_field(tmp_path, make_cr, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(make_cr(autoscaling={"minReplicas": 3, "maxReplicas": 1})))
+    assert main(["render", "-f", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "minReplicas must be <= autoscaling.maxReplicas" in captured.err
+
+
+def test_unknown_capability_exits_2(repo, capsys):
+    assert main(["render", "-f", str(repo / "manifests/examples/01-minimal.yaml"), "--capabilities", "linkerd"]) == 2
+    assert "unknown capabilities" in capsys.readouterr().err
+
+
+def test_crd_command(capsys):
+    assert main(["crd"]) == 0
+    assert capsys.readouterr().out == crd_yaml()
+
+
+def test_render_requires_a_file():
+    with pytest.raises(SystemExit):
+        main(["render"])
