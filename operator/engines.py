@@ -28,9 +28,18 @@ class Launch:
 
 @dataclasses.dataclass(frozen=True)
 class EngineProfile:
+    """One engine's CLI: the flag it uses for each setting the operator controls."""
+
     image: str
     command: list[str]
-    build_args: Callable[[Launch, Model, Runtime], list[str]]
+    model_flag: str | None  # None: the model is the first positional argument
+    host_flag: str
+    served_name_flag: str | None
+    tensor_parallel_flag: str
+    max_len_flag: str
+    quantization_flag: str
+    lora_args: Callable[[list[str]], list[str]]  # from ["name=path", ...]
+    always: tuple[str, ...]
     health_path: str
     running_metric: str
     waiting_metric: str
@@ -38,62 +47,42 @@ class EngineProfile:
     # write to root-owned paths (compile caches, /data), so they keep the image's user.
     run_as_non_root: bool
 
+    def args(self, launch: Launch, model: Model, runtime: Runtime) -> list[str]:
+        args = [self.model_flag, launch.model_path] if self.model_flag else [launch.model_path]
+        args += [self.host_flag, "0.0.0.0", "--port", str(PORT), *self.always]
+        if self.served_name_flag:
+            args += [self.served_name_flag, launch.served_name]
+        args += [self.tensor_parallel_flag, str(runtime.tensor_parallel_size)]
+        if launch.revision:
+            args += ["--revision", launch.revision]
+        if runtime.max_model_len:
+            args += [self.max_len_flag, str(runtime.max_model_len)]
+        if model.quantization != "none":
+            args += [self.quantization_flag, model.quantization]
+        if launch.adapters:
+            args += self.lora_args([f"{name}={path}" for name, path in launch.adapters])
+        return args
+
     def managed_flags(self) -> set[str]:
         """Flags the operator owns; a user setting them in `runtime.args` would be ambiguous."""
-        sample = Launch("/m", "m", "main", [("a", "/a")])
-        full = dataclasses.replace(Runtime(), max_model_len=1)
-        args = self.build_args(sample, Model(name="m", quantization="fp8"), full)
-        return {a for a in args if a.startswith("--")}
-
-
-def _vllm_args(launch: Launch, model: Model, runtime: Runtime) -> list[str]:
-    args = [launch.model_path, "--host", "0.0.0.0", "--port", str(PORT), "--served-model-name", launch.served_name]
-    args += ["--tensor-parallel-size", str(runtime.tensor_parallel_size)]
-    if launch.revision:
-        args += ["--revision", launch.revision]
-    if runtime.max_model_len:
-        args += ["--max-model-len", str(runtime.max_model_len)]
-    if model.quantization != "none":
-        args += ["--quantization", model.quantization]
-    if launch.adapters:
-        args += ["--enable-lora", "--max-loras", str(len(launch.adapters)), "--lora-modules"]
-        args += [f"{name}={path}" for name, path in launch.adapters]
-    return args
-
-
-def _sglang_args(launch: Launch, model: Model, runtime: Runtime) -> list[str]:
-    args = ["--model-path", launch.model_path, "--host", "0.0.0.0", "--port", str(PORT)]
-    args += ["--served-model-name", launch.served_name, "--tp-size", str(runtime.tensor_parallel_size), "--enable-metrics"]
-    if launch.revision:
-        args += ["--revision", launch.revision]
-    if runtime.max_model_len:
-        args += ["--context-length", str(runtime.max_model_len)]
-    if model.quantization != "none":
-        args += ["--quantization", model.quantization]
-    if launch.adapters:
-        args += ["--enable-lora", "--lora-paths"] + [f"{name}={path}" for name, path in launch.adapters]
-    return args
-
-
-def _tgi_args(launch: Launch, model: Model, runtime: Runtime) -> list[str]:
-    args = ["--model-id", launch.model_path, "--hostname", "0.0.0.0", "--port", str(PORT)]
-    args += ["--num-shard", str(runtime.tensor_parallel_size)]
-    if launch.revision:
-        args += ["--revision", launch.revision]
-    if runtime.max_model_len:
-        args += ["--max-total-tokens", str(runtime.max_model_len)]
-    if model.quantization != "none":
-        args += ["--quantize", model.quantization]
-    if launch.adapters:
-        args += ["--lora-adapters", ",".join(f"{name}={path}" for name, path in launch.adapters)]
-    return args
+        flags = {self.model_flag, self.host_flag, "--port", self.served_name_flag, self.tensor_parallel_flag}
+        flags |= {"--revision", self.max_len_flag, self.quantization_flag, *self.always}
+        flags |= {a for a in self.lora_args(["a=/a"]) if a.startswith("--")}
+        return {f for f in flags if f}
 
 
 PROFILES: dict[str, EngineProfile] = {
     "vllm": EngineProfile(
         image="vllm/vllm-openai:v0.11.0",
         command=["vllm", "serve"],
-        build_args=_vllm_args,
+        model_flag=None,
+        host_flag="--host",
+        served_name_flag="--served-model-name",
+        tensor_parallel_flag="--tensor-parallel-size",
+        max_len_flag="--max-model-len",
+        quantization_flag="--quantization",
+        lora_args=lambda mods: ["--enable-lora", "--max-loras", str(len(mods)), "--lora-modules", *mods],
+        always=(),
         health_path="/health",
         running_metric="vllm:num_requests_running",
         waiting_metric="vllm:num_requests_waiting",
@@ -102,7 +91,14 @@ PROFILES: dict[str, EngineProfile] = {
     "sglang": EngineProfile(
         image="lmsysorg/sglang:v0.5.3",
         command=["python3", "-m", "sglang.launch_server"],
-        build_args=_sglang_args,
+        model_flag="--model-path",
+        host_flag="--host",
+        served_name_flag="--served-model-name",
+        tensor_parallel_flag="--tp-size",
+        max_len_flag="--context-length",
+        quantization_flag="--quantization",
+        lora_args=lambda mods: ["--enable-lora", "--lora-paths", *mods],
+        always=("--enable-metrics",),
         health_path="/health",
         running_metric="sglang:num_running_reqs",
         waiting_metric="sglang:num_queue_reqs",
@@ -111,7 +107,14 @@ PROFILES: dict[str, EngineProfile] = {
     "tgi": EngineProfile(
         image="ghcr.io/huggingface/text-generation-inference:3.3.6",
         command=["text-generation-launcher"],
-        build_args=_tgi_args,
+        model_flag="--model-id",
+        host_flag="--hostname",
+        served_name_flag=None,
+        tensor_parallel_flag="--num-shard",
+        max_len_flag="--max-total-tokens",
+        quantization_flag="--quantize",
+        lora_args=lambda mods: ["--lora-adapters", ",".join(mods)],
+        always=(),
         health_path="/health",
         running_metric="tgi_batch_current_size",
         waiting_metric="tgi_queue_size",

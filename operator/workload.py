@@ -127,7 +127,7 @@ def _container(inst: Instance, sources: dict[str, str]) -> dict[str, Any]:
         "name": "engine",
         "image": runtime.image or profile.image,
         "command": profile.command,
-        "args": profile.build_args(_launch(inst), spec.model, runtime) + runtime.args,
+        "args": profile.args(_launch(inst), spec.model, runtime) + runtime.args,
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": [
             {"name": "HOME", "value": CACHE_DIR},

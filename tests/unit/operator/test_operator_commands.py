@@ -1,11 +1,23 @@
-"""`autoglm render` and `autoglm crd` on the shipped examples."""
+"""`autoglm render` and `autoglm crd` on the shipped examples.
+
+The parser holds only this package's subcommands, so these tests do not depend on the others.
+"""
 from __future__ import annotations
+
+import argparse
 
 import pytest
 import yaml
 
-from autoglm_operator.cli import main
+from autoglm_operator.commands import register
 from autoglm_operator.crd import crd_yaml
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="autoglm")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
 
 
 def _examples(repo):
