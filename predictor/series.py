@@ -110,8 +110,8 @@ def resample(series: pd.Series, step: pd.Timedelta, how: str = "sum") -> pd.Seri
     return aggregated.where(complete).astype(float)
 
 
-def rescale(series: pd.Series, p99_fraction: float, max_replicas: int, capacity: float) -> pd.Series:
-    """Scale demand so its p99 equals `p99_fraction` of the fleet's total capacity.
+def rescale_factor(series: pd.Series, p99_fraction: float, max_replicas: int, capacity: float) -> float:
+    """The factor that makes the series' p99 equal `p99_fraction` of the fleet's total capacity.
 
     This lets one trace exercise any cluster size while keeping its shape and burstiness.
     """
@@ -120,7 +120,7 @@ def rescale(series: pd.Series, p99_fraction: float, max_replicas: int, capacity:
     p99 = float(np.nanpercentile(series.to_numpy(), 99))
     if p99 <= 0:
         raise TraceError("cannot rescale: the trace's p99 is zero")
-    return series * (p99_fraction * max_replicas * capacity / p99)
+    return p99_fraction * max_replicas * capacity / p99
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autoglm_predictor.series import TraceError, load_trace, rescale, resample, split
+from autoglm_predictor.series import TraceError, load_trace, rescale_factor, resample, split
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -73,10 +73,12 @@ def test_resample_rejects_finer_or_fractional_steps():
 
 def test_rescale_maps_p99_to_fraction_of_fleet():
     series = minutes(list(range(101)))
-    out = rescale(series, 0.5, max_replicas=10, capacity=20)
+    out = series * rescale_factor(series, 0.5, max_replicas=10, capacity=20)
     assert np.percentile(out, 99) == pytest.approx(100)
     with pytest.raises(TraceError, match="p99 is zero"):
-        rescale(minutes([0, 0, 0]), 0.5, 10, 20)
+        rescale_factor(minutes([0, 0, 0]), 0.5, 10, 20)
+    with pytest.raises(TraceError, match="fraction"):
+        rescale_factor(series, 1.5, 10, 20)
 
 
 def test_split_by_date_and_fraction():
