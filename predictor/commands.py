@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backtest.add_argument("--report-horizons", default="5min,15min,30min", help="horizons to score (comma-separated)")
     backtest.add_argument("--capacity", default="15/min", help="requests one replica serves, e.g. 15/min or 2/s")
     backtest.add_argument("--target", type=float, default=0.8, help="reactive target utilisation")
-    backtest.add_argument("--sweep", default="0.6,0.7,0.8,0.9", help="target utilisations for the trade-off curve")
+    backtest.add_argument("--sweep", default="0.6,0.7,0.75,0.8,0.9", help="target utilisations for the trade-off curve")
     backtest.add_argument("--cold-start", default="5min", help="time for a new pod to become Ready")
     backtest.add_argument("--sync-period", default="15s", help="HPA sync period")
     backtest.add_argument("--scale-up-window", default="0s", help="HPA scale-up stabilisation window")
@@ -57,8 +57,9 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--horizon", default="30min", help="how far the forecast reaches (must cover the lead time)")
-    parser.add_argument("--quantile", type=float, default=0.9, help="upper quantile the scaling floor uses")
-    parser.add_argument("--window", default="6h", help="LSTM input window")
+    parser.add_argument("--quantile", type=float, default=0.95,
+                        help="upper quantile the scaling floor uses (it must cover minute peaks inside a bucket)")
+    parser.add_argument("--window", default="3h", help="LSTM input window")
     parser.add_argument("--units", type=int, default=64, help="LSTM units")
     parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (early stopping on the last 20%%)")
     parser.add_argument("--seed", type=int, default=0)

@@ -15,10 +15,14 @@ import pandas as pd
 from autoglm_predictor.forecasters import Forecaster, LinearAR, Persistence, SeasonalNaive
 from autoglm_predictor.metrics import Accuracy, accuracy, naive_scale
 from autoglm_predictor.policy import PolicyConfig, PolicyInput, decide, initial_state
-from autoglm_predictor.series import Split, TraceError, rescale_factor, resample, split
+from autoglm_predictor.series import Split, rescale_factor, resample, split
 from autoglm_predictor.simulator import ClusterConfig, Outcome, Trajectory, score, simulate
 
 DAY = pd.Timedelta(days=1)
+
+
+class ScenarioError(ValueError):
+    """An inconsistent backtest scenario (message says which setting to change)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,20 @@ class Scenario:
     max_step_up: int = 10
     max_step_down: int = 2
     hysteresis: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.step <= pd.Timedelta(0) or self.bucket % self.step != pd.Timedelta(0):
+            raise ScenarioError(f"bucket {self.bucket} must be a whole multiple of the step {self.step}")
+        if not self.report_horizons or not all(1 <= h <= self.horizon for h in self.report_horizons):
+            raise ScenarioError(f"report horizons {self.report_horizons} must lie within the horizon ({self.horizon} buckets)")
+        if self.pipeline_lag_steps < 0:
+            raise ScenarioError("pipeline lag must be >= 0")
+        # The last bucket a lead window can reach, counted from the forecast's origin.
+        k = self.steps_per_bucket
+        needed = (k + self.pipeline_lag_steps + self.cluster.lead_steps - 2) // k + 1
+        if self.horizon < needed:
+            raise ScenarioError(f"forecast horizon of {self.horizon} buckets does not cover the lead time "
+                                f"(cold start + sync + pipeline lag need {needed}); raise --horizon")
 
     @property
     def steps_per_bucket(self) -> int:
@@ -64,8 +82,6 @@ class Data:
 def prepare(raw: pd.Series, scenario: Scenario, test_start: str | None, test_end: str | None,
             train_start: str | None, p99_fraction: float | None = None) -> Data:
     """Optionally rescale, then resample twice and split both at the same bucket boundary."""
-    if scenario.bucket % scenario.step != pd.Timedelta(0):
-        raise TraceError(f"bucket {scenario.bucket} must be a whole multiple of the step {scenario.step}")
     if p99_fraction is not None:
         c = scenario.cluster
         raw = raw * rescale_factor(resample(raw, scenario.step), p99_fraction, c.max_replicas, c.capacity_per_replica)
@@ -125,9 +141,6 @@ def lead_forecasts(scenario: Scenario, upper: np.ndarray, n_steps: int) -> tuple
             windows.append(np.empty(0))
             continue
         first, last = (t + 1) // k - b, (t + lead) // k - b
-        if last >= scenario.horizon:
-            raise TraceError(f"forecast horizon {scenario.horizon} buckets does not cover the lead time "
-                             f"({lead} steps); raise --horizon")
         windows.append(per_step[b, first : last + 1])
         made[t] = b * k - 1 + scenario.pipeline_lag_steps
     return windows, made

@@ -18,6 +18,11 @@ def horizon_label(scenario: Scenario, h: int) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
+def hours(value: float) -> str:
+    """Whole hours for long replays; short (Azure-hour) replays need decimals to compare."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -42,7 +47,7 @@ def closed_loop_table(result: Backtest) -> str:
     rows = []
     for name, replay in result.replays.items():
         o, e = replay.outcome, replay.outcome.elasticity
-        rows.append([name, f"{o.violation_minutes:,.1f}", f"{o.violation_pct:.2f}", f"{o.gpu_hours:,.0f}",
+        rows.append([name, f"{o.violation_minutes:,.1f}", f"{o.violation_pct:.2f}", hours(o.gpu_hours),
                      f"{o.gpu_hours / oracle:.2f}", f"{e.theta_u:.2f}", f"{e.theta_o:.1f}", f"{e.tau_u:.2f}",
                      f"{e.tau_o:.1f}", f"{o.scale_events:,}", f"{o.cold_start_gpu_minutes:,.0f}"])
     return table(header, rows)
@@ -52,7 +57,7 @@ def sweep_table(result: Backtest) -> str:
     targets = list(result.sweep)
     policies = list(next(iter(result.sweep.values())))
     header = ["policy"] + [f"target {t:.2f}: viol % / GPU-h" for t in targets]
-    rows = [[p] + [f"{result.sweep[t][p].violation_pct:.2f} / {result.sweep[t][p].gpu_hours:,.0f}" for t in targets]
+    rows = [[p] + [f"{result.sweep[t][p].violation_pct:.2f} / {hours(result.sweep[t][p].gpu_hours)}" for t in targets]
             for p in policies]
     return table(header, rows)
 
@@ -92,7 +97,7 @@ def plot(scenario: Scenario, data: Data, result: Backtest, directory: Path) -> l
         ax.fill_between(demand.index[shown], 0, demand.to_numpy()[shown], where=short, color="tab:red", alpha=0.5,
                         step="post", label="SLO violation")
         o = result.replays[name].outcome
-        ax.set_title(f"{name}: {o.violation_pct:.2f}% violation, {o.gpu_hours:,.0f} GPU-h", fontsize=9)
+        ax.set_title(f"{name}: {o.violation_pct:.2f}% violation, {hours(o.gpu_hours)} GPU-h", fontsize=9)
         ax.set_ylabel("req / step")
     axes[0, 0].legend(loc="upper right", fontsize=7)
     fig.tight_layout()

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autoglm_predictor.policy import PolicyConfig, PolicyError, PolicyInput, PolicyState, decide
 
@@ -55,3 +57,18 @@ def test_bad_config_raises(kwargs):
     base = dict(capacity_per_replica=10, max_replicas=20)
     with pytest.raises(PolicyError):
         PolicyConfig(**{**base, **kwargs})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    floor=st.integers(-5, 50),
+    forecast=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=8),
+    observed=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    age=st.one_of(st.none(), st.floats(-1e6, 1e6)),
+)
+def test_never_returns_nan_or_out_of_range_floors(floor, forecast, observed, age):
+    made = None if age is None else 1000 - age
+    decision, state = decide(CONFIG, PolicyState(floor), PolicyInput(1000, forecast, made, observed))
+    assert isinstance(decision.min_replicas, int)
+    assert CONFIG.min_replicas <= decision.min_replicas <= CONFIG.max_replicas
+    assert state.floor == decision.min_replicas
