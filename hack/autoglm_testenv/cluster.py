@@ -7,6 +7,7 @@ product schedules onto; kwok keeps them Ready and runs the pods the scheduler bi
 """
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import subprocess
@@ -31,31 +32,42 @@ rules:
 """
 
 
+def _openssl(*args: str) -> None:
+    try:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    except FileNotFoundError:
+        raise procs.TestenvError("openssl not found: install it (Debian: apt-get install openssl)") from None
+    except subprocess.CalledProcessError as exc:
+        raise procs.TestenvError(f"openssl {args[0]} failed: {exc.stderr.decode(errors='replace')}") from None
+
+
 def write_credentials(pki: Path) -> str:
-    """Create the admin token file and the service-account signing key; return the admin token."""
+    """Create a CA and the API server's certificate, the admin token file and the service-account
+    signing key; return the admin token. Clients verify TLS against the CA (no insecure mode)."""
     pki.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(24)
     (pki / "tokens.csv").write_text(f'{token},autoglm-admin,autoglm-admin,"system:masters"\n')
-    try:
-        subprocess.run(["openssl", "genrsa", "-out", str(pki / "sa.key"), "2048"], check=True, capture_output=True)
-        subprocess.run(
-            ["openssl", "rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub")],
-            check=True,
-            capture_output=True,
-        )
-    except FileNotFoundError:
-        raise procs.TestenvError("openssl not found: install it (Debian: apt-get install openssl)") from None
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"),
+             "-days", "30", "-subj", "/CN=autoglm-testenv-ca")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "apiserver.key"),
+             "-out", str(pki / "apiserver.csr"), "-subj", "/CN=kube-apiserver")
+    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n")
+    _openssl("x509", "-req", "-in", str(pki / "apiserver.csr"), "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
+             "-CAcreateserial", "-out", str(pki / "apiserver.crt"), "-days", "30", "-extfile", str(pki / "san.ext"))
+    _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
+    _openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
     (pki / "audit-policy.yaml").write_text(AUDIT_POLICY)
     return token
 
 
-def kubeconfig_yaml(server: str, token: str, user: str = "autoglm-admin", namespace: str = "default") -> str:
-    """A kubeconfig for one identity. The server certificate is self-signed, so TLS is not verified."""
+def kubeconfig_yaml(server: str, ca_file: Path, token: str, user: str = "autoglm-admin", namespace: str = "default") -> str:
+    """A kubeconfig for one identity (JSON is valid YAML)."""
+    ca = base64.b64encode(ca_file.read_bytes()).decode()
     return json.dumps(
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "autoglm-testenv", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+            "clusters": [{"name": "autoglm-testenv", "cluster": {"server": server, "certificate-authority-data": ca}}],
             "users": [{"name": user, "user": {"token": token}}],
             "contexts": [
                 {"name": "autoglm-testenv", "context": {"cluster": "autoglm-testenv", "user": user, "namespace": namespace}}
@@ -88,7 +100,8 @@ def start_control_plane(bins: Binaries, root: Path, ports: dict[str, int], kubec
         [
             str(bins.kube_apiserver), f"--etcd-servers={etcd_url}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
-            f"--cert-dir={pki}", f"--token-auth-file={pki / 'tokens.csv'}", "--authorization-mode=RBAC",
+            f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--token-auth-file={pki / 'tokens.csv'}", "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--endpoint-reconciler-type=none", "--allow-privileged=true",
@@ -106,7 +119,7 @@ def start_control_plane(bins: Binaries, root: Path, ports: dict[str, int], kubec
         [
             str(bins.kube_controller_manager), *common, f"--secure-port={ports['controller_manager']}",
             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-            f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'apiserver.crt'}",
+            f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=false", "--concurrent-deployment-syncs=10",
             "--concurrent-replicaset-syncs=10", "--kube-api-qps=200", "--kube-api-burst=400",
         ],

@@ -42,6 +42,10 @@ class Env:
         return f"https://127.0.0.1:{self.ports['apiserver']}"
 
     @property
+    def ca_file(self) -> Path:
+        return Path(self.root) / "pki" / "ca.crt"
+
+    @property
     def kafka_bootstrap(self) -> str:
         return f"127.0.0.1:{self.ports['kafka']}"
 
@@ -81,7 +85,7 @@ class Env:
 
         cfg = kubernetes.client.Configuration()
         cfg.host = self.server
-        cfg.verify_ssl = False
+        cfg.ssl_ca_cert = str(self.ca_file)
         cfg.api_key = {"authorization": f"Bearer {token or self.admin_token}"}
         return kubernetes.client.ApiClient(cfg)
 
@@ -146,7 +150,7 @@ def up(root: Path | None = None) -> Env:
         procs.ensure_port_free(port, name)
     try:
         env.admin_token = cluster.write_credentials(base / "pki")
-        env.kubeconfig.write_text(cluster.kubeconfig_yaml(env.server, env.admin_token))
+        env.kubeconfig.write_text(cluster.kubeconfig_yaml(env.server, env.ca_file, env.admin_token))
         env.pids["kafka"] = kafka.start(bins.kafka_libs, base, env.ports["kafka"], env.ports["kafka_controller"])
         env.pids["prometheus"], _ = prometheus.start(bins.prometheus, base, env.ports["prometheus"])
         env.pids.update(cluster.start_control_plane(bins, base, env.ports, env.kubeconfig))

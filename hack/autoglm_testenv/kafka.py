@@ -76,7 +76,7 @@ def broker_ready(bootstrap: str) -> bool:
     """True once the broker answers metadata requests (a port alone opens before that)."""
     from kafka import KafkaAdminClient  # the venv's kafka-python; imported late so `down` needs none
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, api_version_auto_timeout_ms=3000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     try:
         admin.list_topics()
         return True

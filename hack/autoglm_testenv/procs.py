@@ -108,6 +108,8 @@ def wait_until(
 
 
 def http_ok(url: str, token: str | None = None) -> bool:
+    """A 2xx answer from `url`. Only readiness is asked here, so the certificates of the
+    controller-manager and scheduler health ports (self-signed by them) are not verified."""
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     ctx = ssl.create_default_context()
     ctx.check_hostname = False

@@ -2,7 +2,8 @@
 
 The session starts the cluster, Kafka and Prometheus once and stops them at the end, even when
 tests fail. If `hack/testenv up` already runs one, it is reused and left running (a fast loop for
-developers). A missing component fails every e2e test with its reason; nothing is mocked.
+developers; AUTOGLM_TESTENV_REUSE=0 forces a fresh one). A missing component fails every e2e test
+with its reason; nothing is mocked.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from autoglm_testenv import procs
 
 @pytest.fixture(scope="session")
 def testenv() -> Iterator[autoglm_testenv.Env]:
-    existing = autoglm_testenv.current()
+    existing = autoglm_testenv.current() if os.environ.get("AUTOGLM_TESTENV_REUSE", "1") != "0" else None
     if existing is not None:
         yield existing
         return
