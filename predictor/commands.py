@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+# The shared traces live beside the repository; never an absolute machine path.
 DEFAULT_TRACE = str(Path("..") / "shared" / "traces" / "nasa_http_1995_per_minute.csv")
 
 

@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# The shared traces live beside the repository; never an absolute machine path.
-DEFAULT_TRACE = Path("..") / "shared" / "traces" / "nasa_http_1995_per_minute.csv"
 VALUE_COLUMNS = ("requests", "value")
 
 
