@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/hack
 
-.PHONY: help prereqs venv tools test unit e2e demo testenv-up testenv-down crd clean
+.PHONY: help prereqs venv tools test unit e2e demo testenv-up testenv-down crd manifests clean
 
 help:
 	@echo "make test   - unit + e2e tests against a real local cluster, Kafka and Prometheus"
@@ -53,3 +53,6 @@ crd: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+manifests: tools
+	hack/render-manifests.sh $$(PYTHONPATH=hack $(PY) -c 'from autoglm_testenv.config import binaries; print(binaries().helm)')

@@ -71,10 +71,18 @@ class Env:
 
     # --- helpers for tests and humans -------------------------------------------------------
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(config.binaries().kubectl), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input, capture_output=True, text=True, check=check, timeout=timeout,
-        )
+        return self._run(config.binaries().kubectl, args, input, check, timeout)
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return self._run(config.binaries().helm, args, None, check, timeout)
+
+    def _run(self, binary: Path, args: tuple[str, ...], input: str | None, check: bool, timeout: float) -> subprocess.CompletedProcess[str]:
+        """Run a CLI against this cluster; with `check`, a failure raises with the CLI's own message."""
+        result = subprocess.run([str(binary), f"--kubeconfig={self.kubeconfig}", *args],
+                                input=input, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise procs.TestenvError(f"`{binary.name} {' '.join(args)}` exited {result.returncode}: {result.stderr.strip()}")
+        return result
 
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
