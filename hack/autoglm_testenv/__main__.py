@@ -43,30 +43,26 @@ def _down(_: argparse.Namespace) -> int:
     return 0
 
 
-def _status(_: argparse.Namespace) -> int:
+def _running() -> Env:
     env = current()
     if env is None:
-        print("testenv: not running (start it with `hack/testenv up`)")
-        return 1
-    print(env.describe())
+        raise TestenvError("not running (start it with `hack/testenv up`)")
+    return env
+
+
+def _status(_: argparse.Namespace) -> int:
+    print(_running().describe())
     return 0
 
 
 def _kubeconfig(_: argparse.Namespace) -> int:
-    env = current()
-    if env is None:
-        print("testenv: not running (start it with `hack/testenv up`)", file=sys.stderr)
-        return 1
-    print(env.kubeconfig)
+    print(_running().kubeconfig)
     return 0
 
 
 def _env(_: argparse.Namespace) -> int:
     """Shell exports, for `eval "$(hack/testenv env)"`."""
-    env = current()
-    if env is None:
-        print("testenv: not running (start it with `hack/testenv up`)", file=sys.stderr)
-        return 1
+    env = _running()
     bins = config.binaries()
     print(f"export KUBECONFIG={env.kubeconfig}")
     print(f"export AUTOGLM_KAFKA_BOOTSTRAP={env.kafka_bootstrap}")
