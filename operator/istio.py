@@ -1,4 +1,4 @@
-"""Istio routing (networking.istio.io/v1): one subset per revision, all traffic to the current one.
+"""Istio routing (networking.istio.io/v1): one subset per revision, all traffic to the serving one.
 
 Retries are always explicit: the mesh default retries twice, and each retry of an LLM request
 repeats a whole generation on a GPU.
@@ -12,7 +12,8 @@ from autoglm_operator.labels import REVISION_LABEL, metadata, service_host
 from autoglm_operator.spec import Instance
 
 
-def destination_rule(inst: Instance, revision: str) -> dict[str, Any]:
+def destination_rule(inst: Instance, revisions: list[str]) -> dict[str, Any]:
+    """One subset per live revision: a VirtualService may only name a subset that already exists."""
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",
@@ -21,7 +22,7 @@ def destination_rule(inst: Instance, revision: str) -> dict[str, Any]:
             "host": service_host(inst),
             # Generations vary from milliseconds to minutes; round robin piles work on busy pods.
             "trafficPolicy": {"loadBalancer": {"simple": "LEAST_REQUEST"}},
-            "subsets": [{"name": revision, "labels": {REVISION_LABEL: revision}}],
+            "subsets": [{"name": rev, "labels": {REVISION_LABEL: rev}} for rev in revisions],
         },
     }
 

@@ -10,6 +10,7 @@ from typing import Any
 from autoglm_operator.spec import Instance
 
 MANAGED_BY = "autoglm-operator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 INSTANCE_LABEL = "autoglm.io/instance"
 REVISION_LABEL = "autoglm.io/revision"
 
@@ -19,7 +20,7 @@ def instance_labels(inst: Instance) -> dict[str, str]:
         "app.kubernetes.io/name": "autoglm",
         "app.kubernetes.io/instance": inst.name,
         "app.kubernetes.io/part-of": "autoglm",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         INSTANCE_LABEL: inst.name,
     }
 
@@ -29,9 +30,14 @@ def pod_selector(inst: Instance) -> dict[str, str]:
     return {INSTANCE_LABEL: inst.name}
 
 
-def selector_string(inst: Instance) -> str:
-    """The `status.selector` the scale subresource publishes."""
-    return ",".join(f"{k}={v}" for k, v in pod_selector(inst).items())
+def selector_string(inst: Instance, revision: str) -> str:
+    """The `status.selector` the scale subresource publishes: the pods of the serving revision."""
+    return ",".join(f"{k}={v}" for k, v in {**pod_selector(inst), REVISION_LABEL: revision}.items())
+
+
+def children_selector(name: str) -> str:
+    """Every object the operator made for the resource `name` (what pruning looks at)."""
+    return f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={name}"
 
 
 def deployment_name(inst: Instance, revision: str) -> str:

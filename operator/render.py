@@ -1,8 +1,8 @@
 """Everything the operator wants to exist for one `AutoGLMDeployment`, as plain dicts.
 
-Pure: no API calls. The apply layer server-side-applies the result with the field manager
-`autoglm-operator`, adds the owner reference, and prunes managed objects that are no longer
-listed (by the `app.kubernetes.io/managed-by` and `autoglm.io/instance` labels).
+Pure: no API calls. The apply layer (apply.py) server-side-applies the result with the field
+manager `autoglm-operator`, adds the owner reference, and prunes managed objects that are no
+longer listed (by the `app.kubernetes.io/managed-by` and `autoglm.io/instance` labels).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from autoglm_operator.revision import revision
 from autoglm_operator.schema import InvalidSpec
 from autoglm_operator.security import authorization_policy, peer_authentication, request_authentication
 from autoglm_operator.service import service
-from autoglm_operator.spec import check_capabilities, parse_instance
+from autoglm_operator.spec import Instance, check_capabilities, parse_instance
 from autoglm_operator.workload import deployment
 
 
@@ -40,20 +40,40 @@ class Capabilities:
         return cls(**{name: True for name in names})
 
 
-def desired_objects(cr: dict[str, Any], capabilities: Capabilities) -> list[dict[str, Any]]:
-    """Raises InvalidSpec, before rendering anything, when the resource cannot be served."""
+def validate(cr: dict[str, Any], capabilities: Capabilities) -> Instance:
+    """Every check, before anything is rendered or applied, so a bad spec never half-applies."""
     inst = parse_instance(cr)
     check_capabilities(inst.spec, keda=capabilities.keda, istio=capabilities.istio)
     check_user_args(inst.spec.runtime)
+    return inst
+
+
+def render(inst: Instance, capabilities: Capabilities, serving: str | None = None) -> list[dict[str, Any]]:
+    """The objects for the spec's revision, with traffic and autoscaling on `serving`.
+
+    `serving` is the revision that currently takes traffic (the spec's own when None). While it
+    differs, the new revision's Deployment starts beside it and routing stays where it is.
+    """
     rev = revision(inst.spec)
-    objects = [deployment(inst, rev), service(inst), pod_disruption_budget(inst)]
-    scaler = autoscaler(inst, rev, keda=capabilities.keda)
+    serving = serving or rev
+    objects = [
+        deployment(inst, rev),
+        service(inst, None if capabilities.istio else serving),
+        pod_disruption_budget(inst),
+    ]
+    scaler = autoscaler(inst, serving, keda=capabilities.keda)
     if scaler:
         objects.append(scaler)
     if capabilities.istio:
-        objects += [destination_rule(inst, rev), virtual_service(inst, rev)]
+        # Routing before subsets: when traffic moves on, the old subset goes only after nothing names it.
+        objects += [virtual_service(inst, serving), destination_rule(inst, sorted({serving, rev}))]
         objects += [peer_authentication(inst), authorization_policy(inst)]
         jwt = request_authentication(inst)
         if jwt:
             objects.append(jwt)
     return objects
+
+
+def desired_objects(cr: dict[str, Any], capabilities: Capabilities) -> list[dict[str, Any]]:
+    """Raises InvalidSpec, before rendering anything, when the resource cannot be served."""
+    return render(validate(cr, capabilities), capabilities)

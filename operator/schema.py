@@ -108,7 +108,9 @@ def openapi_schema(cls: type) -> dict[str, Any]:
         if f.default is not dataclasses.MISSING and f.default is not None:
             prop["default"] = f.default
         elif f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(tp):
-            prop["default"] = {}
+            # Spelled out in full, not `{}`: the API server checks CEL rules against the default
+            # itself, before nested defaults apply, and `{}` has no minReplicas to compare.
+            prop["default"] = resource_form(f.default_factory())
         if not _has_default(f) and not optional:
             required.append(camel(f.name))
         properties[camel(f.name)] = dict(sorted(prop.items()))
@@ -143,6 +145,21 @@ def _type_schema(tp: Any, map_key: str | None) -> dict[str, Any]:
     if tp in scalar:
         return {"type": scalar[tp]}
     raise TypeError(f"unsupported field type {tp!r}")
+
+
+def resource_form(value: Any) -> Any:
+    """A parsed value as it appears in a resource: camelCase keys, unset (None) fields left out."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            camel(f.name): resource_form(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) is not None
+        }
+    if isinstance(value, list):
+        return [resource_form(v) for v in value]
+    if isinstance(value, dict):
+        return {k: resource_form(v) for k, v in value.items()}
+    return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -74,11 +74,15 @@ def test_cel_rules_are_in_the_schema():
 
 
 def test_defaults_reach_nested_objects():
-    """CEL rules read nested fields, so every optional section defaults to {} and gets its defaults."""
+    """CEL rules read nested fields, and the API server checks them against a section's default
+    before nested defaults apply, so each optional section's default is spelled out in full."""
     spec = _version()["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     for section in ("runtime", "resources", "autoscaling", "traffic", "security"):
-        assert spec[section]["default"] == {}
-    assert spec["resources"]["properties"]["gpu"]["default"] == {}
+        assert spec[section]["default"], section
+    assert spec["autoscaling"]["default"]["minReplicas"] == 1
+    assert spec["autoscaling"]["default"]["maxReplicas"] == 4
+    assert spec["resources"]["properties"]["gpu"]["default"] == {"count": 1, "product": ""}
+    assert "jwt" not in spec["security"]["default"], "unset optional fields stay unset"
 
 
 def test_crd_yaml_is_plain_yaml():

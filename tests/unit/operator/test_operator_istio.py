@@ -1,4 +1,4 @@
-"""Istio DestinationRule and VirtualService for the current revision."""
+"""Istio DestinationRule (a subset per live revision) and VirtualService (all traffic to the serving one)."""
 from __future__ import annotations
 
 from autoglm_operator.istio import destination_rule, virtual_service
@@ -7,10 +7,13 @@ HOST = "glm.ml.svc.cluster.local"
 
 
 def test_destination_rule(make_instance):
-    dr = destination_rule(make_instance(), "r1")
+    dr = destination_rule(make_instance(), ["r1", "r2"])
     assert dr["apiVersion"] == "networking.istio.io/v1"
     assert dr["spec"]["host"] == HOST
-    assert dr["spec"]["subsets"] == [{"name": "r1", "labels": {"autoglm.io/revision": "r1"}}]
+    assert dr["spec"]["subsets"] == [
+        {"name": "r1", "labels": {"autoglm.io/revision": "r1"}},
+        {"name": "r2", "labels": {"autoglm.io/revision": "r2"}},
+    ]
 
 
 def test_virtual_service_routes_everything_to_the_revision(make_instance):

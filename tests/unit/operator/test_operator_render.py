@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoglm_operator.render import Capabilities, desired_objects
+from autoglm_operator.render import Capabilities, desired_objects, render, validate
 from autoglm_operator.schema import InvalidSpec
 
 JWT = {"jwt": {"issuer": "https://i", "jwksUri": "https://i/jwks"}}
@@ -20,7 +20,7 @@ def test_plain_cluster(make_cr):
 def test_everything(make_cr):
     objects = desired_objects(make_cr(autoscaling={"enabled": True}, security=JWT), Capabilities(keda=True, istio=True))
     assert _kinds(objects) == [
-        "Deployment", "Service", "PodDisruptionBudget", "ScaledObject", "DestinationRule", "VirtualService",
+        "Deployment", "Service", "PodDisruptionBudget", "ScaledObject", "VirtualService", "DestinationRule",
         "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication",
     ]
 
@@ -44,6 +44,28 @@ def test_invalid_specs_render_nothing(make_cr):
         desired_objects(make_cr(runtime={"args": ["--port", "9000"]}), Capabilities())
     with pytest.raises(InvalidSpec):
         desired_objects(make_cr(security=JWT), Capabilities())
+
+
+def _by_kind(objects):
+    return {o["kind"]: o for o in objects}
+
+
+def test_while_a_new_revision_starts_traffic_and_autoscaling_stay_on_the_serving_one(make_cr):
+    caps = Capabilities(keda=True, istio=True)
+    inst = validate(make_cr(autoscaling={"enabled": True}), caps)
+    new = _by_kind(render(inst, caps))["Deployment"]["metadata"]["labels"]["autoglm.io/revision"]
+    objects = _by_kind(render(inst, caps, serving="old"))
+    assert objects["Deployment"]["metadata"]["name"] == f"glm-{new}", "only the spec's revision is rendered"
+    assert objects["ScaledObject"]["spec"]["scaleTargetRef"]["name"] == "glm-old"
+    assert objects["VirtualService"]["spec"]["http"][0]["route"][0]["destination"]["subset"] == "old"
+    assert [s["name"] for s in objects["DestinationRule"]["spec"]["subsets"]] == sorted(["old", new])
+    assert objects["Service"]["spec"]["selector"] == {"autoglm.io/instance": "glm"}, "Istio splits by subset"
+
+
+def test_without_istio_the_service_selects_the_serving_revision(make_cr):
+    inst = validate(make_cr(), Capabilities())
+    service = _by_kind(render(inst, Capabilities(), serving="old"))["Service"]
+    assert service["spec"]["selector"] == {"autoglm.io/instance": "glm", "autoglm.io/revision": "old"}
 
 
 def test_capabilities_parse():

@@ -1,4 +1,4 @@
-"""The Service and PodDisruptionBudget span every revision of one model."""
+"""The Service spans every revision (Istio picks one) or selects one; the PodDisruptionBudget spans all."""
 from __future__ import annotations
 
 from autoglm_operator.pdb import pod_disruption_budget
@@ -6,9 +6,10 @@ from autoglm_operator.service import service
 
 
 def test_service(make_instance):
-    svc = service(make_instance())
+    svc = service(make_instance(), None)
     assert svc["metadata"]["name"] == "glm"
     assert svc["spec"]["selector"] == {"autoglm.io/instance": "glm"}
+    assert service(make_instance(), "r1")["spec"]["selector"] == {"autoglm.io/instance": "glm", "autoglm.io/revision": "r1"}
     assert svc["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}]
 
 

@@ -1,0 +1,138 @@
+"""The only module that talks to the API server on the reconciler's behalf.
+
+Children are written with server-side apply under one fixed field manager, `autoglm-operator`,
+with `force` (the operator's fields are the operator's, even after a `kubectl edit`) and strict
+field validation (a field the server does not know is an error, not silently dropped). Each child
+gets a controller owner reference to its `AutoGLMDeployment`, so the garbage collector removes it
+with the resource and the operator never needs a finalizer.
+
+Objects come back as plain dicts decoded from the server's JSON (the same shape the renderers
+produce); the client's own decoding is bypassed because it drops bodies of unlisted status codes,
+such as a `201 Created` answer to an apply.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from autoglm_operator import metrics
+from autoglm_operator.diff import ObjectKey, object_key
+from autoglm_operator.kinds import Kind, kind_of
+from autoglm_operator.labels import children_selector
+from autoglm_operator.spec import GROUP, KIND, PLURAL, VERSION
+
+FIELD_MANAGER = "autoglm-operator"
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def owner_reference(resource: Mapping[str, Any]) -> dict[str, Any]:
+    meta = resource["metadata"]
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def owned(obj: dict[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` with the controller reference to `resource` (whose uid only the live object knows)."""
+    return {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner_reference(resource)]}}
+
+
+class Cluster:
+    """Reads and writes of one reconcile; every write is counted in the operator's metrics."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._core = client.CoreV1Api(api)
+        self._objects = client.CustomObjectsApi(api)
+
+    def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(
+                self._objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, _preload_content=False)
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list_children(self, namespace: str, name: str, kinds: Iterable[Kind]) -> dict[ObjectKey, dict[str, Any]]:
+        """Every object of `kinds` labelled as made by the operator for the resource `name`."""
+        selector = children_selector(name)
+        children: dict[ObjectKey, dict[str, Any]] = {}
+        for kind in kinds:
+            if kind.group:
+                response = self._objects.list_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, label_selector=selector, _preload_content=False
+                )
+            else:
+                response = self._core_call("list", kind, namespace, label_selector=selector)
+            items = _json(response)["items"]
+            children.update((object_key(item, kind.kind), item) for item in items)
+        return children
+
+    def list_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        response = self._core.list_namespaced_pod(namespace, label_selector=children_selector(name), _preload_content=False)
+        return _json(response)["items"]
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind = kind_of(obj)
+        meta = obj["metadata"]
+        options = {"field_manager": FIELD_MANAGER, "force": True, "field_validation": "Strict", "_content_type": APPLY_PATCH}
+        if kind.group:
+            response = self._objects.patch_namespaced_custom_object(
+                kind.group, kind.version, meta["namespace"], kind.plural, meta["name"], obj,
+                _preload_content=False, **options,
+            )
+        else:
+            response = self._core_call("patch", kind, meta["namespace"], meta["name"], obj, **options)
+        live = _json(response)
+        metrics.WRITES.labels(verb="apply", kind=kind.kind).inc()
+        return live
+
+    def delete(self, kind: Kind, obj: Mapping[str, Any]) -> None:
+        """Delete exactly this object: the uid precondition spares a same-named successor."""
+        meta = obj["metadata"]
+        options = client.V1DeleteOptions(
+            propagation_policy="Background", preconditions=client.V1Preconditions(uid=meta["uid"])
+        )
+        try:
+            if kind.group:
+                self._objects.delete_namespaced_custom_object(
+                    kind.group, kind.version, meta["namespace"], kind.plural, meta["name"], body=options,
+                    _preload_content=False,
+                )
+            else:
+                self._core_call("delete", kind, meta["namespace"], meta["name"], body=options)
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # already gone, or replaced by a new object
+                raise
+        metrics.WRITES.labels(verb="delete", kind=kind.kind).inc()
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """A merge patch of the fields the reconciler owns; others (forecast, canary) are untouched."""
+        self._objects.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
+            _content_type=MERGE_PATCH, _preload_content=False,
+        )
+        metrics.WRITES.labels(verb="status", kind=KIND).inc()
+
+    def _core_call(self, verb: str, kind: Kind, namespace: str, *args: Any, **kwargs: Any) -> Any:
+        """Core-group kinds (the Service) have typed methods only, named by the kind."""
+        method = getattr(self._core, f"{verb}_namespaced_{kind.kind.lower()}")
+        if verb == "list":
+            return method(namespace, *args, _preload_content=False, **kwargs)
+        name, *rest = args
+        return method(name, namespace, *rest, _preload_content=False, **kwargs)
+
+
+def _json(response: Any) -> Any:
+    return json.loads(response.data)

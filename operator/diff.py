@@ -1,0 +1,102 @@
+"""Deciding, without writing, whether a child object needs an apply and which children to prune.
+
+An apply is sent only when the desired object changed or the live one drifted, so a resync of an
+unchanged resource writes nothing. Two checks together cover both cases:
+
+- a fingerprint of the desired object, stored in an annotation on the child, changes whenever the
+  operator's intent changes, including when it stops setting a field (server-side apply then
+  removes the field; a subset check alone would never notice it is gone from the intent);
+- "desired is a subset of live" catches edits and deletions by anyone else. The server adds
+  defaults and canonicalises quantities (`1024Mi` becomes `1Gi`), so those are compared by value.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+FINGERPRINT_ANNOTATION = "autoglm.io/applied-fingerprint"
+
+ObjectKey = tuple[str, str]  # (kind, name) within the resource's namespace
+
+
+def object_key(obj: Mapping[str, Any], kind: str | None = None) -> ObjectKey:
+    """`kind` is needed for list items of built-in kinds, which the server returns without one."""
+    return (kind or obj["kind"], obj["metadata"]["name"])
+
+
+def fingerprinted(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `obj` carrying the fingerprint of everything else in it."""
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    marked = copy.deepcopy(obj)
+    annotations = marked["metadata"].setdefault("annotations", {})
+    annotations[FINGERPRINT_ANNOTATION] = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return marked
+
+
+def apply_reason(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> str | None:
+    """Why `desired` (fingerprinted) must be applied over `live`, or None when it need not be."""
+    if live is None:
+        return "created"
+    wanted = desired["metadata"]["annotations"][FINGERPRINT_ANNOTATION]
+    if (live["metadata"].get("annotations") or {}).get(FINGERPRINT_ANNOTATION) != wanted:
+        return "updated"
+    body = {key: value for key, value in desired.items() if key not in ("apiVersion", "kind")}
+    path = first_difference(body, live)
+    return None if path is None else f"drift at {path}"
+
+
+def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
+    """The first path where `live` does not hold `desired`, or None when it holds all of it."""
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return path or "."
+        for key, value in desired.items():
+            where = f"{path}.{key}"
+            if key not in live:
+                if value in (None, [], {}):  # the server omits empty values
+                    continue
+                return where
+            found = first_difference(value, live[key], where)
+            if found:
+                return found
+        return None
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(live) != len(desired):
+            return path
+        for i, (want, have) in enumerate(zip(desired, live)):
+            found = first_difference(want, have, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if _same_scalar(desired, live) else path
+
+
+def _same_scalar(desired: Any, live: Any) -> bool:
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return desired is live
+    if desired == live:
+        return True
+    if isinstance(desired, str) and isinstance(live, str):
+        return _quantity(desired) is not None and _quantity(desired) == _quantity(live)
+    return False
+
+
+def _quantity(text: str) -> Decimal | None:
+    try:
+        return parse_quantity(text)
+    except (ValueError, InvalidOperation):
+        return None
+
+
+def prunable(live: Mapping[ObjectKey, Mapping[str, Any]], keep: set[ObjectKey]) -> list[ObjectKey]:
+    """Live children (already selected by the managed-by and instance labels) not in `keep`.
+
+    Objects being deleted are left alone: deleting them again would only add writes.
+    """
+    return [key for key, obj in live.items() if key not in keep and not obj["metadata"].get("deletionTimestamp")]

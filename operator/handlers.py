@@ -1,0 +1,71 @@
+"""kopf wiring: every event that may need a converge calls `Reconciler.request`, and nothing else.
+
+Handlers are synchronous, so kopf runs them in its thread pool and the blocking Kubernetes client
+never stalls the event loop. kopf's own state lives under `autoglm.io` annotations and its
+finalizer is `autoglm.io/finalizer`: kopf puts it on every resource because the resync timer must
+be stopped before the resource goes (children need nothing: the garbage collector removes them
+through their owner references). kopf's log lines are not posted as Events; only the reconciler's
+`kopf.event` calls for real transitions are.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from autoglm_operator.conditions import Event
+from autoglm_operator.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from autoglm_operator.reconcile import Reconciler
+from autoglm_operator.spec import GROUP, PLURAL, VERSION
+
+ANNOTATION_PREFIX = "autoglm.io"
+FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
+RETRY_SECONDS = 10.0
+
+
+def settings(*, peering_name: str | None, priority: int) -> kopf.OperatorSettings:
+    configured = kopf.OperatorSettings()
+    configured.persistence.finalizer = FINALIZER
+    configured.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    configured.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    configured.posting.level = logging.WARNING
+    configured.posting.reporting_component = "autoglm-operator"
+    configured.posting.event_name_prefix = "autoglm-"
+    configured.peering.priority = priority
+    if peering_name:
+        configured.peering.name = peering_name
+    return configured
+
+
+def post_event(resource: Mapping[str, Any], event: Event) -> None:
+    kopf.event(dict(resource), type=event.type, reason=event.reason, message=event.message[:1000])
+
+
+def build_registry(reconciler: Reconciler, *, resync_seconds: float) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    on_resource: dict[str, Any] = {"registry": registry, "errors": kopf.ErrorsMode.TEMPORARY, "backoff": RETRY_SECONDS}
+
+    def converge(namespace: str, name: str, **_: Any) -> None:
+        reconciler.request(namespace, name)
+
+    def child_changed(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
+        """A Deployment or pod of ours changed: drift to correct, readiness or scheduling to report."""
+        instance = labels.get(INSTANCE_LABEL)
+        if instance:
+            reconciler.request(namespace, instance)
+
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+    kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
+    kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
+    kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)
+    kopf.timer(
+        GROUP, VERSION, PLURAL, id="resync", registry=registry, interval=resync_seconds, initial_delay=resync_seconds
+    )(converge)
+    ours = {MANAGED_BY_LABEL: MANAGED_BY}
+    kopf.on.event("apps", "v1", "deployments", id="child-deployments", registry=registry, labels=ours)(child_changed)
+    kopf.on.event("", "v1", "pods", id="child-pods", registry=registry, labels=ours)(child_changed)
+    return registry

@@ -1,0 +1,173 @@
+"""The one converge path: read everything, decide with pure functions, write only the differences.
+
+Every trigger (create, update, resume, the resync timer, a child Deployment or pod changing) ends
+here, and converging twice in a row is the same as converging once. The order matters:
+1. validate the whole spec first, so an invalid spec changes nothing but the status;
+2. decide which revision serves (rollout.py), render (render.py), fingerprint (diff.py);
+3. apply only the objects whose fingerprint changed or whose live copy drifted;
+4. prune the labelled children that are no longer desired (old revisions, an HPA after KEDA, ...);
+5. patch the status only when it differs, and post Events for the transitions.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from autoglm_operator import metrics
+from autoglm_operator.apply import Cluster, owned
+from autoglm_operator.conditions import (
+    Event,
+    Observation,
+    compute_status,
+    invalid_status,
+    status_changed,
+    transition_events,
+)
+from autoglm_operator.diff import apply_reason, fingerprinted, object_key, prunable
+from autoglm_operator.discovery import Discovery
+from autoglm_operator.kinds import CHILD_KINDS, DEPLOYMENT, capabilities_of, kind_named
+from autoglm_operator.labels import REVISION_LABEL, deployment_name, selector_string
+from autoglm_operator.render import render, validate
+from autoglm_operator.revision import revision
+from autoglm_operator.rollout import revisions_to_keep, serving_revision
+from autoglm_operator.schema import InvalidSpec
+
+# (resource, event) -> None; posting is the caller's business (kopf in the operator).
+EventSink = Callable[[Mapping[str, Any], Event], None]
+
+log = logging.getLogger("autoglm.reconcile")
+
+
+def _log(message: str, **fields: Any) -> None:
+    """key=value in the message for text logs, the same fields as JSON keys for JSON logs."""
+    log.info("%s %s", message, " ".join(f"{k}={v}" for k, v in fields.items()), extra=fields)
+
+
+class Coalescer:
+    """Runs at most one converge per resource at a time; a request arriving meanwhile causes one more run.
+
+    Triggers are many (a burst of pod events) and a converge reads fresh state anyway, so one
+    extra run after the current one covers every request made while it ran.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._again: dict[Hashable, bool] = {}  # running keys -> another run requested
+
+    def run(self, key: Hashable, work: Callable[[], None]) -> bool:
+        """False when the work was handed to the run already in progress."""
+        with self._lock:
+            if key in self._again:
+                self._again[key] = True
+                return False
+            self._again[key] = False
+        try:
+            while True:
+                work()
+                with self._lock:
+                    if not self._again[key]:
+                        del self._again[key]
+                        return True
+                    self._again[key] = False
+        except BaseException:
+            with self._lock:
+                self._again.pop(key, None)
+            raise
+
+
+class Reconciler:
+    def __init__(
+        self,
+        cluster: Cluster,
+        discovery: Discovery,
+        post_event: EventSink,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self._cluster = cluster
+        self._discovery = discovery
+        self._post_event = post_event
+        self._clock = clock
+        self._coalescer = Coalescer()
+
+    def request(self, namespace: str, name: str) -> None:
+        self._coalescer.run((namespace, name), lambda: self.converge(namespace, name))
+
+    def converge(self, namespace: str, name: str) -> None:
+        started = time.monotonic()
+        result = "error"
+        try:
+            result = self._converge(namespace, name)
+        finally:
+            metrics.RECONCILES.labels(result=result).inc()
+            metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+    def _converge(self, namespace: str, name: str) -> str:
+        resource = self._cluster.get_resource(namespace, name)
+        if resource is None or resource["metadata"].get("deletionTimestamp"):
+            return "gone"  # the garbage collector removes the children through their owner reference
+        served = self._discovery.served()
+        capabilities = capabilities_of(served)
+        previous = resource.get("status") or {}
+        generation = resource["metadata"]["generation"]
+        try:
+            inst = validate(resource, capabilities)
+        except InvalidSpec as exc:
+            self._write_status(resource, invalid_status(previous, generation, str(exc), self._clock()))
+            return "invalid"
+
+        children = self._cluster.list_children(namespace, name, [k for k in CHILD_KINDS if k in served])
+        desired = revision(inst.spec)
+        serving = serving_revision(previous.get("currentRevision"), desired, _deployments(children))
+        objects = [fingerprinted(owned(obj, resource)) for obj in render(inst, capabilities, serving)]
+        changes: list[str] = []
+        for obj in objects:
+            key = object_key(obj)
+            reason = apply_reason(obj, children.get(key))
+            if reason:
+                children[key] = self._cluster.apply(obj)
+                changes.append(f"{reason} {key[0]} {key[1]}")
+                _log("applied", resource=f"{namespace}/{name}", kind=key[0], child=key[1], reason=reason)
+
+        keep = {object_key(obj) for obj in objects}
+        keep |= {(DEPLOYMENT.kind, deployment_name(inst, rev)) for rev in revisions_to_keep(serving, desired)}
+        for key in prunable(children, keep):
+            self._cluster.delete(kind_named(key[0]), children.pop(key))
+            changes.append(f"deleted {key[0]} {key[1]}")
+            _log("pruned", resource=f"{namespace}/{name}", kind=key[0], child=key[1])
+        if changes:
+            self._post_event(resource, Event("Normal", "Applied", "; ".join(changes)))
+
+        observation = Observation(
+            generation=generation,
+            desired=desired,
+            serving=serving,
+            selector=selector_string(inst, serving),
+            deployments=_deployments(children),
+            pods=self._cluster.list_pods(namespace, name),
+        )
+        self._write_status(resource, compute_status(previous, observation, self._clock()))
+        return "changed" if changes else "unchanged"
+
+    def _write_status(self, resource: Mapping[str, Any], status: dict[str, Any]) -> None:
+        previous = resource.get("status") or {}
+        if not status_changed(previous, status):
+            return
+        meta = resource["metadata"]
+        self._cluster.patch_status(meta["namespace"], meta["name"], status)
+        _log("status", resource=f"{meta['namespace']}/{meta['name']}", phase=status.get("phase"))
+        for event in transition_events(previous, status):
+            self._post_event(resource, event)
+
+
+def _deployments(children: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Revision -> live Deployment."""
+    found = {}
+    for (kind, _), obj in children.items():
+        rev = obj["metadata"].get("labels", {}).get(REVISION_LABEL)
+        if kind == DEPLOYMENT.kind and rev:
+            found[rev] = obj
+    return found
