@@ -46,6 +46,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backtest.add_argument("--json", default=None, help="also write the results as JSON to this path")
     backtest.set_defaults(func=backtest_command)
 
+    from autoglm_predictor import connections
+
+    collector = subparsers.add_parser("collector", help="publish per-deployment load from Prometheus to Kafka every step")
+    connections.add_arguments(collector)
+    collector.add_argument("--metrics-port", type=int, default=9100, help="port of this process's /metrics (0: off)")
+    collector.add_argument("--step-seconds", type=int, default=15, help="sampling step (records are aligned to it)")
+    collector.add_argument("--rate-window", default="1m", help="PromQL rate() window for requests/s and TTFT")
+    collector.add_argument("--backfill-seconds", type=int, default=300, help="re-published on start (duplicates are harmless)")
+    collector.add_argument("--refresh-seconds", type=float, default=15.0, help="how often deployments are re-listed")
+    collector.set_defaults(func=collector_command)
+
+    predictor = subparsers.add_parser("predictor", help="consume load records, forecast, write status.forecast floors")
+    connections.add_arguments(predictor)
+    predictor.add_argument("--metrics-port", type=int, default=9101, help="port of this process's /metrics (0: off)")
+    predictor.add_argument("--group", default="autoglm-predictor", help="Kafka consumer group (replicas share it)")
+    predictor.add_argument("--step-seconds", type=int, default=15, help="the collector's step (part of the lead time)")
+    predictor.add_argument("--bucket-seconds", type=int, default=60, help="forecast aggregation (peak load per bucket)")
+    predictor.add_argument("--season-seconds", type=int, default=86400, help="length of the demand cycle")
+    predictor.add_argument("--decision-seconds", type=float, default=15.0, help="decision interval per deployment")
+    predictor.add_argument("--heartbeat-seconds", type=float, default=60.0, help="rewrite an unchanged floor this often")
+    predictor.add_argument("--stale-after-seconds", type=float, default=180.0,
+                           help="no sample for this long: decay the floor to the reactive minimum")
+    predictor.add_argument("--history-seconds", type=int, default=8 * 86400, help="history kept and replayed on start")
+    predictor.add_argument("--retrain-seconds", type=float, default=600.0, help="forecaster re-training interval")
+    predictor.add_argument("--no-lstm", action="store_true", help="fallback forecasters only (no TensorFlow)")
+    predictor.set_defaults(func=predictor_command)
+
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", default=DEFAULT_TRACE, help="CSV with timestamp and requests (or value) columns")
@@ -235,3 +262,58 @@ def _lstm_costs(args: argparse.Namespace, bucket, data, forecasters: list) -> di
         path = lstm.save(Path(directory) / "model.keras")
         costs["model size (KB, .keras + .json)"] = round((path.stat().st_size + path.with_suffix(".json").stat().st_size) / 1024, 1)
     return costs
+
+
+def _serve(args: argparse.Namespace, service_factory) -> int:
+    """Run a pipeline service until SIGTERM/SIGINT; settings errors exit 2 with one line."""
+    import logging
+    import signal
+    import threading
+
+    from autoglm_predictor import connections
+    from autoglm_predictor.pipeline_metrics import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        prometheus, kafka = connections.from_environment(args)
+    except connections.SettingsError as error:
+        print(f"autoglm {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    service, registry = service_factory(prometheus, kafka, connections.kubernetes_api())
+    serve(registry, args.metrics_port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service.run(stop)
+    return 0
+
+
+def collector_command(args: argparse.Namespace) -> int:
+    from autoglm_predictor.collector import Collector, CollectorSettings
+    from autoglm_predictor.pipeline_metrics import CollectorMetrics
+
+    def build(prometheus, kafka, kube_api):
+        metrics = CollectorMetrics()
+        settings = CollectorSettings(step_seconds=args.step_seconds, rate_window=args.rate_window,
+                                     backfill_seconds=args.backfill_seconds, refresh_seconds=args.refresh_seconds)
+        return Collector(settings, prometheus, kafka, kube_api, metrics), metrics.registry
+
+    return _serve(args, build)
+
+
+def predictor_command(args: argparse.Namespace) -> int:
+    from autoglm_predictor.consumer import Predictor, PredictorSettings
+    from autoglm_predictor.models import ModelSettings
+    from autoglm_predictor.pipeline_metrics import PredictorMetrics
+
+    def build(prometheus, kafka, kube_api):
+        metrics = PredictorMetrics()
+        models = ModelSettings(bucket_seconds=args.bucket_seconds, season_seconds=args.season_seconds,
+                               retrain_seconds=args.retrain_seconds, lstm=not args.no_lstm)
+        settings = PredictorSettings(group=args.group, collector_step_seconds=args.step_seconds,
+                                     decision_seconds=args.decision_seconds, heartbeat_seconds=args.heartbeat_seconds,
+                                     stale_after_seconds=args.stale_after_seconds,
+                                     history_seconds=args.history_seconds, models=models)
+        return Predictor(settings, kafka, kube_api, metrics), metrics.registry
+
+    return _serve(args, build)

@@ -1,0 +1,106 @@
+"""Where Prometheus, Kafka and the API server are, and how to authenticate to them.
+
+Settings come from the environment variables the Helm chart sets (AUTOGLM_*); CLI flags may
+override the non-secret ones. Secrets are never flags (they would show in `ps`) and never in a
+repr (they would show in logs).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_TOPIC = "autoglm.load.v1"
+DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+class SettingsError(ValueError):
+    """An unusable connection setting (message names the variable)."""
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    url: str
+    token: str | None = field(default=None, repr=False)
+    insecure_skip_verify: bool = False
+
+    def client(self, timeout_seconds: float = 10.0) -> Any:
+        """A PrometheusConnect without its own retries: the caller's back-off decides when to retry."""
+        from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
+
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        return PrometheusConnect(url=self.url, headers=headers, disable_ssl=self.insecure_skip_verify,
+                                 retry=Retry(total=0), timeout=timeout_seconds)
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap: str
+    topic: str = DEFAULT_TOPIC
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise SettingsError(f"AUTOGLM_KAFKA_SECURITY_PROTOCOL must be one of {SECURITY_PROTOCOLS}, "
+                                f"got {self.security_protocol!r}")
+        if self.security_protocol.startswith("SASL") and not (self.sasl_mechanism and self.username and self.password):
+            raise SettingsError(f"{self.security_protocol} needs AUTOGLM_KAFKA_SASL_MECHANISM, "
+                                "AUTOGLM_KAFKA_USERNAME and AUTOGLM_KAFKA_PASSWORD")
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic}.dead-letter"
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments shared by kafka-python's producer, consumer and admin client."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap.split(","),
+                                   "security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username,
+                           sasl_plain_password=self.password)
+        if self.security_protocol.endswith("SSL") and self.ca_file:
+            options["ssl_cafile"] = self.ca_file
+        return options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prometheus-url", default=None, help="overrides AUTOGLM_PROMETHEUS_URL")
+    parser.add_argument("--kafka-bootstrap", default=None, help="overrides AUTOGLM_KAFKA_BOOTSTRAP")
+    parser.add_argument("--kafka-topic", default=None, help=f"overrides AUTOGLM_KAFKA_TOPIC (default {DEFAULT_TOPIC})")
+
+
+def from_environment(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> tuple[PrometheusSettings, KafkaSettings]:
+    def get(name: str) -> str | None:
+        return environ.get(f"AUTOGLM_{name}") or None
+
+    skip = (get("PROMETHEUS_INSECURE_SKIP_VERIFY") or "false").lower()
+    if skip not in ("true", "false", "1", "0"):
+        raise SettingsError(f"AUTOGLM_PROMETHEUS_INSECURE_SKIP_VERIFY must be true or false, got {skip!r}")
+    prometheus = PrometheusSettings(url=args.prometheus_url or get("PROMETHEUS_URL") or DEFAULT_PROMETHEUS_URL,
+                                    token=get("PROMETHEUS_TOKEN"), insecure_skip_verify=skip in ("true", "1"))
+    kafka = KafkaSettings(bootstrap=args.kafka_bootstrap or get("KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP,
+                          topic=args.kafka_topic or get("KAFKA_TOPIC") or DEFAULT_TOPIC,
+                          security_protocol=get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
+                          sasl_mechanism=get("KAFKA_SASL_MECHANISM"), username=get("KAFKA_USERNAME"),
+                          password=get("KAFKA_PASSWORD"), ca_file=get("KAFKA_CA_FILE"))
+    return prometheus, kafka
+
+
+def kubernetes_api() -> Any:
+    """CustomObjectsApi from the in-cluster service account, else KUBECONFIG / ~/.kube/config."""
+    import kubernetes
+
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.CustomObjectsApi()

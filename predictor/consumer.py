@@ -1,0 +1,309 @@
+"""`autoglm predictor`: Kafka consumer group -> per-deployment history -> forecast -> policy -> status.
+
+Delivery is at least once: offsets are committed only after the decisions the records fed were
+written, and a restarted (or newly assigned) replica first re-reads `history_seconds` of the
+topic to rebuild its history, acting only once it has caught up with the partition's end, so a
+replay neither leaves a gap nor writes an old floor. Samples are keyed by timestamp, so
+duplicates and reordering are harmless. Replicas split the partitions; a deployment's records
+(key = namespace/name) all land in one partition, so exactly one replica writes its status.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+from autoglm_predictor import actuation, records
+from autoglm_predictor.actuation import ForecastStatus
+from autoglm_predictor.connections import KafkaSettings
+from autoglm_predictor.deployments import Target, list_targets
+from autoglm_predictor.history import History
+from autoglm_predictor.lead_time import horizon_buckets, lead_time_seconds
+from autoglm_predictor.models import DeploymentModel, ModelSettings, lstm_available
+from autoglm_predictor.pipeline_metrics import PredictorMetrics
+from autoglm_predictor.policy import PolicyConfig, PolicyInput, PolicyState, decide
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictorSettings:
+    group: str = "autoglm-predictor"
+    collector_step_seconds: int = 15  # only for the lead time; histories use each record's own step
+    decision_seconds: float = 15.0
+    heartbeat_seconds: float = actuation.HEARTBEAT_SECONDS
+    stale_after_seconds: float = 180.0  # newest sample older than this: decay to the reactive minimum
+    refresh_seconds: float = 30.0
+    history_seconds: int = 8 * 86400  # kept per deployment, and re-read from Kafka on assignment
+    models: ModelSettings = field(default_factory=ModelSettings)
+
+
+@dataclass
+class DeploymentState:
+    target: Target
+    partition: Any
+    history: History
+    model: DeploymentModel
+    policy: PolicyState
+    written: ForecastStatus | None
+    decided_at: float = -math.inf
+    used_sample: int | None = None  # ts of the newest sample the last decision saw
+    pending_check: tuple[Any, float] | None = None  # (bucket start, median forecast) to score later
+
+
+def policy_config(target: Target, stale_after_seconds: float) -> PolicyConfig:
+    """perReplica is already the load one replica serves at the SLO, so utilisation is 1."""
+    return PolicyConfig(capacity_per_replica=target.per_replica, target_utilisation=1.0,
+                        min_replicas=target.min_replicas, max_replicas=max(1, target.max_replicas),
+                        stale_after_seconds=stale_after_seconds)
+
+
+def restored_policy(target: Target, written: ForecastStatus | None, now: float) -> PolicyState:
+    """A restarted predictor continues from the floor it last wrote if that is still fresh."""
+    if written is None or written.error is not None or now - written.updated_at > actuation.STALENESS_WINDOW_SECONDS:
+        return PolicyState(target.min_replicas)
+    return PolicyState(written.recommended_min_replicas)
+
+
+def dead_letter(reason: str, error: str, message: Any) -> bytes:
+    """The rejected record, base64 so any bytes survive, with where it came from."""
+    value = message.value or b""
+    return json.dumps({"reason": reason, "error": error[:300], "topic": message.topic,
+                       "partition": message.partition, "offset": message.offset,
+                       "key": base64.b64encode(message.key or b"").decode(),
+                       "value": base64.b64encode(value[:records.MAX_RECORD_BYTES]).decode()}).encode()
+
+
+class Predictor:
+    def __init__(self, settings: PredictorSettings, kafka: KafkaSettings, kube_api: Any, metrics: PredictorMetrics,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings, self.kafka_settings, self.kube_api = settings, kafka, kube_api
+        self.metrics, self.clock = metrics, clock
+        self.targets: dict[str, Target] = {}
+        self.states: dict[str, DeploymentState] = {}
+        self.refreshed_at = -math.inf
+        self.catch_up: dict[Any, int] = {}  # partition -> end offset at assignment
+        self.consumed_since_commit = False
+        self.logged_reasons: set[str] = set()
+        use_lstm = settings.models.lstm and lstm_available()
+        self.trainer = ThreadPoolExecutor(1, thread_name_prefix="lstm-training") if use_lstm else None
+        self.consumer: Any = None
+        self.producer: Any = None
+
+    # --- Kafka --------------------------------------------------------------------------------
+    def connect(self) -> None:
+        from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+
+        predictor = self
+
+        class Rebalance(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                predictor._commit()
+                for key in [k for k, s in predictor.states.items() if s.partition in revoked]:
+                    del predictor.states[key]
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                predictor._rewind(assigned)
+
+        options = self.kafka_settings.client_options()
+        self.consumer = KafkaConsumer(group_id=self.settings.group, enable_auto_commit=False,
+                                      auto_offset_reset="earliest", max_poll_records=2000, **options)
+        self.consumer.subscribe([self.kafka_settings.topic], listener=Rebalance())
+        self.producer = KafkaProducer(acks="all", max_block_ms=2000, **options)
+
+    def _rewind(self, assigned: Any) -> None:
+        """Re-read the history window, but never start after the committed offset (no gap)."""
+        if not assigned:
+            return
+        ends = self.consumer.end_offsets(list(assigned))
+        since = int((self.clock() - self.settings.history_seconds) * 1000)
+        lookback = self.consumer.offsets_for_times({tp: since for tp in assigned})
+        for tp in assigned:
+            committed = self.consumer.committed(tp)
+            start = lookback[tp].offset if lookback.get(tp) is not None else ends[tp]
+            if committed is not None:
+                start = min(start, committed)
+            self.consumer.seek(tp, start)
+            self.catch_up[tp] = ends[tp]
+            log.info("assigned %s: replaying from offset %d (committed %s, end %d)", tp, start, committed, ends[tp])
+
+    def caught_up(self) -> bool:
+        assigned = self.consumer.assignment()
+        return bool(assigned) and all(self.consumer.position(tp) >= self.catch_up.get(tp, 0) for tp in assigned)
+
+    def _commit(self) -> None:
+        if not self.consumed_since_commit or not self.caught_up():
+            return
+        try:
+            self.consumer.commit()
+            self.consumed_since_commit = False
+        except Exception as error:  # Kafka down or a rebalance: the records are re-read later, harmlessly
+            log.warning("offset commit failed (records will be re-read): %s", error)
+
+    def run(self, stop: threading.Event) -> None:
+        self.connect()
+        try:
+            while not stop.is_set():
+                batches = self.consumer.poll(timeout_ms=500)
+                for messages in batches.values():
+                    for message in messages:
+                        self.ingest(message)
+                self.tick()
+        finally:
+            self.consumer.close(autocommit=False)
+            self.producer.close(timeout=5)
+            if self.trainer is not None:
+                self.trainer.shutdown(wait=False, cancel_futures=True)
+
+    # --- records ------------------------------------------------------------------------------
+    def ingest(self, message: Any) -> None:
+        self.metrics.consumed.inc()
+        self.consumed_since_commit = True
+        try:
+            record = records.decode(message.key, message.value, self.clock())
+            state = self._state(record, message)
+        except records.RecordError as error:
+            self.reject(error.reason, str(error), message)
+            return
+        if not state.history.add(record.ts, record.load):
+            self.metrics.duplicates.inc()
+
+    def _state(self, record: records.LoadRecord, message: Any) -> DeploymentState:
+        key = record.deployment
+        state = self.states.get(key)
+        if state is not None:
+            return state
+        target = self.targets.get(key)
+        if target is None and self.clock() - self.refreshed_at > 2:
+            self.refresh()  # a deployment created since the last refresh
+            target = self.targets.get(key)
+        if target is None:
+            raise records.RecordError("unknown-deployment", f"{key} is not a predictive AutoGLMDeployment")
+        from kafka import TopicPartition
+
+        written = ForecastStatus.from_status(target.forecast)
+        state = DeploymentState(target=target, partition=TopicPartition(message.topic, message.partition),
+                                history=History(record.step, self.settings.history_seconds),
+                                model=DeploymentModel(self.settings.models, self.trainer),
+                                policy=restored_policy(target, written, self.clock()), written=written)
+        self.states[key] = state
+        return state
+
+    def reject(self, reason: str, error: str, message: Any) -> None:
+        self.metrics.rejected.labels(reason).inc()
+        if reason not in self.logged_reasons:  # once per reason: a flood must not flood the log
+            self.logged_reasons.add(reason)
+            log.warning("rejected record %s[%d]@%d key=%r: %s (further %s rejections are only counted)",
+                        message.topic, message.partition, message.offset, (message.key or b"")[:80], error, reason)
+        try:
+            self.producer.send(self.kafka_settings.dead_letter_topic, key=message.key,
+                               value=dead_letter(reason, error, message))
+        except Exception as failure:
+            log.warning("dead-letter publish failed: %s", failure)
+
+    # --- decisions ----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        try:
+            self.targets = list_targets(self.kube_api)
+            self.refreshed_at = self.clock()
+        except Exception as error:
+            log.warning("listing AutoGLMDeployments failed: %s", error)
+            return
+        for key in list(self.states):
+            if key in self.targets:
+                self.states[key].target = self.targets[key]
+            else:
+                del self.states[key]  # deleted, or predictive switched off: stop writing
+
+    def tick(self) -> None:
+        now = self.clock()
+        if now - self.refreshed_at >= self.settings.refresh_seconds:
+            self.refresh()
+        if not self.caught_up():
+            return
+        failed = False
+        for key, state in self.states.items():
+            if now - state.decided_at >= self.settings.decision_seconds:
+                failed |= not self.decide(key, state, now)
+        if not failed:
+            self._commit()
+
+    def decide(self, key: str, state: DeploymentState, now: float) -> bool:
+        """One decision for one deployment; False when its status write failed."""
+        started = time.perf_counter()
+        state.decided_at = now
+        target = state.target
+        lead = lead_time_seconds(target, self.settings.collector_step_seconds, self.settings.decision_seconds)
+        forecast, error, sample_ts = self.forecast(key, state, lead, now)
+        config = policy_config(target, self.settings.stale_after_seconds)
+        decision, state.policy = decide(config, state.policy, PolicyInput(
+            now_seconds=now, forecast=forecast, forecast_seconds=sample_ts,
+            observed_load=state.history.latest[1] if state.history.latest else None))
+        predicted = max(forecast) if forecast else None
+        status = ForecastStatus(horizon_seconds=lead, predicted=predicted,
+                                recommended_min_replicas=decision.min_replicas, updated_at=now,
+                                error=(error or decision.reason) if decision.stale else None)
+        self.metrics.floor.labels(key).set(decision.min_replicas)
+        self.metrics.stale.labels(key).set(int(decision.stale))
+        self.metrics.missing_steps.labels(key).set(state.history.missing_steps())
+        if predicted is not None:
+            self.metrics.predicted.labels(key, str(lead)).set(predicted)
+        if not actuation.should_write(state.written, status, self.settings.heartbeat_seconds):
+            return True
+        try:
+            actuation.write(self.kube_api, target.namespace, target.name, status)
+        except Exception as failure:
+            self.metrics.writes.labels("error").inc()
+            log.warning("%s: writing status.forecast failed: %s", key, failure)
+            return False
+        self.metrics.writes.labels("ok").inc()
+        if sample_ts is not None and sample_ts != state.used_sample:
+            self.metrics.decision_latency.observe(max(0.0, self.clock() - sample_ts))
+            state.used_sample = sample_ts
+        state.written = status
+        log.info("%s: floor %d (predicted %s over %d s, %s) in %.0f ms", key, decision.min_replicas,
+                 "-" if predicted is None else f"{predicted:.1f}", lead, status.error or decision.reason,
+                 1000 * (time.perf_counter() - started))
+        return True
+
+    def forecast(self, key: str, state: DeploymentState, lead: int, now: float) -> tuple[list[float], str | None, float | None]:
+        """(upper-quantile forecast over the lead time, why there is none, newest sample time)."""
+        latest = state.history.latest
+        if latest is None:
+            return [], "no load samples received yet", None
+        sample_ts = latest[0]
+        if now - sample_ts > self.settings.stale_after_seconds:
+            return [], f"no load samples since {actuation.format_time(sample_ts)} (collector, Prometheus or Kafka down?)", sample_ts
+        bucket = self.settings.models.bucket_seconds
+        buckets = state.history.buckets(bucket)
+        self._score(key, state, buckets)
+        quantiles = tuple(sorted({0.5, state.target.quantile}))
+        try:
+            result = state.model.forecast(buckets, horizon_buckets(lead, bucket), quantiles, now)
+        except ValueError as error:
+            return [], f"forecaster failed: {error}", sample_ts
+        if result is None:
+            return [], f"warming up: {len(buckets)} buckets of history", sample_ts
+        values, fitted = result
+        self.metrics.model_age.labels(key, fitted.kind).set(now - fitted.fitted_at)
+        upper = values[:, quantiles.index(state.target.quantile)]
+        if not all(math.isfinite(x) for x in upper):
+            return [], f"{fitted.kind} produced a non-finite forecast", sample_ts
+        state.pending_check = (buckets.index[-1] + pd.Timedelta(seconds=bucket), float(values[0, 0]))
+        return [float(x) for x in upper], None, sample_ts
+
+    def _score(self, key: str, state: DeploymentState, buckets: Any) -> None:
+        if state.pending_check is None:
+            return
+        when, predicted = state.pending_check
+        if when in buckets.index and math.isfinite(buckets[when]):
+            self.metrics.forecast_error.labels(key).set(abs(buckets[when] - predicted))
+            state.pending_check = None
