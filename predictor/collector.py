@@ -150,8 +150,8 @@ class Collector:
         self.refreshed_at = now
         for key in self.targets:
             self.cursors.setdefault(key, first_cursor(now, self.settings.step_seconds, self.settings.backfill_seconds))
-        for key in set(self.cursors) - set(self.targets):
-            del self.cursors[key]
+        # Cursors of deployments missing from one listing are kept: if they come back (a listing
+        # glitch, a CRD being re-applied), the steps in between are caught up instead of lost.
         self.metrics.deployments.set(len(self.targets))
 
     def _query(self, target: Target, steps: list[int]) -> dict[str, dict[int, float]]:

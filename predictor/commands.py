@@ -274,6 +274,7 @@ def _serve(args: argparse.Namespace, service_factory) -> int:
     from autoglm_predictor.pipeline_metrics import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     try:
         prometheus, kafka = connections.from_environment(args)
     except connections.SettingsError as error:

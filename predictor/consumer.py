@@ -97,6 +97,7 @@ class Predictor:
         self.trainer = ThreadPoolExecutor(1, thread_name_prefix="lstm-training") if use_lstm else None
         self.consumer: Any = None
         self.producer: Any = None
+        self.assigned: set[Any] | None = None  # newly assigned partitions, not yet rewound
 
     # --- Kafka --------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -105,13 +106,14 @@ class Predictor:
         predictor = self
 
         class Rebalance(ConsumerRebalanceListener):
+            """Runs on kafka-python's IO thread, which must not block: note the change, act in `run`."""
+
             def on_partitions_revoked(self, revoked: Any) -> None:
-                predictor._commit()
                 for key in [k for k, s in predictor.states.items() if s.partition in revoked]:
-                    del predictor.states[key]
+                    del predictor.states[key]  # another replica owns it now; offsets are committed per tick
 
             def on_partitions_assigned(self, assigned: Any) -> None:
-                predictor._rewind(assigned)
+                predictor.assigned = set(assigned)
 
         options = self.kafka_settings.client_options()
         self.consumer = KafkaConsumer(group_id=self.settings.group, enable_auto_commit=False,
@@ -153,6 +155,9 @@ class Predictor:
         try:
             while not stop.is_set():
                 batches = self.consumer.poll(timeout_ms=500)
+                if self.assigned is not None:
+                    assigned, self.assigned = self.assigned, None
+                    self._rewind(assigned)  # records polled before the seek come again: duplicates, harmless
                 for messages in batches.values():
                     for message in messages:
                         self.ingest(message)
@@ -217,11 +222,9 @@ class Predictor:
         except Exception as error:
             log.warning("listing AutoGLMDeployments failed: %s", error)
             return
-        for key in list(self.states):
-            if key in self.targets:
-                self.states[key].target = self.targets[key]
-            else:
-                del self.states[key]  # deleted, or predictive switched off: stop writing
+        for key, state in self.states.items():
+            if key in self.targets:  # a deployment no longer listed keeps its history but gets no writes
+                state.target = self.targets[key]
 
     def tick(self) -> None:
         now = self.clock()
@@ -231,7 +234,7 @@ class Predictor:
             return
         failed = False
         for key, state in self.states.items():
-            if now - state.decided_at >= self.settings.decision_seconds:
+            if key in self.targets and now - state.decided_at >= self.settings.decision_seconds:
                 failed |= not self.decide(key, state, now)
         if not failed:
             self._commit()
@@ -287,7 +290,9 @@ class Predictor:
         self._score(key, state, buckets)
         quantiles = tuple(sorted({0.5, state.target.quantile}))
         try:
-            result = state.model.forecast(buckets, horizon_buckets(lead, bucket), quantiles, now)
+            # The forecast starts where the complete buckets end, up to a bucket plus a step before now.
+            reach = lead + bucket + state.history.step
+            result = state.model.forecast(buckets, horizon_buckets(reach, bucket), quantiles, now)
         except ValueError as error:
             return [], f"forecaster failed: {error}", sample_ts
         if result is None:
