@@ -119,10 +119,14 @@ class Cluster:
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """A merge patch of the fields the reconciler owns; others (forecast, canary) are untouched."""
-        self._objects.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
-            _content_type=MERGE_PATCH, _preload_content=False,
-        )
+        try:
+            self._objects.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
+                _content_type=MERGE_PATCH, _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # deleted while being reconciled: nothing left to report on
+                raise
         metrics.WRITES.labels(verb="status", kind=KIND).inc()
 
     def _core_call(self, verb: str, kind: Kind, namespace: str, *args: Any, **kwargs: Any) -> Any:

@@ -7,7 +7,6 @@ import sys
 import yaml
 
 from autoglm_operator.crd import crd_yaml
-from autoglm_operator.rbac import manifests
 from autoglm_operator.render import Capabilities, desired_objects
 from autoglm_operator.schema import InvalidSpec
 
@@ -31,10 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     crd = subparsers.add_parser("crd", help="print the AutoGLMDeployment CustomResourceDefinition")
     crd.set_defaults(func=run_crd)
 
-    rbac = subparsers.add_parser("rbac", help="print the operator's ServiceAccount, ClusterRole and binding")
-    rbac.add_argument("--namespace", default="autoglm-system", help="namespace of the operator's ServiceAccount")
-    rbac.set_defaults(func=run_rbac)
-
     op = subparsers.add_parser("operator", help="run the operator that reconciles AutoGLMDeployments (kopf)")
     op.add_argument(
         "-n", "--namespace", dest="namespaces", action="append", default=[],
@@ -44,17 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="re-check every resource this often, correcting drift nobody reported (default 300)")
     op.add_argument("--discovery-seconds", type=float, default=60.0,
                     help="re-check which of KEDA/Istio/KubeEdge the cluster serves this often (default 60)")
-    op.add_argument("--metrics-address", default="0.0.0.0:9090",
-                    help="host:port serving Prometheus /metrics; empty disables (default 0.0.0.0:9090)")
-    op.add_argument("--health-address", default="0.0.0.0:8080",
-                    help="host:port serving the liveness probe /healthz; empty disables (default 0.0.0.0:8080)")
+    op.add_argument("--metrics-port", type=int, default=8080, help="port of the Prometheus /metrics endpoint, 0 for none")
+    op.add_argument("--health-port", type=int, default=8081, help="port of the liveness endpoint /healthz, 0 for none")
     op.add_argument("--peering", metavar="NAME", default=None,
                     help="run as one of several replicas coordinated through the kopf peering object NAME "
                          "(needs crds/kopf-peering.yaml); default: standalone")
     op.add_argument("--priority", type=int, default=0,
                     help="peering priority: the highest-priority replica works, the others wait (default 0)")
+    op.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     op.add_argument("--log-format", choices=["json", "plain"], default="json", help="log line format (default json)")
-    op.add_argument("--verbose", action="store_true", help="debug logging")
     op.set_defaults(func=run_operator)
 
 
@@ -75,11 +68,6 @@ def run_crd(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_rbac(args: argparse.Namespace) -> int:
-    sys.stdout.write(yaml.safe_dump_all(manifests(args.namespace), sort_keys=False, width=120))
-    return 0
-
-
 def run_operator(args: argparse.Namespace) -> int:
     from autoglm_operator.run import Options, run  # kopf is imported only by the command that needs it
 
@@ -88,12 +76,12 @@ def run_operator(args: argparse.Namespace) -> int:
             namespaces=args.namespaces,
             resync_seconds=args.resync_seconds,
             discovery_seconds=args.discovery_seconds,
-            metrics_address=args.metrics_address,
-            health_address=args.health_address,
+            metrics_port=args.metrics_port,
+            health_port=args.health_port,
             peering=args.peering,
             priority=args.priority,
+            log_level=args.log_level,
             log_format=args.log_format,
-            verbose=args.verbose,
         )
     )
     return 0

@@ -4,12 +4,11 @@ Handlers are synchronous, so kopf runs them in its thread pool and the blocking 
 never stalls the event loop. kopf's own state lives under `autoglm.io` annotations and its
 finalizer is `autoglm.io/finalizer`: kopf puts it on every resource because the resync timer must
 be stopped before the resource goes (children need nothing: the garbage collector removes them
-through their owner references). kopf's log lines are not posted as Events; only the reconciler's
-`kopf.event` calls for real transitions are.
+through their owner references). Only the reconciler's `kopf.event` calls for real transitions
+become Events, never kopf's log lines (kopf's default).
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,19 +24,21 @@ FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
 RETRY_SECONDS = 10.0
 
 
-def settings(*, peering_name: str | None, priority: int) -> kopf.OperatorSettings:
+def settings() -> kopf.OperatorSettings:
+    """Peering (name, priority, standalone) is passed to kopf.run, which sets it on these settings."""
     configured = kopf.OperatorSettings()
     configured.persistence.finalizer = FINALIZER
     configured.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     configured.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    configured.posting.level = logging.WARNING
+    # On deletion kopf must stop the resync timer before it drops the finalizer. A sync converge
+    # cannot be interrupted, so wait for it briefly, then re-check soon (kopf's default is 60 s,
+    # which holds every deletion that races a resync for a minute).
+    configured.background.instant_exit_timeout = 1.0
+    configured.background.cancellation_polling = 2.0
     configured.posting.reporting_component = "autoglm-operator"
     configured.posting.event_name_prefix = "autoglm-"
-    configured.peering.priority = priority
-    if peering_name:
-        configured.peering.name = peering_name
     return configured
 
 

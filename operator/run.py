@@ -20,18 +20,19 @@ class Options:
     namespaces: list[str]  # empty: every namespace
     resync_seconds: float
     discovery_seconds: float
-    metrics_address: str  # host:port, empty for none
-    health_address: str  # host:port, empty for none
+    metrics_port: int  # 0 for none
+    health_port: int  # 0 for none
     peering: str | None  # kopf peering object name; None runs standalone
     priority: int
+    log_level: str  # debug, info, warning or error
     log_format: str  # json or plain
-    verbose: bool
 
 
 def run(options: Options) -> None:
     """Blocks until SIGINT/SIGTERM; kopf handles the signals and stops gracefully."""
-    kopf.configure(verbose=options.verbose, log_format=kopf.LogFormat[options.log_format.upper()])
-    if not options.verbose:
+    kopf.configure(log_format=kopf.LogFormat[options.log_format.upper()])
+    logging.getLogger().setLevel(options.log_level.upper())
+    if options.log_level != "debug":
         # kopf reports every handler run ("Timer 'resync' succeeded") at INFO; keep its problems only.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     api = _api_client()
@@ -39,18 +40,17 @@ def run(options: Options) -> None:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # once here, not per request
         logging.getLogger("autoglm").warning("the API server's TLS certificate is not verified (kubeconfig says so)")
     reconciler = Reconciler(Cluster(api), Discovery(api, options.discovery_seconds), post_event)
-    if options.metrics_address:
-        host, port = _split(options.metrics_address)
-        prometheus_client.start_http_server(port, addr=host)
+    if options.metrics_port:
+        prometheus_client.start_http_server(options.metrics_port)
     kopf.run(
         registry=build_registry(reconciler, resync_seconds=options.resync_seconds),
-        settings=settings(peering_name=options.peering, priority=options.priority),
+        settings=settings(),
         standalone=options.peering is None,
         priority=options.priority,
         peering_name=options.peering,
         clusterwide=not options.namespaces,
         namespaces=options.namespaces,
-        liveness_endpoint=f"http://{options.health_address}/healthz" if options.health_address else None,
+        liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz" if options.health_port else None,
     )
 
 
@@ -61,8 +61,3 @@ def _api_client() -> kubernetes.client.ApiClient:
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config()
     return kubernetes.client.ApiClient()
-
-
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host or "0.0.0.0", int(port)

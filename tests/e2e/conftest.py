@@ -7,6 +7,7 @@ with its reason; nothing is mocked.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -17,9 +18,11 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 import autoglm_testenv
-from autoglm_testenv import procs
+from autoglm_testenv import cluster, config, procs
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +101,91 @@ def sim_engine(testenv: autoglm_testenv.Env, tmp_path: Path) -> Iterator[Callabl
     for engine in started:
         engine.target_file.unlink(missing_ok=True)
         procs.stop(engine.pid)
+
+
+@pytest.fixture(scope="session")
+def autoglm_crd(testenv: autoglm_testenv.Env) -> None:
+    """The AutoGLMDeployment CRD from crds/, as `make crd` generates it."""
+    crd = config.REPO_DIR / "crds" / "autoglm.io_autoglmdeployments.yaml"
+    testenv.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    testenv.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/autoglmdeployments.autoglm.io")
+
+
+@dataclass
+class OperatorProcess:
+    """`autoglm operator` as a subprocess acting as its own ServiceAccount `user`, so its writes are
+    the audit log's entries for that user."""
+
+    namespace: str
+    user: str
+    argv: list[str]
+    env: dict[str, str]
+    log_dir: Path
+    metrics_port: int
+    health_port: int
+    pid: int = 0
+
+    @property
+    def log(self) -> Path:
+        return self.log_dir / "operator.log"
+
+    def start(self) -> None:
+        self.pid = procs.start("operator", self.argv, self.log_dir, self.env)
+        health = f"http://127.0.0.1:{self.health_port}/healthz"
+        procs.wait_until("operator liveness endpoint", lambda: procs.http_ok(health), 30, self.pid, self.log)
+
+    def stop(self) -> None:
+        procs.stop(self.pid)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels` (0 when none)."""
+        text = requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        )
+
+
+@pytest.fixture
+def operator(testenv: autoglm_testenv.Env, namespace: str, autoglm_crd: None, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator watching `namespace` with the Helm chart's RBAC for it, resyncing every 2 s.
+
+    At the end it deletes the namespace's AutoGLMDeployments while still running, so kopf removes
+    its finalizer and the namespace can go.
+    """
+    release = f"op-{uuid.uuid4().hex[:6]}"
+    rendered = testenv.helm(
+        "template", release, str(config.REPO_DIR / "charts" / "autoglm-operator"), "-n", namespace,
+        "--set", f"operator.watchNamespaces={{{namespace}}}",
+        "--show-only", "templates/operator-rbac.yaml", "--show-only", "templates/operator.yaml",
+    ).stdout
+    rbac_kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    docs = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] in rbac_kinds]
+    testenv.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    account = next(doc["metadata"]["name"] for doc in docs if doc["kind"] == "ServiceAccount")
+    kubeconfig = tmp_path / "operator-kubeconfig"
+    token = testenv.service_account_token(namespace, account)
+    kubeconfig.write_text(cluster.kubeconfig_yaml(testenv.server, testenv.ca_file, token, user=account, namespace=namespace))
+    metrics_port, health_port = procs.free_port(), procs.free_port()
+    process = OperatorProcess(
+        namespace=namespace,
+        user=f"system:serviceaccount:{namespace}:{account}",
+        argv=[str(Path(sys.executable).parent / "autoglm"), "operator", f"--namespace={namespace}", "--resync-seconds=2",
+              f"--metrics-port={metrics_port}", f"--health-port={health_port}", "--log-format=plain"],
+        env={"KUBECONFIG": str(kubeconfig)},
+        log_dir=tmp_path,
+        metrics_port=metrics_port,
+        health_port=health_port,
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        if procs.alive(process.pid):
+            testenv.kubectl("delete", "autoglmdeployments", "--all", "-n", namespace, "--timeout=30s", check=False)
+        process.stop()
+        print(f"--- operator log (last lines) ---\n{procs.log_tail(process.log, 100000)}")
+        testenv.kubectl("delete", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}",
+                        "--wait=false", check=False)

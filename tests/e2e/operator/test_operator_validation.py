@@ -1,0 +1,114 @@
+"""Invalid specs: refused by the API server at `kubectl apply` (this proves the CRD's schema and CEL
+rules compile and run on a real server), or, where only the operator can tell, reported as
+Ready=False reason InvalidSpec with nothing applied.
+
+Rules enforced by the API server (each a case below): field types, required `spec.model`, unknown
+fields, enums (engine), minimums (GPUs >= 1) and maximums (tensorParallelSize <= 16), patterns
+(pvc:// sources, quantities), unique LoRA adapter names, the metadata.name rule, and the CEL rules
+minReplicas <= maxReplicas, scale-to-zero needs KEDA, and GPU count a multiple of tensor parallelism.
+Rule enforced by the operator here: `runtime.args` may not repeat a flag the operator sets. (The
+rules that depend on KEDA or Istio being absent cannot trigger in this cluster, which serves both;
+their unit tests are in tests/unit/operator/test_operator_spec.py.)
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from operator_support import (
+    apply,
+    audit_offset,
+    children,
+    condition,
+    describe,
+    wait_for_condition,
+    writes_by,
+)
+
+from autoglm_testenv import Env
+
+pytestmark = pytest.mark.e2e
+
+
+def _cr(namespace: str, name: str = "glm", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoglm.io/v1alpha1",
+        "kind": "AutoGLMDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": {"name": "zai-org/GLM-4-9B-0414"}, **copy.deepcopy(spec)},
+    }
+
+
+REJECTED = {
+    "wrong type": ({"replicas": "two"}, "spec.replicas in body must be of type integer"),
+    "missing model": ({"model": None}, "spec.model: Required value"),
+    "unknown field": ({"modle": {"name": "x"}}, 'unknown field "spec.modle"'),
+    "unknown engine": ({"runtime": {"engine": "llamacpp"}}, 'Unsupported value: "llamacpp"'),
+    "negative GPUs": ({"resources": {"gpu": {"count": -1}}}, "spec.resources.gpu.count in body should be greater than or equal to 1"),
+    "tensor parallel too large": ({"runtime": {"tensorParallelSize": 32}}, "should be less than or equal to 16"),
+    "source not pvc://": ({"model": {"name": "m", "source": "s3://bucket/m"}}, "spec.model.source in body should match"),
+    "memory not a quantity": ({"resources": {"memory": "lots"}}, "spec.resources.memory in body should match"),
+    "duplicate LoRA names": (
+        {"model": {"name": "m", "loraAdapters": [{"name": "a", "source": "pvc://x"}, {"name": "a", "source": "pvc://y"}]}},
+        "spec.model.loraAdapters[1]: Duplicate value",
+    ),
+    "min above max replicas": (
+        {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "autoscaling.minReplicas must be <= autoscaling.maxReplicas"
+    ),
+    "scale to zero without KEDA": (
+        {"autoscaling": {"engine": "hpa", "minReplicas": 0}}, "autoscaling.minReplicas 0 (scale to zero) needs engine keda"
+    ),
+    "tensor parallel not dividing GPUs": (
+        {"resources": {"gpu": {"count": 3}}, "runtime": {"tensorParallelSize": 2}},
+        "resources.gpu.count must be a multiple of runtime.tensorParallelSize",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REJECTED))
+def test_api_server_rejects(testenv: Env, namespace: str, autoglm_crd: None, case: str) -> None:
+    spec, message = REJECTED[case]
+    cr = _cr(namespace, **spec)
+    cr["spec"] = {k: v for k, v in cr["spec"].items() if v is not None}
+    result = testenv.kubectl("apply", "-f", "-", input=json.dumps(cr), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert testenv.kubectl("get", "agd", "-n", namespace, "-o", "name").stdout == ""
+
+
+def test_api_server_rejects_a_name_that_cannot_prefix_a_revision(testenv: Env, namespace: str, autoglm_crd: None) -> None:
+    result = testenv.kubectl("apply", "-f", "-", input=json.dumps(_cr(namespace, name="9glm")), check=False)
+    assert result.returncode != 0
+    assert "metadata.name must be a DNS label of at most 52 characters starting with a letter" in result.stderr
+
+
+def test_operator_refuses_a_flag_it_sets_and_applies_nothing(testenv: Env, namespace: str, operator) -> None:
+    since = audit_offset(testenv)
+    apply(testenv, _cr(namespace, runtime={"args": ["--port", "9000"]}))
+    cr = wait_for_condition(testenv, namespace, "glm", "Ready", "False", "InvalidSpec")
+    assert "--port" in condition(cr, "Ready")["message"]
+    assert condition(cr, "Degraded")["status"] == "True"
+    assert cr["status"]["phase"] == "Degraded"
+    assert children(testenv, namespace, "glm") == {}
+    touched = {w["objectRef"]["resource"] for w in writes_by(testenv, operator.user, since)}
+    assert touched <= {"autoglmdeployments", "events"}, describe(writes_by(testenv, operator.user, since))
+
+
+def test_an_invalid_update_leaves_the_running_objects_alone(testenv: Env, namespace: str, operator) -> None:
+    apply(testenv, _cr(namespace))
+    rev = wait_for_condition(testenv, namespace, "glm", "Ready", "True")["status"]["currentRevision"]
+    before = {key: obj["metadata"]["resourceVersion"] for key, obj in children(testenv, namespace, "glm").items()}
+
+    apply(testenv, _cr(namespace, runtime={"args": ["--tensor-parallel-size=2"]}))
+    cr = wait_for_condition(testenv, namespace, "glm", "Ready", "False", "InvalidSpec")
+    assert cr["status"]["observedGeneration"] == 2
+    assert "--tensor-parallel-size" in condition(cr, "Ready")["message"]
+    after = {key: obj["metadata"]["resourceVersion"] for key, obj in children(testenv, namespace, "glm").items()}
+    assert after == before, "nothing may be applied or pruned for an invalid spec"
+
+    apply(testenv, _cr(namespace))
+    cr = wait_for_condition(testenv, namespace, "glm", "Ready", "True")
+    assert (cr["status"]["observedGeneration"], cr["status"]["currentRevision"]) == (3, rev)
+
