@@ -60,3 +60,27 @@ def test_crd_command(capsys):
 def test_render_requires_a_file():
     with pytest.raises(SystemExit):
         main(["render"])
+
+
+def test_operator_flags_reach_the_runner(monkeypatch):
+    """The flags the Helm chart passes (charts/autoglm-operator/templates/operator.yaml) are accepted."""
+    import autoglm_operator.run
+
+    started = []
+    monkeypatch.setattr(autoglm_operator.run, "run", started.append)
+    argv = ["operator", "--namespace=ml", "-n", "ml-*", "--resync-seconds=120", "--metrics-port=8080",
+            "--health-port=8081", "--log-level=info", "--peering=autoglm-operator"]
+    assert main(argv) == 0
+    (options,) = started
+    assert options.namespaces == ["ml", "ml-*"]
+    assert (options.resync_seconds, options.metrics_port, options.health_port) == (120.0, 8080, 8081)
+    assert (options.peering, options.priority, options.log_level, options.log_format) == ("autoglm-operator", 0, "info", "json")
+
+
+def test_operator_defaults_watch_every_namespace_standalone(monkeypatch):
+    import autoglm_operator.run
+
+    started = []
+    monkeypatch.setattr(autoglm_operator.run, "run", started.append)
+    main(["operator"])
+    assert (started[0].namespaces, started[0].peering, started[0].resync_seconds) == ([], None, 300.0)

@@ -1,0 +1,95 @@
+"""Deciding whether to apply (fingerprint + desired-subset-of-live) and what to prune."""
+from __future__ import annotations
+
+import copy
+
+from autoglm_operator.diff import FINGERPRINT_ANNOTATION, apply_reason, fingerprinted, first_difference, prunable
+
+DESIRED = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "glm-r1", "namespace": "ml", "labels": {"a": "b"}},
+    "spec": {
+        "replicas": 2,
+        "template": {"spec": {
+            "containers": [{"name": "engine", "args": [], "resources": {"limits": {"memory": "1024Mi", "cpu": "500m"}}}],
+            "volumes": [{"name": "cache", "emptyDir": {}}],
+            "enableServiceLinks": False,
+        }},
+    },
+}
+
+
+def _live(desired: dict) -> dict:
+    """What the server returns: the applied fields plus defaults, quantities canonicalised, empties dropped."""
+    live = copy.deepcopy(desired)
+    del live["apiVersion"], live["kind"]  # list items of built-in kinds carry neither
+    live["metadata"].update(uid="u1", resourceVersion="7", managedFields=[])
+    pod = live["spec"]["template"]["spec"]
+    pod["containers"][0].pop("args")
+    pod["containers"][0]["resources"]["limits"]["memory"] = "1Gi"
+    pod["containers"][0]["imagePullPolicy"] = "IfNotPresent"
+    pod["dnsPolicy"] = "ClusterFirst"
+    live["status"] = {"replicas": 2}
+    return live
+
+
+def test_fingerprint_is_stable_and_changes_with_the_object():
+    one, again = fingerprinted(DESIRED), fingerprinted(copy.deepcopy(DESIRED))
+    assert one == again
+    assert FINGERPRINT_ANNOTATION not in DESIRED["metadata"].get("annotations", {}), "the input is not modified"
+    changed = copy.deepcopy(DESIRED)
+    changed["spec"]["replicas"] = 3
+    assert fingerprinted(changed)["metadata"]["annotations"] != one["metadata"]["annotations"]
+
+
+def test_nothing_to_do_when_live_holds_everything_desired():
+    desired = fingerprinted(DESIRED)
+    assert apply_reason(desired, _live(desired)) is None
+
+
+def test_missing_object_is_created():
+    assert apply_reason(fingerprinted(DESIRED), None) == "created"
+
+
+def test_a_changed_intent_is_applied_even_when_a_field_was_only_dropped():
+    """Dropping a field keeps desired a subset of live; only the fingerprint notices."""
+    before = fingerprinted(DESIRED)
+    dropped = copy.deepcopy(DESIRED)
+    del dropped["spec"]["replicas"]
+    assert apply_reason(fingerprinted(dropped), _live(before)) == "updated"
+
+
+def test_drift_is_reported_with_its_path():
+    desired = fingerprinted(DESIRED)
+    live = _live(desired)
+    live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "2"
+    assert apply_reason(desired, live) == "drift at .spec.template.spec.containers[0].resources.limits.cpu"
+    live = _live(desired)
+    del live["metadata"]["labels"]["a"]
+    assert apply_reason(desired, live) == "drift at .metadata.labels.a"
+    live = _live(desired)
+    live["spec"]["template"]["spec"]["volumes"].append({"name": "extra"})
+    assert apply_reason(desired, live) == "drift at .spec.template.spec.volumes"
+
+
+def test_scalars_compare_strictly_except_quantities():
+    assert first_difference(False, 0) == ""
+    assert first_difference(True, True) is None
+    assert first_difference(1, 1.0) is None
+    assert first_difference("1024Mi", "1Gi") is None
+    assert first_difference("0.5", "500m") is None
+    assert first_difference("http", "https") == ""
+    assert first_difference({"a": None}, {}) is None
+    assert first_difference({"a": 0}, {}) == ".a", "zero is a value, not an empty one"
+
+
+def test_prunable_keeps_desired_and_objects_already_going():
+    live = {
+        ("Deployment", "glm-old"): {"metadata": {"name": "glm-old"}},
+        ("Deployment", "glm-new"): {"metadata": {"name": "glm-new"}},
+        ("HorizontalPodAutoscaler", "glm"): {"metadata": {"name": "glm"}},
+        ("Service", "glm"): {"metadata": {"name": "glm", "deletionTimestamp": "2026-01-01T00:00:00Z"}},
+    }
+    keep = {("Deployment", "glm-new"), ("ScaledObject", "glm")}
+    assert prunable(live, keep) == [("Deployment", "glm-old"), ("HorizontalPodAutoscaler", "glm")]
