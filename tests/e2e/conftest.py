@@ -12,7 +12,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,24 +118,36 @@ class OperatorProcess:
 
     namespace: str
     user: str
-    argv: list[str]
-    env: dict[str, str]
+    kubeconfig: Path
     log_dir: Path
-    metrics_port: int
-    health_port: int
+    name: str = "operator"
+    extra_args: tuple[str, ...] = ()
+    metrics_port: int = field(default_factory=procs.free_port)
+    health_port: int = field(default_factory=procs.free_port)
     pid: int = 0
+    siblings: list[OperatorProcess] = field(default_factory=list)
 
     @property
     def log(self) -> Path:
-        return self.log_dir / "operator.log"
+        return self.log_dir / f"{self.name}.log"
 
     def start(self) -> None:
-        self.pid = procs.start("operator", self.argv, self.log_dir, self.env)
+        argv = [str(Path(sys.executable).parent / "autoglm"), "operator", f"--namespace={self.namespace}",
+                "--resync-seconds=2", f"--metrics-port={self.metrics_port}", f"--health-port={self.health_port}",
+                "--log-format=plain", *self.extra_args]
+        self.pid = procs.start(self.name, argv, self.log_dir, {"KUBECONFIG": str(self.kubeconfig)})
         health = f"http://127.0.0.1:{self.health_port}/healthz"
-        procs.wait_until("operator liveness endpoint", lambda: procs.http_ok(health), 30, self.pid, self.log)
+        procs.wait_until(f"{self.name} liveness endpoint", lambda: procs.http_ok(health), 30, self.pid, self.log)
 
     def stop(self) -> None:
-        procs.stop(self.pid)
+        if self.pid:  # never 0: stopping process group 0 would stop the test run itself
+            procs.stop(self.pid)
+
+    def sibling(self, name: str, *extra_args: str) -> OperatorProcess:
+        """Another (not yet started) operator with the same identity, stopped with this one."""
+        other = OperatorProcess(self.namespace, self.user, self.kubeconfig, self.log_dir, name, extra_args)
+        self.siblings.append(other)
+        return other
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of `name` whose labels include `labels` (0 when none)."""
@@ -150,7 +162,7 @@ class OperatorProcess:
 
 @pytest.fixture
 def operator(testenv: autoglm_testenv.Env, namespace: str, autoglm_crd: None, tmp_path: Path) -> Iterator[OperatorProcess]:
-    """The operator watching `namespace` with the Helm chart's RBAC for it, resyncing every 2 s.
+    """The operator watching `namespace` with the Helm chart's RBAC for it (peering allowed), resyncing every 2 s.
 
     At the end it deletes the namespace's AutoGLMDeployments while still running, so kopf removes
     its finalizer and the namespace can go.
@@ -158,7 +170,7 @@ def operator(testenv: autoglm_testenv.Env, namespace: str, autoglm_crd: None, tm
     release = f"op-{uuid.uuid4().hex[:6]}"
     rendered = testenv.helm(
         "template", release, str(config.REPO_DIR / "charts" / "autoglm-operator"), "-n", namespace,
-        "--set", f"operator.watchNamespaces={{{namespace}}}",
+        "--set", f"operator.watchNamespaces={{{namespace}}}", "--set", "operator.peering.enabled=true",
         "--show-only", "templates/operator-rbac.yaml", "--show-only", "templates/operator.yaml",
     ).stdout
     rbac_kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
@@ -168,24 +180,16 @@ def operator(testenv: autoglm_testenv.Env, namespace: str, autoglm_crd: None, tm
     kubeconfig = tmp_path / "operator-kubeconfig"
     token = testenv.service_account_token(namespace, account)
     kubeconfig.write_text(cluster.kubeconfig_yaml(testenv.server, testenv.ca_file, token, user=account, namespace=namespace))
-    metrics_port, health_port = procs.free_port(), procs.free_port()
-    process = OperatorProcess(
-        namespace=namespace,
-        user=f"system:serviceaccount:{namespace}:{account}",
-        argv=[str(Path(sys.executable).parent / "autoglm"), "operator", f"--namespace={namespace}", "--resync-seconds=2",
-              f"--metrics-port={metrics_port}", f"--health-port={health_port}", "--log-format=plain"],
-        env={"KUBECONFIG": str(kubeconfig)},
-        log_dir=tmp_path,
-        metrics_port=metrics_port,
-        health_port=health_port,
-    )
+    process = OperatorProcess(namespace, f"system:serviceaccount:{namespace}:{account}", kubeconfig, tmp_path)
     process.start()
     try:
         yield process
     finally:
-        if procs.alive(process.pid):
+        running = [p for p in (process, *process.siblings) if p.pid and procs.alive(p.pid)]
+        if running:
             testenv.kubectl("delete", "autoglmdeployments", "--all", "-n", namespace, "--timeout=30s", check=False)
-        process.stop()
-        print(f"--- operator log (last lines) ---\n{procs.log_tail(process.log, 100000)}")
+        for p in (process, *process.siblings):
+            p.stop()
+            print(f"--- {p.name} log (last lines) ---\n{procs.log_tail(p.log, 60)}")
         testenv.kubectl("delete", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}",
                         "--wait=false", check=False)
