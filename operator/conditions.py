@@ -63,9 +63,7 @@ def compute_status(previous: Mapping[str, Any], obs: Observation, now: datetime)
         "currentRevision": obs.serving,
         "selector": obs.selector,
     }
-    cold_starts = cold_start_seconds(previous.get("coldStartSeconds") or {}, obs.pods, set(obs.deployments))
-    if cold_starts:
-        status["coldStartSeconds"] = cold_starts
+    status["coldStartSeconds"] = cold_start_seconds(previous.get("coldStartSeconds") or {}, obs.pods, set(obs.deployments))
     return {**status, **_conditions(previous, obs.generation, verdict, now)}
 
 
@@ -167,9 +165,23 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def status_changed(live: Mapping[str, Any], computed: Mapping[str, Any]) -> bool:
-    """Only the fields the operator computed count; a field it omits (no cold start yet) stays."""
-    return any(live.get(key) != value for key, value in computed.items())
+def status_patch(live: Mapping[str, Any], computed: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that makes the computed fields of `live` equal `computed`; None if they are.
+
+    Fields the reconciler does not compute (`forecast`, `canary`) are left out. A merge patch
+    merges maps key by key, so keys a computed map no longer has (a retired revision's cold
+    start) are set to null, and a missing map counts as empty.
+    """
+    patch: dict[str, Any] = {}
+    for key, value in computed.items():
+        old = live.get(key, {} if isinstance(value, dict) else None)
+        if old == value:
+            continue
+        if isinstance(value, dict) and isinstance(old, dict):
+            patch[key] = {**{gone: None for gone in old if gone not in value}, **value}
+        else:
+            patch[key] = value
+    return patch or None
 
 
 def transition_events(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Event]:

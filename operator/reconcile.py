@@ -24,7 +24,7 @@ from autoglm_operator.conditions import (
     Observation,
     compute_status,
     invalid_status,
-    status_changed,
+    status_patch,
     transition_events,
 )
 from autoglm_operator.diff import apply_reason, fingerprinted, object_key, prunable
@@ -154,10 +154,11 @@ class Reconciler:
 
     def _write_status(self, resource: Mapping[str, Any], status: dict[str, Any]) -> None:
         previous = resource.get("status") or {}
-        if not status_changed(previous, status):
+        patch = status_patch(previous, status)
+        if patch is None:
             return
         meta = resource["metadata"]
-        self._cluster.patch_status(meta["namespace"], meta["name"], status)
+        self._cluster.patch_status(meta["namespace"], meta["name"], patch)
         _log("status", resource=f"{meta['namespace']}/{meta['name']}", phase=status.get("phase"))
         for event in transition_events(previous, status):
             self._post_event(resource, event)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from operator_support import apply, children, condition, example, wait_for, wait_for_condition
+from operator_support import apply, children, condition, example, wait_for, wait_for_condition, wait_until_quiet
 
 from autoglm_testenv import Env
 
@@ -72,3 +72,4 @@ def test_changing_the_model_switches_traffic_once_the_new_revision_is_ready(test
                                   f"involvedObject.kind=AutoGLMDeployment,involvedObject.name={NAME}")["items"]
     assert any(e["reason"] == "TrafficSwitched" and new in e["message"] for e in events), json.dumps(
         [(e["reason"], e["message"]) for e in events])
+    wait_until_quiet(testenv, operator.user, quiet_seconds=5, timeout=20)  # settled: resyncs write nothing

@@ -10,7 +10,7 @@ from autoglm_operator.conditions import (
     compute_status,
     invalid_status,
     judge,
-    status_changed,
+    status_patch,
     transition_events,
 )
 
@@ -120,12 +120,20 @@ def test_cold_start_is_the_slowest_ready_pod_and_survives_until_retired():
     ]
     assert cold_start_seconds({"r2": 42.0, "r0": 7.0}, pods, {"r1", "r2"}) == {"r1": 270.0, "r2": 42.0}
     assert cold_start_seconds({}, [_pod("c", "r2")], {"r2"}) == {}
+    assert compute_status({}, _obs(), T0)["coldStartSeconds"] == {}
 
 
-def test_status_changed_compares_only_computed_fields():
+def test_status_patch_holds_only_what_differs():
     live = {"observedGeneration": 1, "forecast": {"predicted": 3.0}, "coldStartSeconds": {"r1": 1}}
-    assert not status_changed(live, {"observedGeneration": 1, "coldStartSeconds": {"r1": 1.0}})
-    assert status_changed(live, {"observedGeneration": 2})
+    assert status_patch(live, {"observedGeneration": 1, "coldStartSeconds": {"r1": 1.0}}) is None
+    assert status_patch(live, {"observedGeneration": 2, "coldStartSeconds": {"r1": 1}}) == {"observedGeneration": 2}
+
+
+def test_status_patch_removes_map_keys_that_are_gone():
+    """A merge patch would otherwise keep a retired revision's cold start forever (and patch forever)."""
+    live = {"coldStartSeconds": {"r1": 5, "r2": 7}}
+    assert status_patch(live, {"coldStartSeconds": {"r2": 7}}) == {"coldStartSeconds": {"r1": None, "r2": 7}}
+    assert status_patch({}, {"coldStartSeconds": {}}) is None, "a missing map is an empty one"
 
 
 def test_events_for_traffic_moves_and_ready_flips():

@@ -18,6 +18,7 @@ class FakeCluster:
         self.live: dict[tuple[str, str], dict[str, Any]] = {}
         self.writes: list[str] = []
         self.events: list[str] = []
+        self.pods: list[dict[str, Any]] = []
 
     def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.resource)
@@ -27,7 +28,7 @@ class FakeCluster:
         return {key: copy.deepcopy(obj) for key, obj in self.live.items() if key[0] in wanted}
 
     def list_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        return []
+        return copy.deepcopy(self.pods)
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         key = (obj["kind"], obj["metadata"]["name"])
@@ -39,9 +40,22 @@ class FakeCluster:
         del self.live[(kind.kind, obj["metadata"]["name"])]
         self.writes.append(f"delete {kind.kind} {obj['metadata']['name']}")
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.resource["status"] = {**self.resource.get("status", {}), **copy.deepcopy(status)}
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.resource["status"] = _merge_patch(self.resource.get("status", {}), patch)
         self.writes.append("status")
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies `application/merge-patch+json`."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
 
 
 class FakeDiscovery:
@@ -107,6 +121,47 @@ def test_kinds_no_longer_rendered_are_pruned(make_cr):
     discovery.kinds = frozenset(CHILD_KINDS)
     reconciler.converge("ml", "glm")
     assert cluster.writes == ["apply ScaledObject glm", f"delete {HORIZONTAL_POD_AUTOSCALER.kind} glm"]
+
+
+def _ready(cluster: FakeCluster, deployment: str) -> None:
+    """The Deployment and its one pod Ready (the pod 30 s after its creation)."""
+    live = cluster.live[("Deployment", deployment)]
+    live["metadata"]["generation"] = 1
+    live["status"] = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1}
+    labels = live["spec"]["template"]["metadata"]["labels"]
+    cluster.pods = [p for p in cluster.pods if p["metadata"]["labels"] != labels] + [{
+        "metadata": {"name": f"{deployment}-pod", "labels": labels, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:30Z"}]},
+    }]
+
+
+def test_a_new_model_switches_once_ready_then_the_old_revision_goes_and_writes_stop(make_cr):
+    reconciler, cluster, _ = _setup(make_cr)
+    reconciler.converge("ml", "glm")
+    (old,) = [name for kind, name in cluster.live if kind == "Deployment"]
+    _ready(cluster, old)
+    reconciler.converge("ml", "glm")
+    assert cluster.resource["status"]["currentRevision"] == old.removeprefix("glm-")
+
+    cluster.resource["spec"]["model"]["name"] = "zai-org/GLM-4-9B-0414-v2"
+    cluster.resource["metadata"]["generation"] = 2
+    cluster.writes.clear()
+    reconciler.converge("ml", "glm")
+    (new,) = [name for kind, name in cluster.live if kind == "Deployment" and name != old]
+    assert cluster.writes == [f"apply Deployment {new}", "apply DestinationRule glm", "status"]
+    assert cluster.resource["status"]["currentRevision"] == old.removeprefix("glm-")
+
+    _ready(cluster, new)
+    cluster.writes.clear()
+    reconciler.converge("ml", "glm")
+    assert cluster.writes == ["apply VirtualService glm", "apply DestinationRule glm", f"delete Deployment {old}", "status"]
+    assert cluster.resource["status"]["currentRevision"] == new.removeprefix("glm-")
+    assert cluster.resource["status"]["coldStartSeconds"] == {new.removeprefix("glm-"): 30.0}, "the old one is dropped"
+    assert "TrafficSwitched" in cluster.events
+
+    cluster.writes.clear()
+    reconciler.converge("ml", "glm")
+    assert cluster.writes == []
 
 
 def test_a_deleted_resource_is_left_to_the_garbage_collector(make_cr):
