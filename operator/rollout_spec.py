@@ -72,7 +72,7 @@ class Analysis:
     )
     max_relative_degradation: float | None = spec_field(
         "How much worse than the stable revision the canary may be, as a fraction (0.2 = 20%); unset: no comparison.",
-        default=0.5, minimum=0, maximum=10,
+        default=None, minimum=0, maximum=10,
     )
     metrics: list[MetricCheck] = spec_field("Extra PromQL checks.", default_factory=list, max_items=16, map_key="name")
     no_data: Literal["wait", "fail", "pass"] = spec_field(
