@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from autoglm_operator import metrics
 from autoglm_operator.diff import ObjectKey, object_key
-from autoglm_operator.kinds import Kind, kind_of
+from autoglm_operator.kinds import NODE_GROUP, Kind, kind_of
 from autoglm_operator.labels import children_selector
 from autoglm_operator.spec import GROUP, KIND, PLURAL, VERSION
 
@@ -116,6 +116,51 @@ class Cluster:
             if exc.status not in (404, 409):  # already gone, or replaced by a new object
                 raise
         metrics.WRITES.labels(verb="delete", kind=kind.kind).inc()
+
+    def list_node_groups(self, selector: str) -> list[dict[str, Any]]:
+        """KubeEdge NodeGroups (cluster-scoped) matching `selector`; none when KubeEdge is not served."""
+        try:
+            response = self._objects.list_cluster_custom_object(
+                NODE_GROUP.group, NODE_GROUP.version, NODE_GROUP.plural, label_selector=selector, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return _json(response)["items"]
+
+    def apply_cluster_scoped(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind = kind_of(obj)
+        response = self._objects.patch_cluster_custom_object(
+            kind.group, kind.version, kind.plural, obj["metadata"]["name"], obj, _preload_content=False,
+            field_manager=FIELD_MANAGER, force=True, field_validation="Strict", _content_type=APPLY_PATCH,
+        )
+        metrics.WRITES.labels(verb="apply", kind=kind.kind).inc()
+        return _json(response)
+
+    def delete_node_group(self, obj: Mapping[str, Any]) -> None:
+        meta = obj["metadata"]
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=meta["uid"]))
+        try:
+            self._objects.delete_cluster_custom_object(
+                NODE_GROUP.group, NODE_GROUP.version, NODE_GROUP.plural, meta["name"], body=options, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+        metrics.WRITES.labels(verb="delete", kind=NODE_GROUP.kind).inc()
+
+    def list_nodes(self) -> list[dict[str, Any]] | None:
+        """Every node, for edge placement checks; None when the operator may not read nodes."""
+        try:
+            return _json(self._core.list_node(_preload_content=False))["items"]
+        except ApiException as exc:
+            if exc.status == 403:
+                return None
+            raise
+
+    def list_pods_selected(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return _json(self._core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False))["items"]
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """A merge patch of the fields the reconciler owns; others (forecast, canary) are untouched."""

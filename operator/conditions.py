@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from autoglm_operator.labels import REVISION_LABEL
+from autoglm_operator.edge import edge_problem
 from autoglm_operator.rollout import ready_replicas, wanted_replicas
 
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
@@ -31,6 +32,7 @@ class Observation:
     selector: str
     deployments: Mapping[str, Mapping[str, Any]]  # revision -> live Deployment
     pods: Sequence[Mapping[str, Any]]  # live pods of every revision
+    edge: Sequence[Mapping[str, Any]] = ()  # status.edge entries (edge.edge_status)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +66,8 @@ def compute_status(previous: Mapping[str, Any], obs: Observation, now: datetime)
         "selector": obs.selector,
     }
     status["coldStartSeconds"] = cold_start_seconds(previous.get("coldStartSeconds") or {}, obs.pods, set(obs.deployments))
-    return {**status, **_conditions(previous, obs.generation, verdict, now)}
+    status["edge"] = [dict(e) for e in obs.edge] or None  # null clears it once the last group goes
+    return {**status, **_conditions(previous, obs.generation, verdict, now, edge_problem(obs.edge))}
 
 
 def invalid_status(previous: Mapping[str, Any], generation: int, message: str, now: datetime) -> dict[str, Any]:
@@ -110,7 +113,10 @@ def _deadline_exceeded(deployment: Mapping[str, Any] | None) -> tuple[str, str] 
     return None
 
 
-def _conditions(previous: Mapping[str, Any], generation: int, verdict: Verdict, now: datetime) -> dict[str, Any]:
+def _conditions(
+    previous: Mapping[str, Any], generation: int, verdict: Verdict, now: datetime, edge: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """`edge`: an edge group that cannot be placed makes the resource Degraded, never un-Ready."""
     failed = verdict.reason in FAILURE_REASONS
     wanted = {
         "Ready": ("True" if verdict.ready else "False", verdict.reason, verdict.message),
@@ -121,6 +127,8 @@ def _conditions(previous: Mapping[str, Any], generation: int, verdict: Verdict, 
         ),
         "Degraded": ("True" if failed else "False", verdict.reason if failed else "AsExpected", verdict.message if failed else ""),
     }
+    if edge and not failed:
+        wanted["Degraded"] = ("True", *edge)
     old = {c["type"]: c for c in previous.get("conditions") or []}
     conditions = []
     for kind in CONDITION_TYPES:

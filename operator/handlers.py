@@ -59,10 +59,15 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float) -> kopf.Ope
         if instance:
             reconciler.request(namespace, instance)
 
+    def delete_edge(namespace: str, name: str, **_: Any) -> None:
+        """NodeGroups are cluster-scoped: no owner reference can take them away with the resource."""
+        reconciler.delete_edge(namespace, name)
+
     kopf.on.login(registry=registry)(kopf.login_via_client)
     kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
     kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
     kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)
+    kopf.on.delete(GROUP, VERSION, PLURAL, id="edge-cleanup", **on_resource)(delete_edge)
     kopf.timer(
         GROUP, VERSION, PLURAL, id="resync", registry=registry, interval=resync_seconds, initial_delay=resync_seconds
     )(converge)

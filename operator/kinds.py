@@ -52,6 +52,7 @@ CHILD_KINDS: tuple[Kind, ...] = (
     PEER_AUTHENTICATION,
     AUTHORIZATION_POLICY,
     REQUEST_AUTHENTICATION,
+    EDGE_APPLICATION,  # namespaced; the cluster-scoped NodeGroups are pruned by edge_sync.py
 )
 
 NEEDED_BY_CAPABILITY: dict[str, tuple[Kind, ...]] = {

@@ -29,6 +29,8 @@ from autoglm_operator.conditions import (
 )
 from autoglm_operator.diff import apply_reason, fingerprinted, object_key, prunable
 from autoglm_operator.discovery import Discovery
+from autoglm_operator import edge_sync
+from autoglm_operator.edge import EDGE_OF_LABEL, edge_status, is_edge, live_revision
 from autoglm_operator.kinds import CHILD_KINDS, DEPLOYMENT, capabilities_of, kind_named
 from autoglm_operator.labels import REVISION_LABEL, deployment_name, selector_string
 from autoglm_operator.render import render, validate
@@ -123,6 +125,8 @@ class Reconciler:
         desired = revision(inst.spec)
         serving = serving_revision(previous.get("currentRevision"), desired, _deployments(children))
         objects = [fingerprinted(owned(obj, resource)) for obj in render(inst, capabilities, serving)]
+        held = serving != desired  # edge groups move to a new revision once it serves (docs/edge.md)
+        objects, node_groups = edge_sync.split(objects, held)
         changes: list[str] = []
         for obj in objects:
             key = object_key(obj)
@@ -134,13 +138,20 @@ class Reconciler:
 
         keep = {object_key(obj) for obj in objects}
         keep |= {(DEPLOYMENT.kind, deployment_name(inst, rev)) for rev in revisions_to_keep(serving, desired)}
+        keep |= edge_sync.held_keys(children, held)
         for key in prunable(children, keep):
             self._cluster.delete(kind_named(key[0]), children.pop(key))
             changes.append(f"deleted {key[0]} {key[1]}")
             _log("pruned", resource=f"{namespace}/{name}", kind=key[0], child=key[1])
+        changes += edge_sync.sync_node_groups(self._cluster, namespace, name, node_groups, capabilities.kubeedge, held)
         if changes:
             self._post_event(resource, Event("Normal", "Applied", "; ".join(changes)))
 
+        edge: list[dict[str, Any]] = []
+        if inst.spec.edge:
+            edge_rev = live_revision(o for o in children.values() if is_edge(o)) if held else desired
+            edge_pods = self._cluster.list_pods_selected(namespace, f"{EDGE_OF_LABEL}={name}")
+            edge = edge_status(inst, edge_rev, self._cluster.list_nodes(), edge_pods)
         observation = Observation(
             generation=generation,
             desired=desired,
@@ -148,9 +159,14 @@ class Reconciler:
             selector=selector_string(inst, serving),
             deployments=_deployments(children),
             pods=self._cluster.list_pods(namespace, name),
+            edge=edge,
         )
         self._write_status(resource, compute_status(previous, observation, self._clock()))
         return "changed" if changes else "unchanged"
+
+    def delete_edge(self, namespace: str, name: str) -> None:
+        """The resource is going: delete its cluster-scoped NodeGroups (the rest goes by owner reference)."""
+        edge_sync.delete_node_groups(self._cluster, namespace, name)
 
     def _write_status(self, resource: Mapping[str, Any], status: dict[str, Any]) -> None:
         previous = resource.get("status") or {}

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from autoglm_operator.autoscaling import autoscaler
+from autoglm_operator.edge import check_edge, render_edge
 from autoglm_operator.engines import check_user_args
 from autoglm_operator.istio import destination_rule, virtual_service
 from autoglm_operator.pdb import pod_disruption_budget
@@ -45,6 +46,7 @@ def validate(cr: dict[str, Any], capabilities: Capabilities) -> Instance:
     inst = parse_instance(cr)
     check_capabilities(inst.spec, keda=capabilities.keda, istio=capabilities.istio)
     check_user_args(inst.spec.runtime)
+    check_edge(inst)
     return inst
 
 
@@ -71,6 +73,8 @@ def render(inst: Instance, capabilities: Capabilities, serving: str | None = Non
         jwt = request_authentication(inst)
         if jwt:
             objects.append(jwt)
+    # Edge groups (KubeEdge NodeGroups + EdgeApplication, or pinned Deployments); see edge.py.
+    objects += render_edge(inst, rev, kubeedge=capabilities.kubeedge)
     return objects
 
 

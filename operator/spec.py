@@ -216,6 +216,63 @@ class Security:
     jwt: Jwt | None = spec_field("Require an end-user JWT from this issuer.", default=None)
 
 
+EDGE_QUANTIZATION = Literal["", "none", "awq", "gptq", "fp8"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeResources:
+    """Compute per edge pod; edge nodes are small, so nothing is inherited from the cloud pods."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.gpuProduct == '' || self.gpuCount > 0",
+            message="edge resources.gpuProduct needs resources.gpuCount > 0",
+            check=lambda r: not r.gpu_product or r.gpu_count > 0,
+        ),
+    )
+
+    gpu_count: int = spec_field("nvidia.com/gpu per edge pod; 0 runs without a GPU.", default=0, minimum=0, maximum=16)
+    gpu_product: str = spec_field(
+        "Required value of the node label nvidia.com/gpu.product (e.g. NVIDIA-Jetson-AGX-Orin); empty accepts any.",
+        default="",
+    )
+    cpu: str = spec_field("CPU request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
+    memory: str = spec_field("Memory request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeGroup:
+    """The model on one group of edge nodes (a KubeEdge NodeGroup), with its own overrides."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.nodeLabels.size() > 0",
+            message="edge[].nodeLabels must select the group's nodes with at least one label",
+            check=lambda g: len(g.node_labels) > 0,
+        ),
+    )
+
+    name: str = spec_field("Group name, unique in spec.edge (part of the NodeGroup and Deployment names).",
+                           pattern=DNS_LABEL, max_length=20)
+    node_labels: dict[str, str] = spec_field(
+        "Labels an edge node (node-role.kubernetes.io/edge) must carry to belong to this group, "
+        "e.g. autoglm.io/edge-group: site-a."
+    )
+    replicas: int = spec_field("Pods in this group.", default=1, minimum=0, maximum=100)
+    image: str = spec_field(
+        "Container image for this group (e.g. an ARM64 build); empty uses the cloud image. Digests are not supported.",
+        default="",
+        pattern=r"^[^@\s]*$",
+    )
+    quantization: EDGE_QUANTIZATION = spec_field("Weight quantization for this group; empty keeps the cloud setting.",
+                                                default="")
+    max_model_len: int = spec_field("Maximum context length for this group; 0 keeps the cloud setting.", default=0, minimum=0)
+    args: list[str] = spec_field("Extra engine flags for this group, after the cloud ones.", default_factory=list, max_items=32)
+    env: list[EnvVar] = spec_field("Environment variables for this group (added, or replacing the cloud ones).",
+                                   default_factory=list, max_items=32, map_key="name")
+    resources: EdgeResources = spec_field("Compute per pod in this group.", default_factory=EdgeResources)
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """Desired state of one served model."""
@@ -235,6 +292,12 @@ class Spec:
     autoscaling: Autoscaling = spec_field("Load-based autoscaling.", default_factory=Autoscaling)
     traffic: Traffic = spec_field("Istio routing.", default_factory=Traffic)
     security: Security = spec_field("Istio security.", default_factory=Security)
+    edge: list[EdgeGroup] = spec_field(
+        "Edge node groups that also serve the model (KubeEdge NodeGroups, or pinned Deployments without KubeEdge).",
+        default_factory=list,
+        max_items=16,
+        map_key="name",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,6 +48,19 @@ class Forecast:
 
 
 @dataclasses.dataclass(frozen=True)
+class EdgeGroupStatus:
+    """One edge group of spec.edge as last observed."""
+
+    name: str = spec_field("Edge group name.")
+    desired: int | None = spec_field("Pods wanted in the group.", default=None, minimum=0)
+    ready: int | None = spec_field("Ready pods in the group.", default=None, minimum=0)
+    revision: str | None = spec_field("Revision the group's pods run (it follows the cloud once that serves).", default=None)
+    reason: str | None = spec_field("Why the group cannot be placed: NoMatchingEdgeNodes, NoEdgeGpu or Unschedulable.",
+                                    default=None)
+    message: str | None = spec_field("The last placement error, in words.", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
 class Status:
     """Observed state of one served model."""
 
@@ -63,3 +76,4 @@ class Status:
     )
     canary: Canary | None = spec_field("Canary rollout progress.", default=None)
     forecast: Forecast | None = spec_field("Predictive autoscaling forecast.", default=None)
+    edge: list[EdgeGroupStatus] | None = spec_field("Per edge group of spec.edge.", default=None, map_key="name")
