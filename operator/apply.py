@@ -20,12 +20,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from autoglm_operator import metrics
-from autoglm_operator.diff import ObjectKey, object_key
+from autoglm_operator.diff import FIELD_MANAGER, ObjectKey, object_key
 from autoglm_operator.kinds import NODE_GROUP, Kind, kind_of
 from autoglm_operator.labels import children_selector
 from autoglm_operator.spec import GROUP, KIND, PLURAL, VERSION
 
-FIELD_MANAGER = "autoglm-operator"
+HANDOVER_MANAGER = "autoglm-operator-handover"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -97,6 +97,18 @@ class Cluster:
         live = _json(response)
         metrics.WRITES.labels(verb="apply", kind=kind.kind).inc()
         return live
+
+    def hand_over_replicas(self, obj: Mapping[str, Any], replicas: int) -> None:
+        """Co-own `spec.replicas` under another manager, so the operator's next apply can drop it."""
+        meta = obj["metadata"]
+        handover = {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                    "metadata": {"name": meta["name"], "namespace": meta["namespace"]}, "spec": {"replicas": replicas}}
+        kind = kind_of(obj)
+        self._objects.patch_namespaced_custom_object(
+            kind.group, kind.version, meta["namespace"], kind.plural, meta["name"], handover,
+            field_manager=HANDOVER_MANAGER, _content_type=APPLY_PATCH, _preload_content=False,
+        )
+        metrics.WRITES.labels(verb="apply", kind=kind.kind).inc()
 
     def delete(self, kind: Kind, obj: Mapping[str, Any]) -> None:
         """Delete exactly this object: the uid precondition spares a same-named successor."""

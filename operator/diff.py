@@ -21,6 +21,7 @@ from typing import Any
 from kubernetes.utils.quantity import parse_quantity
 
 FINGERPRINT_ANNOTATION = "autoglm.io/applied-fingerprint"
+FIELD_MANAGER = "autoglm-operator"
 
 ObjectKey = tuple[str, str]  # (kind, name) within the resource's namespace
 
@@ -92,6 +93,23 @@ def _quantity(text: str) -> Decimal | None:
         return parse_quantity(text)
     except (ValueError, InvalidOperation):
         return None
+
+
+def replicas_to_hand_over(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> int | None:
+    """The live replica count to hand over before an apply that stops setting `spec.replicas`.
+
+    When autoscaling is switched on, the operator stops setting replicas. Server-side apply would
+    then remove the field it owned and the Deployment would fall back to 1 replica until the
+    autoscaler reacts; handing the field to another manager first keeps the running count
+    (the ownership transfer described in the Kubernetes server-side apply documentation).
+    """
+    if live is None or desired["kind"] != "Deployment" or "replicas" in desired["spec"]:
+        return None
+    for entry in live["metadata"].get("managedFields") or []:
+        owned = entry.get("fieldsV1", {}).get("f:spec", {})
+        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply" and "f:replicas" in owned:
+            return int(live["spec"].get("replicas", 1))
+    return None
 
 
 def prunable(live: Mapping[ObjectKey, Mapping[str, Any]], keep: set[ObjectKey]) -> list[ObjectKey]:

@@ -27,7 +27,7 @@ from autoglm_operator.conditions import (
     status_patch,
     transition_events,
 )
-from autoglm_operator.diff import apply_reason, fingerprinted, object_key, prunable
+from autoglm_operator.diff import apply_reason, fingerprinted, object_key, prunable, replicas_to_hand_over
 from autoglm_operator.discovery import Discovery
 from autoglm_operator import edge_sync
 from autoglm_operator.edge import EDGE_OF_LABEL, edge_status, is_edge, live_revision
@@ -131,6 +131,9 @@ class Reconciler:
         for obj in objects:
             key = object_key(obj)
             reason = apply_reason(obj, children.get(key))
+            handover = replicas_to_hand_over(obj, children.get(key))
+            if reason and handover is not None:
+                self._cluster.hand_over_replicas(obj, handover)
             if reason:
                 children[key] = self._cluster.apply(obj)
                 changes.append(f"{reason} {key[0]} {key[1]}")

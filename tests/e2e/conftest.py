@@ -190,6 +190,6 @@ def operator(testenv: autoglm_testenv.Env, namespace: str, autoglm_crd: None, tm
             testenv.kubectl("delete", "autoglmdeployments", "--all", "-n", namespace, "--timeout=30s", check=False)
         for p in (process, *process.siblings):
             p.stop()
-            print(f"--- {p.name} log (last lines) ---\n{procs.log_tail(p.log, 60)}")
+            print(f"--- {p.name} log (last lines) ---\n{procs.log_tail(p.log, 400)}")
         testenv.kubectl("delete", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}",
                         "--wait=false", check=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -103,3 +104,14 @@ def wait_until_quiet(testenv: Env, user: str, quiet_seconds: float, timeout: flo
         if not writes_by(testenv, user, offset):
             return audit_offset(testenv)
     pytest.fail(f"{user} kept writing for {timeout:.0f}s")
+
+
+def node_readiness_changed_since(testenv: Env, started: float) -> bool:
+    """Whether a node's Ready condition flipped after `started` (epoch seconds): kwok's heartbeats
+    sometimes lapse on a loaded machine, every pod turns NotReady, and status changes are then due."""
+    for node in testenv.kubectl_json("get", "nodes")["items"]:
+        for cond in node["status"].get("conditions", []):
+            changed = datetime.fromisoformat(cond["lastTransitionTime"].replace("Z", "+00:00")).timestamp()
+            if cond["type"] == "Ready" and changed >= started - 1:
+                return True
+    return False

@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import copy
 
-from autoglm_operator.diff import FINGERPRINT_ANNOTATION, apply_reason, fingerprinted, first_difference, prunable
+from autoglm_operator.diff import (
+    FINGERPRINT_ANNOTATION,
+    apply_reason,
+    fingerprinted,
+    first_difference,
+    prunable,
+    replicas_to_hand_over,
+)
 
 DESIRED = {
     "apiVersion": "apps/v1",
@@ -93,3 +100,21 @@ def test_prunable_keeps_desired_and_objects_already_going():
     }
     keep = {("Deployment", "glm-new"), ("ScaledObject", "glm")}
     assert prunable(live, keep) == [("Deployment", "glm-old"), ("HorizontalPodAutoscaler", "glm")]
+
+
+def _owned_by(manager: str, operation: str, fields: dict) -> dict:
+    return {"manager": manager, "operation": operation, "fieldsV1": {"f:spec": fields}}
+
+
+def test_replicas_are_handed_over_only_when_the_operator_stops_setting_them():
+    autoscaled = copy.deepcopy(DESIRED)
+    del autoscaled["spec"]["replicas"]
+    live = _live(DESIRED)
+    live["spec"]["replicas"] = 3
+    live["metadata"]["managedFields"] = [_owned_by("autoglm-operator", "Apply", {"f:replicas": {}, "f:template": {}})]
+    assert replicas_to_hand_over(autoscaled, live) == 3
+    assert replicas_to_hand_over(DESIRED, live) is None, "still set by the operator"
+    assert replicas_to_hand_over(autoscaled, None) is None
+    live["metadata"]["managedFields"] = [_owned_by("kube-controller-manager", "Update", {"f:replicas": {}}),
+                                         _owned_by("autoglm-operator", "Apply", {"f:template": {}})]
+    assert replicas_to_hand_over(autoscaled, live) is None, "the autoscaler owns them already"
