@@ -2,33 +2,84 @@
 
 Both share one HPA `behavior`: scale up fast, scale down slowly, because a GPU pod given back
 takes minutes of weight loading to return.
+
+Predictive floor (spec.autoscaling.predictive): the predictor writes only `status.forecast`; the
+minimum rendered here is max(minReplicas, min(recommendedMinReplicas, maxFloor or maxReplicas))
+while the forecast is fresh, and plain minReplicas otherwise (disabled, missing, stale or
+unreadable forecast). The operator is the only writer of the ScaledObject / HPA.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from autoglm_operator.engines import PROFILES
 from autoglm_operator.labels import deployment_name, metadata
 from autoglm_operator.spec import Instance
+from autoglm_predictor.actuation import STALENESS_WINDOW_SECONDS, parse_time
+from autoglm_predictor.queries import default_load_query
 
 
-def autoscaler(inst: Instance, revision: str, *, keda: bool) -> dict[str, Any] | None:
-    """None when autoscaling is off: the Deployment then carries `spec.replicas` itself."""
+def autoscaler(
+    inst: Instance, revision: str, *, keda: bool, forecast: Mapping[str, Any] | None = None, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """None when autoscaling is off: the Deployment then carries `spec.replicas` itself.
+
+    `forecast` is the resource's `status.forecast` and `now` the time it is judged at (both needed
+    for the predictive floor; without them the floor is the reactive minimum).
+    """
     scaling = inst.spec.autoscaling
     if not scaling.enabled:
         return None
+    floor = min_replicas(inst, forecast, now)
     if scaling.engine == "keda" and keda:
-        return scaled_object(inst, revision)
-    return horizontal_pod_autoscaler(inst, revision)
+        return scaled_object(inst, revision, floor)
+    return horizontal_pod_autoscaler(inst, revision, floor)
 
 
-def load_query(inst: Instance, revision: str) -> str:
-    """Total running plus waiting requests of the revision's pods (0 when no pod reports yet)."""
+def forecast_expiry(forecast: Mapping[str, Any] | None) -> float | None:
+    """Epoch seconds after which the forecast no longer counts (None: unreadable or absent)."""
+    if not isinstance(forecast, Mapping):
+        return None
+    try:
+        return parse_time(str(forecast["updatedAt"])) + STALENESS_WINDOW_SECONDS
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def forecast_floor(forecast: Mapping[str, Any] | None, now: datetime) -> int | None:
+    """`recommendedMinReplicas` while fresh: updated within the staleness window (and not far in the future)."""
+    expiry = forecast_expiry(forecast)
+    if expiry is None:
+        return None
+    age = now.timestamp() - (expiry - STALENESS_WINDOW_SECONDS)
+    if not -STALENESS_WINDOW_SECONDS <= age <= STALENESS_WINDOW_SECONDS:
+        return None
+    recommended = forecast.get("recommendedMinReplicas")  # type: ignore[union-attr]
+    if isinstance(recommended, bool) or not isinstance(recommended, int) or recommended < 0:
+        return None
+    return recommended
+
+
+def min_replicas(inst: Instance, forecast: Mapping[str, Any] | None, now: datetime | None) -> int:
+    """The autoscaler's minimum: the reactive one, raised to a fresh forecast's floor when predictive is on."""
+    scaling = inst.spec.autoscaling
+    if not scaling.predictive.enabled or now is None:
+        return scaling.min_replicas
+    floor = forecast_floor(forecast, now)
+    if floor is None:
+        return scaling.min_replicas
+    cap = scaling.max_replicas if scaling.predictive.max_floor is None else min(scaling.predictive.max_floor, scaling.max_replicas)
+    return max(scaling.min_replicas, min(floor, cap))
+
+
+def load_query(inst: Instance) -> str:
+    """The user's query, else running plus waiting requests of all the deployment's pods (the
+    predictor forecasts the same query, so threshold and floor share one unit)."""
     if inst.spec.autoscaling.target.query:
         return inst.spec.autoscaling.target.query
-    profile = PROFILES[inst.spec.runtime.engine]
-    pods = f'namespace="{inst.namespace}",pod=~"{deployment_name(inst, revision)}-[a-z0-9]+-[a-z0-9]+"'
-    return f"(sum({profile.running_metric}{{{pods}}}) or vector(0)) + (sum({profile.waiting_metric}{{{pods}}}) or vector(0))"
+    return default_load_query(inst.namespace, inst.name, inst.spec.runtime.engine)
 
 
 def hpa_behavior(inst: Instance) -> dict[str, Any]:
@@ -53,8 +104,9 @@ def _target_ref(inst: Instance, revision: str) -> dict[str, str]:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name(inst, revision)}
 
 
-def scaled_object(inst: Instance, revision: str) -> dict[str, Any]:
+def scaled_object(inst: Instance, revision: str, floor: int | None = None) -> dict[str, Any]:
     scaling = inst.spec.autoscaling
+    floor = scaling.min_replicas if floor is None else floor
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -63,12 +115,12 @@ def scaled_object(inst: Instance, revision: str) -> dict[str, Any]:
             "scaleTargetRef": _target_ref(inst, revision),
             "pollingInterval": scaling.polling_interval_seconds,
             "cooldownPeriod": scaling.cooldown_seconds,
-            "minReplicaCount": scaling.min_replicas,
+            "minReplicaCount": floor,
             "maxReplicaCount": scaling.max_replicas,
             # If Prometheus is unreachable, never shrink below what is running now.
             "fallback": {
                 "failureThreshold": 3,
-                "replicas": max(scaling.min_replicas, 1),
+                "replicas": max(floor, 1),
                 "behavior": "currentReplicasIfHigher",
             },
             "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior(inst)}},
@@ -79,7 +131,7 @@ def scaled_object(inst: Instance, revision: str) -> dict[str, Any]:
                     "metricType": "AverageValue",
                     "metadata": {
                         "serverAddress": scaling.prometheus_address,
-                        "query": load_query(inst, revision),
+                        "query": load_query(inst),
                         "threshold": f"{scaling.target.per_replica:g}",
                     },
                 }
@@ -88,9 +140,10 @@ def scaled_object(inst: Instance, revision: str) -> dict[str, Any]:
     }
 
 
-def horizontal_pod_autoscaler(inst: Instance, revision: str) -> dict[str, Any]:
+def horizontal_pod_autoscaler(inst: Instance, revision: str, floor: int | None = None) -> dict[str, Any]:
     """Reads the engine's running-requests gauge through a custom metrics adapter (e.g. prometheus-adapter)."""
     scaling = inst.spec.autoscaling
+    floor = scaling.min_replicas if floor is None else floor
     per_replica = scaling.target.per_replica
     average = str(int(per_replica)) if per_replica.is_integer() else f"{round(per_replica * 1000)}m"
     return {
@@ -99,7 +152,7 @@ def horizontal_pod_autoscaler(inst: Instance, revision: str) -> dict[str, Any]:
         "metadata": metadata(inst, inst.name, "autoscaling"),
         "spec": {
             "scaleTargetRef": _target_ref(inst, revision),
-            "minReplicas": scaling.min_replicas,
+            "minReplicas": floor,
             "maxReplicas": scaling.max_replicas,
             "metrics": [
                 {

@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from autoglm_operator.conditions import Event
+from autoglm_operator.forecast_watch import ForecastWatch
 from autoglm_operator.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from autoglm_operator.reconcile import Reconciler
 from autoglm_operator.spec import GROUP, PLURAL, VERSION
@@ -71,6 +72,16 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float) -> kopf.Ope
     kopf.timer(
         GROUP, VERSION, PLURAL, id="resync", registry=registry, interval=resync_seconds, initial_delay=resync_seconds
     )(converge)
+    forecasts = ForecastWatch(reconciler.request)
+
+    def forecast_seen(namespace: str, name: str, body: Mapping[str, Any], type: str | None, **_: Any) -> None:
+        """status.forecast (the predictor's) changed the floor, or will go stale: converge then (forecast_watch.py)."""
+        if type == "DELETED":
+            forecasts.forget(namespace, name)
+        else:
+            forecasts.observe(namespace, name, body)
+
+    kopf.on.event(GROUP, VERSION, PLURAL, id="forecast", registry=registry)(forecast_seen)
     ours = {MANAGED_BY_LABEL: MANAGED_BY}
     kopf.on.event("apps", "v1", "deployments", id="child-deployments", registry=registry, labels=ours)(child_changed)
     kopf.on.event("", "v1", "pods", id="child-pods", registry=registry, labels=ours)(child_changed)

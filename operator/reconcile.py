@@ -124,7 +124,9 @@ class Reconciler:
         children = self._cluster.list_children(namespace, name, [k for k in CHILD_KINDS if k in served])
         desired = revision(inst.spec)
         serving = serving_revision(previous.get("currentRevision"), desired, _deployments(children))
-        objects = [fingerprinted(owned(obj, resource)) for obj in render(inst, capabilities, serving)]
+        # status.forecast is the predictor's; judged fresh or stale at this converge's clock.
+        rendered = render(inst, capabilities, serving, forecast=previous.get("forecast"), now=self._clock())
+        objects = [fingerprinted(owned(obj, resource)) for obj in rendered]
         held = serving != desired  # edge groups move to a new revision once it serves (docs/edge.md)
         objects, node_groups = edge_sync.split(objects, held)
         changes: list[str] = []

@@ -7,6 +7,8 @@ longer listed (by the `app.kubernetes.io/managed-by` and `autoglm.io/instance` l
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from autoglm_operator.autoscaling import autoscaler
@@ -50,11 +52,20 @@ def validate(cr: dict[str, Any], capabilities: Capabilities) -> Instance:
     return inst
 
 
-def render(inst: Instance, capabilities: Capabilities, serving: str | None = None) -> list[dict[str, Any]]:
+def render(
+    inst: Instance,
+    capabilities: Capabilities,
+    serving: str | None = None,
+    *,
+    forecast: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
     """The objects for the spec's revision, with traffic and autoscaling on `serving`.
 
     `serving` is the revision that currently takes traffic (the spec's own when None). While it
     differs, the new revision's Deployment starts beside it and routing stays where it is.
+    `forecast` (status.forecast) judged at `now` may raise the autoscaler's minimum
+    (spec.autoscaling.predictive; autoscaling.py).
     """
     rev = revision(inst.spec)
     serving = serving or rev
@@ -63,7 +74,7 @@ def render(inst: Instance, capabilities: Capabilities, serving: str | None = Non
         service(inst, None if capabilities.istio else serving),
         pod_disruption_budget(inst),
     ]
-    scaler = autoscaler(inst, serving, keda=capabilities.keda)
+    scaler = autoscaler(inst, serving, keda=capabilities.keda, forecast=forecast, now=now)
     if scaler:
         objects.append(scaler)
     if capabilities.istio:

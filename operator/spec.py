@@ -126,6 +126,28 @@ class ScalingTarget:
 
 
 @dataclasses.dataclass(frozen=True)
+class Predictive:
+    """Forecast-driven replica floor: the predictor writes status.forecast, the operator raises the minimum to it."""
+
+    enabled: bool = spec_field(
+        "Raise the autoscaler's minimum to the predictor's fresh forecast; false returns to purely reactive scaling at once.",
+        default=False,
+    )
+    quantile: float = spec_field(
+        "Forecast quantile the floor covers (higher: fewer SLO misses, more GPU-hours).", default=0.95, minimum=0.5, maximum=0.99
+    )
+    horizon_seconds: int | None = spec_field(
+        "How far ahead to forecast; unset uses the measured cold start plus the pipeline lag.",
+        default=None,
+        minimum=1,
+        maximum=86400,
+    )
+    max_floor: int | None = spec_field(
+        "Highest replica floor the forecast may set; unset allows up to maxReplicas.", default=None, minimum=1, maximum=1000
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class Autoscaling:
     """Replica autoscaling; when disabled `spec.replicas` is used."""
 
@@ -139,6 +161,11 @@ class Autoscaling:
             cel="self.minReplicas >= 1 || self.engine == 'keda'",
             message="autoscaling.minReplicas 0 (scale to zero) needs engine keda",
             check=lambda a: a.min_replicas >= 1 or a.engine == "keda",
+        ),
+        Rule(
+            cel="!has(self.predictive) || !has(self.predictive.maxFloor) || self.predictive.maxFloor <= self.maxReplicas",
+            message="autoscaling.predictive.maxFloor must be <= autoscaling.maxReplicas",
+            check=lambda a: a.predictive.max_floor is None or a.predictive.max_floor <= a.max_replicas,
         ),
     )
 
@@ -160,6 +187,9 @@ class Autoscaling:
         default=600,
         minimum=0,
         maximum=3600,
+    )
+    predictive: Predictive = spec_field(
+        "Predictive floor from the forecast in status.forecast (see docs/pipeline.md).", default_factory=Predictive
     )
 
 
