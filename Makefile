@@ -40,7 +40,7 @@ e2e: venv tools
 	$(PY) -m pytest tests/e2e
 
 demo: venv tools
-	hack/demo.sh
+	$(PY) -m autoglm_testenv.demo
 
 testenv-up: venv tools
 	hack/testenv up

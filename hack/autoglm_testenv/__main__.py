@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from autoglm_testenv import config
-from autoglm_testenv.env import Env, current, down, up
+from autoglm_testenv.env import Env, current, down, up_shared
 from autoglm_testenv.procs import TestenvError
 
 
@@ -18,10 +18,7 @@ def _up(_: argparse.Namespace) -> int:
         print("testenv: already up (run `hack/testenv down` first for a fresh one)")
         return 0
     t0 = time.monotonic()
-    env = up()
-    env.save()
-    config.state_pointer().parent.mkdir(parents=True, exist_ok=True)
-    config.state_pointer().write_text(str(env.state_file))
+    env = up_shared()
     print(env.describe())
     print(f"testenv: all services ready in {time.monotonic() - t0:.1f}s")
     return 0

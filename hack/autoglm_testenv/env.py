@@ -195,6 +195,18 @@ def down(env: Env, keep_data: bool = False) -> None:
         shutil.rmtree(env.root, ignore_errors=True)
 
 
+def up_shared() -> Env:
+    """The running shared environment, or a new one that outlives this process: `hack/testenv`,
+    the tests and the demo all find it through the state pointer."""
+    env = current()
+    if env is None:
+        env = up()
+        env.save()
+        config.state_pointer().parent.mkdir(parents=True, exist_ok=True)
+        config.state_pointer().write_text(str(env.state_file))
+    return env
+
+
 def current() -> Env | None:
     """The environment `hack/testenv up` left running, if its API server still answers."""
     pointer = config.state_pointer()
