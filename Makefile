@@ -50,6 +50,7 @@ testenv-down: venv
 
 crd: venv
 	$(VENV)/bin/autoglm crd > crds/autoglm.io_autoglmdeployments.yaml
+	$(PY) hack/gen_api_reference.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
