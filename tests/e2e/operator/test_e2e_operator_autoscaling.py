@@ -3,7 +3,7 @@ and the autoscaler, and the autoscaler object comes and goes with the setting.""
 from __future__ import annotations
 
 import pytest
-from operator_support import apply, children, example, wait_for, wait_for_condition, wait_until_quiet
+from operator_support import apply, children, example, wait_for, wait_for_condition, wait_until_quiet, writes_by
 
 from autoglm_testenv import Env
 
@@ -34,3 +34,61 @@ def test_switching_autoscaling_on_keeps_the_running_replicas(testenv: Env, names
     wait_for("the Deployment back at spec.replicas", lambda: testenv.kubectl_json(
         "get", "deployment", f"{NAME}-{rev}", "-n", namespace)["spec"]["replicas"] == 2, 30)
     assert ("ScaledObject", NAME) not in children(testenv, namespace, NAME)
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictive floor: status.forecast (written here through the predictor's own actuation.write)
+# raises the ScaledObject's minReplicaCount; the kill switch and a stale forecast drop it again.
+
+
+def _min_replica_count(testenv: Env, namespace: str) -> int | None:
+    found = children(testenv, namespace, NAME).get(("ScaledObject", NAME))
+    return None if found is None else found["spec"]["minReplicaCount"]
+
+
+def test_forecast_floor_kill_switch_and_staleness(testenv: Env, kube, namespace: str, operator) -> None:
+    import time
+
+    import kubernetes
+
+    from autoglm_predictor import actuation
+
+    api = kubernetes.client.CustomObjectsApi(kube)
+
+    def forecast(floor: int, age: float = 0.0) -> None:
+        actuation.write(api, namespace, NAME, actuation.ForecastStatus(
+            horizon_seconds=360, predicted=floor * 6.0, recommended_min_replicas=floor,
+            updated_at=time.time() - age, error=None))
+
+    cr = example("01-minimal.yaml", namespace)
+    cr["spec"]["autoscaling"] = {"enabled": True, "minReplicas": 1, "maxReplicas": 8, "target": {"perReplica": 6},
+                                 "predictive": {"enabled": True, "maxFloor": 6}}
+    apply(testenv, cr)
+    wait_for("the ScaledObject at the reactive minimum", lambda: _min_replica_count(testenv, namespace) == 1, 30)
+    so = children(testenv, namespace, NAME)[("ScaledObject", NAME)]
+    assert f'autoglm_deployment="{NAME}"' in so["spec"]["triggers"][0]["metadata"]["query"], "the forecast's query"
+
+    forecast(4)
+    wait_for("the floor from the forecast", lambda: _min_replica_count(testenv, namespace) == 4, 10)
+    forecast(9)
+    wait_for("the floor capped at maxFloor", lambda: _min_replica_count(testenv, namespace) == 6, 10)
+
+    # Heartbeats with an unchanged floor cause no write of the operator.
+    since = wait_until_quiet(testenv, operator.user, quiet_seconds=3)
+    for _ in range(3):
+        forecast(9)
+        time.sleep(1.5)
+    assert not [w for w in writes_by(testenv, operator.user, since) if w["objectRef"].get("resource") == "scaledobjects"]
+
+    # Kill switch: purely reactive at once, whatever the forecast says.
+    cr["spec"]["autoscaling"]["predictive"]["enabled"] = False
+    apply(testenv, cr)
+    wait_for("the kill switch", lambda: _min_replica_count(testenv, namespace) == 1, 10)
+    cr["spec"]["autoscaling"]["predictive"]["enabled"] = True
+    apply(testenv, cr)
+    wait_for("the floor back", lambda: _min_replica_count(testenv, namespace) == 6, 10)
+
+    # A forecast 4 s short of the staleness window: kept, then dropped once it expires.
+    forecast(3, age=actuation.STALENESS_WINDOW_SECONDS - 4)
+    wait_for("the floor from the ageing forecast", lambda: _min_replica_count(testenv, namespace) == 3, 10)
+    wait_for("the stale forecast ignored", lambda: _min_replica_count(testenv, namespace) == 1, 15)
