@@ -6,6 +6,7 @@ import sys
 
 import yaml
 
+from autoglm_operator import rollout_commands
 from autoglm_operator.crd import crd_yaml
 from autoglm_operator.render import Capabilities, desired_objects
 from autoglm_operator.schema import InvalidSpec
@@ -49,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     op.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     op.add_argument("--log-format", choices=["json", "plain"], default="json", help="log line format (default json)")
     op.set_defaults(func=run_operator)
+
+    rollout_commands.register(subparsers)
 
 
 def run_render(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from autoglm_operator.rollout import ready_replicas, wanted_replicas
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
 
 # Reasons the resource cannot reach its spec without someone changing something.
-FAILURE_REASONS = {"InvalidSpec", "Unschedulable", "ProgressDeadlineExceeded"}
+FAILURE_REASONS = {"InvalidSpec", "Unschedulable", "ProgressDeadlineExceeded", "RolledBack", "Aborted"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Observation:
     deployments: Mapping[str, Mapping[str, Any]]  # revision -> live Deployment
     pods: Sequence[Mapping[str, Any]]  # live pods of every revision
     edge: Sequence[Mapping[str, Any]] = ()  # status.edge entries (edge.edge_status)
+    verdict: Verdict | None = None  # a canary's verdict (canary.py) overrides the readiness one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,8 @@ def invalid_status(previous: Mapping[str, Any], generation: int, message: str, n
 
 def judge(obs: Observation) -> Verdict:
     """Ready means the spec's revision serves traffic with at least one Ready pod."""
+    if obs.verdict is not None:
+        return obs.verdict
     problem = _unschedulable(obs.pods, {obs.desired, obs.serving}) or _deadline_exceeded(obs.deployments.get(obs.desired))
     if problem:
         return Verdict(False, *problem)
@@ -143,7 +146,7 @@ def _conditions(
             "lastTransitionTime": changed_at or timestamp(now),
             "observedGeneration": generation,
         })
-    phase = "Degraded" if failed else "Ready" if verdict.ready else "Progressing"
+    phase = "Degraded" if failed else "Ready" if verdict.ready else "Paused" if verdict.reason == "RolloutPaused" else "Progressing"
     return {"phase": phase, "conditions": conditions}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from autoglm_operator.canary import ACTIVE
 from autoglm_operator.conditions import Event
 from autoglm_operator.forecast_watch import ForecastWatch
 from autoglm_operator.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
@@ -23,6 +24,7 @@ from autoglm_operator.spec import GROUP, PLURAL, VERSION
 ANNOTATION_PREFIX = "autoglm.io"
 FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
 RETRY_SECONDS = 10.0
+ROLLOUT_TICK_SECONDS = 2.0  # step timers and drain delays are checked this often while a rollout runs
 
 
 def settings() -> kopf.OperatorSettings:
@@ -64,7 +66,14 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float) -> kopf.Ope
         """NodeGroups are cluster-scoped: no owner reference can take them away with the resource."""
         reconciler.delete_edge(namespace, name)
 
+    def rollout_tick(namespace: str, name: str, status: Mapping[str, Any], **_: Any) -> None:
+        """A canary step or a drain delay ends at a time, not on an event (canary.py)."""
+        canary = status.get("canary") or {}
+        if canary.get("phase") in ACTIVE or canary.get("retiring"):
+            reconciler.request(namespace, name)
+
     kopf.on.login(registry=registry)(kopf.login_via_client)
+    kopf.timer(GROUP, VERSION, PLURAL, id="rollout", registry=registry, interval=ROLLOUT_TICK_SECONDS)(rollout_tick)
     kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
     kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
     kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)

@@ -35,7 +35,7 @@ from autoglm_operator.kinds import CHILD_KINDS, DEPLOYMENT, capabilities_of, kin
 from autoglm_operator.labels import REVISION_LABEL, deployment_name, selector_string
 from autoglm_operator.render import render, validate
 from autoglm_operator.revision import revision
-from autoglm_operator.rollout import revisions_to_keep, serving_revision
+from autoglm_operator.rollout_plan import UNCHANGED, PrometheusAnalyzer, plan as rollout_plan
 from autoglm_operator.schema import InvalidSpec
 
 # (resource, event) -> None; posting is the caller's business (kopf in the operator).
@@ -88,12 +88,14 @@ class Reconciler:
         discovery: Discovery,
         post_event: EventSink,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        analyzer: PrometheusAnalyzer | None = None,
     ) -> None:
         self._cluster = cluster
         self._discovery = discovery
         self._post_event = post_event
         self._clock = clock
         self._coalescer = Coalescer()
+        self._analyzer = analyzer or PrometheusAnalyzer()
 
     def request(self, namespace: str, name: str) -> None:
         self._coalescer.run((namespace, name), lambda: self.converge(namespace, name))
@@ -123,9 +125,13 @@ class Reconciler:
 
         children = self._cluster.list_children(namespace, name, [k for k in CHILD_KINDS if k in served])
         desired = revision(inst.spec)
-        serving = serving_revision(previous.get("currentRevision"), desired, _deployments(children))
+        # Which revision is stable, the canary's weights and mirror, what to keep (rollout_plan.py).
+        traffic = rollout_plan(inst, resource, desired, _deployments(children), self._clock(), self._analyzer)
+        serving = traffic.serving
         # status.forecast is the predictor's; judged fresh or stale at this converge's clock.
-        rendered = render(inst, capabilities, serving, forecast=previous.get("forecast"), now=self._clock())
+        rendered = render(inst, capabilities, serving, forecast=previous.get("forecast"), now=self._clock(), route=traffic.route)
+        if desired not in traffic.keep:  # a rolled-back canary, retired after its drain delay
+            rendered = [o for o in rendered if (o["kind"], o["metadata"]["name"]) != (DEPLOYMENT.kind, deployment_name(inst, desired))]
         objects = [fingerprinted(owned(obj, resource)) for obj in rendered]
         held = serving != desired  # edge groups move to a new revision once it serves (docs/edge.md)
         objects, node_groups = edge_sync.split(objects, held)
@@ -142,7 +148,7 @@ class Reconciler:
                 _log("applied", resource=f"{namespace}/{name}", kind=key[0], child=key[1], reason=reason)
 
         keep = {object_key(obj) for obj in objects}
-        keep |= {(DEPLOYMENT.kind, deployment_name(inst, rev)) for rev in revisions_to_keep(serving, desired)}
+        keep |= {(DEPLOYMENT.kind, deployment_name(inst, rev)) for rev in traffic.keep}
         keep |= edge_sync.held_keys(children, held)
         for key in prunable(children, keep):
             self._cluster.delete(kind_named(key[0]), children.pop(key))
@@ -165,8 +171,14 @@ class Reconciler:
             deployments=_deployments(children),
             pods=self._cluster.list_pods(namespace, name),
             edge=edge,
+            verdict=traffic.verdict,
         )
-        self._write_status(resource, compute_status(previous, observation, self._clock()))
+        status = compute_status(previous, observation, self._clock())
+        if traffic.canary is not UNCHANGED:
+            status["canary"] = traffic.canary
+        for event in traffic.events:
+            self._post_event(resource, event)
+        self._write_status(resource, status)
         return "changed" if changes else "unchanged"
 
     def delete_edge(self, namespace: str, name: str) -> None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from autoglm_operator.autoscaling import autoscaler
+from autoglm_operator.canary import Route
 from autoglm_operator.edge import check_edge, render_edge
 from autoglm_operator.engines import check_user_args
 from autoglm_operator.istio import destination_rule, virtual_service
@@ -59,6 +60,7 @@ def render(
     *,
     forecast: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    route: Route | None = None,
 ) -> list[dict[str, Any]]:
     """The objects for the spec's revision, with traffic and autoscaling on `serving`.
 
@@ -79,7 +81,9 @@ def render(
         objects.append(scaler)
     if capabilities.istio:
         # Routing before subsets: when traffic moves on, the old subset goes only after nothing names it.
-        objects += [virtual_service(inst, serving), destination_rule(inst, sorted({serving, rev}))]
+        # `route` (a canary's weights and mirror, canary.py) names its own subsets.
+        subsets = sorted(set(route.revisions)) if route else sorted({serving, rev})
+        objects += [virtual_service(inst, serving, route), destination_rule(inst, subsets)]
         objects += [peer_authentication(inst), authorization_policy(inst)]
         jwt = request_authentication(inst)
         if jwt:

@@ -11,6 +11,7 @@ import re
 from typing import Any, ClassVar, Literal
 
 from autoglm_operator.schema import InvalidSpec, Rule, parse, spec_field
+from autoglm_operator.rollout_spec import Rollout
 
 GROUP = "autoglm.io"
 VERSION = "v1alpha1"
@@ -322,6 +323,10 @@ class Spec:
     autoscaling: Autoscaling = spec_field("Load-based autoscaling.", default_factory=Autoscaling)
     traffic: Traffic = spec_field("Istio routing.", default_factory=Traffic)
     security: Security = spec_field("Istio security.", default_factory=Security)
+    rollout: Rollout | None = spec_field(
+        "Progressive delivery of new revisions (canary through Istio); absent: switch once the new revision is Ready.",
+        default=None,
+    )
     edge: list[EdgeGroup] = spec_field(
         "Edge node groups that also serve the model (KubeEdge NodeGroups, or pinned Deployments without KubeEdge).",
         default_factory=list,
@@ -366,6 +371,7 @@ def check_capabilities(spec: Spec, *, keda: bool, istio: bool) -> None:
             ("spec.security.allowedPrincipals", spec.security.allowed_principals),
             ("spec.security.allowedNamespaces", spec.security.allowed_namespaces),
             ("spec.security.jwt", spec.security.jwt),
+            ("spec.rollout", spec.rollout),
         ]
         used = [path for path, value in wanted if value]
         if used:

@@ -24,6 +24,35 @@ class Condition:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """One analysis check as last measured."""
+
+    name: str = spec_field("Check name: successRate, ttftP95, queueDepth or a user check.")
+    result: Literal["Pass", "Fail", "NoData"] = spec_field("Outcome.")
+    value: float | None = spec_field("Measured on the canary.", default=None)
+    stable: float | None = spec_field("Measured on the stable revision, for relative checks.", default=None)
+    message: str | None = spec_field("Bound that failed, if any.", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutRecord:
+    """How one past rollout ended."""
+
+    revision: str = spec_field("Canary revision.")
+    result: str = spec_field("Promoted, RolledBack, Aborted or Superseded.")
+    finished_at: str | None = spec_field("When it ended.", default=None, format="date-time")
+    message: str | None = spec_field("Why.", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Retiring:
+    """A revision that no longer takes traffic and is deleted after the drain delay."""
+
+    revision: str = spec_field("Revision whose Deployment is retired.")
+    at: str = spec_field("When its Deployment is deleted.", format="date-time")
+
+
+@dataclasses.dataclass(frozen=True)
 class Canary:
     """Progress of a canary rollout; re-read every reconcile so a restarted operator resumes."""
 
@@ -34,6 +63,19 @@ class Canary:
     step_started_at: str | None = spec_field("When the current step started.", default=None, format="date-time")
     failed_checks: int | None = spec_field("Failed analysis checks so far.", default=None, minimum=0)
     message: str | None = spec_field("Last analysis result.", default=None)
+    phase: str | None = spec_field(
+        "Starting, Progressing, Paused, Promoted, RolledBack or Aborted (see docs/rollouts.md).", default=None
+    )
+    stable: str | None = spec_field("Revision the canary is compared with and falls back to.", default=None)
+    started_at: str | None = spec_field("When the canary Deployment was started.", default=None, format="date-time")
+    paused: bool | None = spec_field("Held by spec.rollout.paused.", default=None)
+    no_data_intervals: int | None = spec_field("Consecutive analyses without data.", default=None, minimum=0)
+    analysis: list[CheckResult] | None = spec_field("Last analysis, per check.", default=None)
+    last_action: str | None = spec_field(
+        "The autoglm.io/rollout-action annotation value last consumed (action:nonce).", default=None
+    )
+    retiring: list[Retiring] | None = spec_field("Revisions deleted once their drain delay ends.", default=None)
+    history: list[RolloutRecord] | None = spec_field("The last rollouts, newest first.", default=None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,207 @@
+"""Canary rollouts against the real API server (real Istio CRDs) and the real Prometheus, which scrapes
+one simulated engine per revision labelled like the PodMonitor relabelling of docs/rollouts.md.
+
+Steps last 5 s here (intervalSeconds) so the whole file runs in a few minutes.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from canary_support import NAME, Traffic, canary_cr, live_route, revision_of
+from operator_support import (
+    apply, audit_offset, children, condition, describe, resource, wait_for, wait_for_condition, writes_by,
+)
+
+from autoglm_testenv import Env
+
+pytestmark = pytest.mark.e2e
+
+NEW_MODEL = "zai-org/GLM-4-9B-0414-v2"
+
+
+def _deployments(testenv: Env, namespace: str) -> set[str]:
+    return {name for kind, name in children(testenv, namespace, NAME) if kind == "Deployment"}
+
+
+def _canary(testenv: Env, namespace: str) -> dict:
+    return resource(testenv, namespace, NAME).get("status", {}).get("canary", {})
+
+
+def _start(testenv, namespace, kube, sim_engine, **rollout):
+    """A stable revision serving with its engine; returns (cr, old revision, engines map)."""
+    cr = canary_cr(namespace, testenv.prometheus_url, **rollout)
+    apply(testenv, cr)
+    old = wait_for_condition(testenv, namespace, NAME, "Ready", "True")["status"]["currentRevision"]
+    assert old == revision_of(cr)
+    engines = {old: sim_engine(namespace=namespace, deployment=NAME, revision=old).url}
+    return cr, old, engines
+
+
+def _new_revision(cr, sim_engine, engines, namespace, model=NEW_MODEL, **settings):
+    cr["spec"]["model"]["name"] = model
+    new = revision_of(cr)
+    engine = sim_engine(namespace=namespace, deployment=NAME, revision=new, **settings)
+    engines[new] = engine.url
+    return new, engine
+
+
+def test_healthy_canary_walks_mirror_5_25_50_then_promotes_and_retires_the_old_revision(
+        testenv: Env, namespace: str, operator, kube, sim_engine) -> None:
+    cr, old, engines = _start(testenv, namespace, kube, sim_engine)
+    new, _ = _new_revision(cr, sim_engine, engines, namespace)
+    old_uid = testenv.kubectl_json("get", "deployment", f"{NAME}-{old}", "-n", namespace)["metadata"]["uid"]
+    seen: list[tuple[int, int]] = []
+    with Traffic(kube, namespace, engines):
+        time.sleep(3)  # stable traffic in Prometheus first
+        apply(testenv, cr)
+        started = time.monotonic()
+
+        def promoted() -> bool:
+            weights, mirror = live_route(kube, namespace)
+            state = (weights[new], mirror) if new in weights and old in weights else None
+            if state and (not seen or seen[-1] != state):
+                seen.append(state)
+            return resource(testenv, namespace, NAME)["status"].get("currentRevision") == new
+
+        wait_for("the canary promoted", promoted, 90)
+        took = time.monotonic() - started
+    assert [s for s in seen if s != (0, 0)] == [(0, 50), (5, 0), (25, 0), (50, 0)], (seen, _canary(testenv, namespace))
+    weights, mirror = live_route(kube, namespace)
+    assert weights == {new: 100} and mirror == 0
+    cr_now = wait_for_condition(testenv, namespace, NAME, "Ready", "True")
+    canary = cr_now["status"]["canary"]
+    assert canary["phase"] == "Promoted" and canary["history"][0]["result"] == "Promoted"
+    assert {c["name"] for c in canary["analysis"]} >= {"successRate", "ttftP95"}
+    assert all(c["result"] == "Pass" for c in canary["analysis"]), canary["analysis"]
+    # The canary's Deployment became stable (never re-created); the old one drains, then goes.
+    assert f"{NAME}-{new}" in _deployments(testenv, namespace)
+    wait_for("the old revision retired after the drain delay", lambda: _deployments(testenv, namespace) == {f"{NAME}-{new}"}, 30)
+    events = testenv.kubectl_json("get", "events", "-n", namespace, "--field-selector",
+                                  f"involvedObject.kind=AutoGLMDeployment,involvedObject.name={NAME}")["items"]
+    reasons = [e["reason"] for e in events]
+    assert "CanaryPromoted" in reasons and reasons.count("CanaryStep") >= 4, reasons
+    print(f"rollout of 4 steps x 5 s took {took:.1f}s; old uid {old_uid}")
+
+
+@pytest.mark.parametrize("fault", [{"extra_ttft_seconds": 2.5}, {"error_rate": 0.5}], ids=["slow", "failing"])
+def test_bad_canary_is_rolled_back_within_failure_limit_intervals(
+        testenv: Env, namespace: str, operator, kube, sim_engine, fault) -> None:
+    cr, old, engines = _start(testenv, namespace, kube, sim_engine, drainDelaySeconds=3)
+    new, engine = _new_revision(cr, sim_engine, engines, namespace)
+    engine.configure(**fault)
+    stable_before = testenv.kubectl_json("get", "deployment", f"{NAME}-{old}", "-n", namespace)
+    with Traffic(kube, namespace, engines):
+        time.sleep(2)
+        apply(testenv, cr)
+        wait_for("canary progressing", lambda: _canary(testenv, namespace).get("phase") == "Progressing", 30)
+        started = time.monotonic()
+        rolled = wait_for_condition(testenv, namespace, NAME, "Ready", "False", "RolledBack", timeout=60)
+        took = time.monotonic() - started
+    # failureLimit 2 x 5 s intervals, plus the no-data grace of a young step and a resync's slack.
+    assert took < 5 * 2 + 10, took
+    check = "ttftP95" if "extra_ttft_seconds" in fault else "successRate"
+    ready = condition(rolled, "Ready")
+    assert check + "=" in ready["message"], ready
+    assert condition(rolled, "Degraded")["status"] == "True" and condition(rolled, "Degraded")["reason"] == "RolledBack"
+    assert rolled["status"]["phase"] == "Degraded" and rolled["status"]["currentRevision"] == old
+    weights, mirror = live_route(kube, namespace)
+    assert weights == {old: 100, new: 0} and mirror == 0
+    failing = [c for c in rolled["status"]["canary"]["analysis"] if c["result"] == "Fail"]
+    assert failing and failing[0]["name"] == check and failing[0]["value"] is not None
+    stable_after = testenv.kubectl_json("get", "deployment", f"{NAME}-{old}", "-n", namespace)
+    assert stable_after["metadata"]["generation"] == stable_before["metadata"]["generation"], "stable untouched"
+    wait_for("the canary retired", lambda: _deployments(testenv, namespace) == {f"{NAME}-{old}"}, 30)
+    assert live_route(kube, namespace) == ({old: 100}, 0)
+
+
+def test_canary_that_never_gets_ready_rolls_back_when_its_startup_budget_ends(
+        testenv: Env, namespace: str, operator, kube, sim_engine) -> None:
+    cr, old, _ = _start(testenv, namespace, kube, sim_engine, startupBudgetSeconds=12)
+    cr["spec"]["resources"] = {"gpu": {"product": "NVIDIA-B300-NOT-IN-THIS-CLUSTER"}}
+    apply(testenv, cr)
+    start = time.monotonic()
+    wait_for("canary starting", lambda: _canary(testenv, namespace).get("phase") == "Starting", 20)
+    time.sleep(7)
+    assert _canary(testenv, namespace)["phase"] == "Starting", "rolled back before the startup budget ended"
+    rolled = wait_for_condition(testenv, namespace, NAME, "Ready", "False", "RolledBack", timeout=30)
+    assert time.monotonic() - start >= 11
+    assert "startupBudget" in condition(rolled, "Ready")["message"]
+    assert live_route(kube, namespace)[0] == {old: 100, revision_of(cr): 0} or live_route(kube, namespace)[0] == {old: 100}
+
+
+def test_operator_restart_mid_rollout_keeps_weights_and_the_step_timer(
+        testenv: Env, namespace: str, operator, kube, sim_engine) -> None:
+    cr, old, engines = _start(testenv, namespace, kube, sim_engine, intervalSeconds=10)
+    new, _ = _new_revision(cr, sim_engine, engines, namespace)
+    with Traffic(kube, namespace, engines):
+        time.sleep(2)
+        apply(testenv, cr)
+        wait_for("step 2 (weight 5)", lambda: _canary(testenv, namespace).get("weight") == 5, 60)
+        operator.stop()
+        before = _canary(testenv, namespace)
+        route_before = live_route(kube, namespace)
+        time.sleep(4)
+        offset = audit_offset(testenv)
+        operator.start()
+        time.sleep(2)
+        after = _canary(testenv, namespace)
+        assert live_route(kube, namespace) == route_before, "weights reset by the restart"
+        assert after["stepStartedAt"] == before["stepStartedAt"] and after["step"] == before["step"]
+        wait_for("next step", lambda: _canary(testenv, namespace).get("weight") == 25, 30)
+        moved_at = time.time()
+        wait_for("promoted", lambda: resource(testenv, namespace, NAME)["status"].get("currentRevision") == new, 60)
+    started = time.mktime(time.strptime(before["stepStartedAt"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    # The step ended ~interval after its recorded start, not a full interval after the restart.
+    assert moved_at - started < 10 + 6, (moved_at - started)
+    writes = describe(writes_by(testenv, operator.user, offset))
+    vs_writes = [w for w in writes if w.startswith("patch virtualservices")]
+    assert len(vs_writes) == 3, writes  # 25, 50, promoted: nothing replayed
+    assert not any(w.startswith(("create deployments", "patch deployments")) for w in writes), writes
+
+
+def test_pause_holds_resume_continues_promote_and_abort_are_idempotent(
+        testenv: Env, namespace: str, operator, kube, sim_engine) -> None:
+    cr, old, engines = _start(testenv, namespace, kube, sim_engine, intervalSeconds=3)
+    new, _ = _new_revision(cr, sim_engine, engines, namespace)
+    with Traffic(kube, namespace, engines):
+        time.sleep(2)
+        apply(testenv, cr)
+        wait_for("weight 5", lambda: _canary(testenv, namespace).get("weight") == 5, 40)
+        testenv.kubectl("patch", "autoglmdeployment", NAME, "-n", namespace, "--type=merge",
+                        "-p", json.dumps({"spec": {"rollout": {"paused": True}}}))
+        paused = wait_for("Paused phase", lambda: (lambda cr: cr if cr["status"].get("phase") == "Paused" else None)(
+            resource(testenv, namespace, NAME)), 15)
+        assert condition(paused, "Progressing")["reason"] == "RolloutPaused"
+        held = live_route(kube, namespace)
+        for _ in range(4):  # several intervals
+            time.sleep(2.5)
+            assert live_route(kube, namespace) == held
+        testenv.kubectl("patch", "autoglmdeployment", NAME, "-n", namespace, "--type=merge",
+                        "-p", json.dumps({"spec": {"rollout": {"paused": False}}}))
+        wait_for("resumed to weight 25", lambda: _canary(testenv, namespace).get("weight") == 25, 20)
+
+        testenv.kubectl("annotate", "--overwrite", "autoglmdeployment", NAME, "-n", namespace,
+                        "autoglm.io/rollout-action=promote:1")
+        wait_for("promoted", lambda: resource(testenv, namespace, NAME)["status"].get("currentRevision") == new, 20)
+        assert live_route(kube, namespace) == ({new: 100}, 0)
+        testenv.kubectl("annotate", "--overwrite", "autoglmdeployment", NAME, "-n", namespace,
+                        "autoglm.io/rollout-action=promote:2")
+        wait_for("second promote consumed", lambda: _canary(testenv, namespace).get("lastAction") == "promote:2", 20)
+        assert resource(testenv, namespace, NAME)["status"]["currentRevision"] == new
+        assert live_route(kube, namespace) == ({new: 100}, 0)
+
+        newer, _ = _new_revision(cr, sim_engine, engines, namespace, model="zai-org/GLM-4-9B-0414-v3")
+        apply(testenv, cr)
+        wait_for("newer canary progressing", lambda: _canary(testenv, namespace).get("revision") == newer
+                 and _canary(testenv, namespace).get("phase") == "Progressing", 30)
+        testenv.kubectl("annotate", "--overwrite", "autoglmdeployment", NAME, "-n", namespace,
+                        "autoglm.io/rollout-action=abort:1")
+        aborted = wait_for_condition(testenv, namespace, NAME, "Ready", "False", "Aborted", timeout=20)
+        assert aborted["status"]["currentRevision"] == new
+        assert live_route(kube, namespace) == ({new: 100, newer: 0}, 0)
+        testenv.kubectl("annotate", "--overwrite", "autoglmdeployment", NAME, "-n", namespace,
+                        "autoglm.io/rollout-action=abort:2")
+        wait_for("second abort consumed", lambda: _canary(testenv, namespace).get("lastAction") == "abort:2", 20)
+        assert _canary(testenv, namespace)["phase"] == "Aborted"
