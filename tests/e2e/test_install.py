@@ -89,3 +89,12 @@ def test_kustomize_output_passes_server_dry_run(testenv: Env, path: str) -> None
     rendered = testenv.kubectl("kustomize", str(REPO / path)).stdout
     result = testenv.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=rendered, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_example_passes_server_dry_run(testenv: Env) -> None:
+    """The examples users copy are accepted by the real schema and CEL rules of the chart's CRD."""
+    testenv.kubectl("apply", "--server-side", "--force-conflicts", "-f", f"{CHART}/crds/")
+    testenv.kubectl("create", "namespace", "ml", check=False)
+    for example in sorted((REPO / "manifests" / "examples").glob("*.yaml")):
+        result = testenv.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", str(example), check=False)
+        assert result.returncode == 0, f"{example.name}: {result.stderr}"
