@@ -7,30 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
-from lupa import LuaRuntime
 
 from autoglm_operator.rollout_commands import ACTION_ANNOTATION, action_patch
 
 ACTIONS = yaml.safe_load((Path(__file__).resolve().parents[3] / "manifests" / "argocd" / "actions.yaml").read_text())
-
-
-def _to_lua(lua: LuaRuntime, value: Any) -> Any:
-    if isinstance(value, dict):
-        return lua.table_from({k: _to_lua(lua, v) for k, v in value.items()})
-    if isinstance(value, list):
-        return lua.table_from([_to_lua(lua, v) for v in value])
-    return value
-
-
-def _to_py(value: Any) -> Any:
-    if hasattr(value, "items"):
-        return {k: _to_py(v) for k, v in value.items()}
-    return value
-
-
-def run(script: str, obj: dict[str, Any]) -> dict[str, Any]:
-    lua = LuaRuntime(unpack_returned_tuples=True)
-    return _to_py(lua.eval(f"function(obj) {script} end")(_to_lua(lua, obj)))
 
 
 def cr(phase: str | None = None, paused: bool = False, rollout: bool = True) -> dict[str, Any]:
@@ -59,21 +39,21 @@ def action(name: str) -> str:
     ],
     ids=["no-rollout", "idle", "starting", "progressing", "paused", "rolled-back", "promoted"],
 )
-def test_discovery_offers_actions_by_phase(obj: dict[str, Any], enabled: set[str]) -> None:
-    offered = run(ACTIONS["discovery.lua"], obj)
+def test_discovery_offers_actions_by_phase(run_lua, obj: dict[str, Any], enabled: set[str]) -> None:
+    offered = run_lua(ACTIONS["discovery.lua"], obj)
     assert {name for name, a in offered.items() if not a["disabled"]} == enabled
     assert set(offered) == {"pause", "resume", "promote", "abort", "retry"}
 
 
 @pytest.mark.parametrize("verb", ["pause", "resume"])
-def test_pause_and_resume_patch_the_spec_like_the_cli(verb: str) -> None:
-    patched = run(action(verb), cr("Progressing", paused=verb == "resume"))
+def test_pause_and_resume_patch_the_spec_like_the_cli(run_lua, verb: str) -> None:
+    patched = run_lua(action(verb), cr("Progressing", paused=verb == "resume"))
     assert patched["spec"]["rollout"]["paused"] == action_patch(verb)["spec"]["rollout"]["paused"]
 
 
 @pytest.mark.parametrize("verb", ["promote", "abort", "retry"])
-def test_control_actions_set_the_annotation_with_a_fresh_nonce(verb: str) -> None:
-    patched = run(action(verb), cr("Progressing"))
+def test_control_actions_set_the_annotation_with_a_fresh_nonce(run_lua, verb: str) -> None:
+    patched = run_lua(action(verb), cr("Progressing"))
     value = patched["metadata"]["annotations"][ACTION_ANNOTATION]
     expected_verb = action_patch(verb, nonce="x")["metadata"]["annotations"][ACTION_ANNOTATION].split(":")[0]
     assert value.split(":")[0] == expected_verb == verb

@@ -6,24 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lupa import LuaRuntime
 
 HEALTH_LUA = Path(__file__).resolve().parents[3] / "manifests" / "argocd" / "health.lua"
-
-
-def _to_lua(lua: LuaRuntime, value: Any) -> Any:
-    if isinstance(value, dict):
-        return lua.table_from({k: _to_lua(lua, v) for k, v in value.items()})
-    if isinstance(value, list):
-        return lua.table_from([_to_lua(lua, v) for v in value])
-    return value
-
-
-def health(obj: dict[str, Any]) -> tuple[str, str]:
-    lua = LuaRuntime(unpack_returned_tuples=True)
-    script = lua.eval(f"function(obj) {HEALTH_LUA.read_text()} end")
-    result = script(_to_lua(lua, obj))
-    return result["status"], result["message"]
 
 
 def cr(generation: int = 3, status: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -69,7 +53,8 @@ READY = cond("Ready", "True", "Ready", "2/2 replicas of revision e1f7013882 read
     ids=["no-status", "stale-generation", "ready", "canary", "paused-phase", "paused-canary", "rolled-back",
          "invalid-spec", "unschedulable", "no-conditions"],
 )
-def test_health_mapping(obj: dict[str, Any], expected_status: str, message_part: str) -> None:
-    status, message = health(obj)
+def test_health_mapping(run_lua, obj: dict[str, Any], expected_status: str, message_part: str) -> None:
+    result = run_lua(HEALTH_LUA.read_text(), obj)
+    status, message = result["status"], result["message"]
     assert status == expected_status
     assert message_part in message
