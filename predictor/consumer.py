@@ -116,8 +116,11 @@ class Predictor:
                 predictor.assigned = set(assigned)
 
         options = self.kafka_settings.client_options()
+        # kafka-python 3 defaults to a 45 s session (KIP-735): a crashed replica's partitions would
+        # sit unowned that long, floors unchanged. 10 s moves them promptly (broker minimum is 6 s).
         self.consumer = KafkaConsumer(group_id=self.settings.group, enable_auto_commit=False,
-                                      auto_offset_reset="earliest", max_poll_records=2000, **options)
+                                      auto_offset_reset="earliest", max_poll_records=2000,
+                                      session_timeout_ms=10000, heartbeat_interval_ms=3000, **options)
         self.consumer.subscribe([self.kafka_settings.topic], listener=Rebalance())
         self.producer = KafkaProducer(acks="all", max_block_ms=2000, **options)
 

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,51 +23,12 @@ from autoglm_testenv import procs
 
 REPO = Path(__file__).resolve().parents[3]
 NASA = REPO.parent / "shared" / "traces" / "nasa_http_1995_per_minute.csv"
-CRD = REPO / "crds" / "autoglm.io_autoglmdeployments.yaml"
-PREDICTIVE_SCHEMA = {  # the contract; the operator's CRD will carry it (see docs/pipeline.md)
-    "type": "object",
-    "properties": {
-        "enabled": {"type": "boolean"}, "quantile": {"type": "number"},
-        "horizonSeconds": {"type": "integer", "nullable": True}, "maxFloor": {"type": "integer", "nullable": True},
-    },
-}
-
-
-def ensure_predictive_schema(testenv: autoglm_testenv.Env) -> None:
-    """Add spec.autoscaling.predictive to the installed CRD if it lacks it (an additive change).
-
-    Until the operator's generated CRD declares `predictive`, the API server would prune it from
-    every test object. Other tests re-apply crds/ at any time, so this is re-checked during a test.
-    """
-    if testenv.kubectl("get", "crd", "autoglmdeployments.autoglm.io", check=False).returncode != 0:
-        testenv.kubectl("apply", "--server-side", "-f", str(CRD))
-        testenv.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/autoglmdeployments.autoglm.io")
-    crd = testenv.kubectl_json("get", "crd", "autoglmdeployments.autoglm.io")
-    autoscaling = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["autoscaling"]
-    if "predictive" not in autoscaling["properties"]:
-        path = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/autoscaling/properties/predictive"
-        testenv.kubectl("patch", "crd", "autoglmdeployments.autoglm.io", "--type=json",
-                        "-p", json.dumps([{"op": "add", "path": path, "value": PREDICTIVE_SCHEMA}]))
+# operator_support (audit-log write counting) lives beside the operator's e2e tests.
+sys.path.insert(0, str(REPO / "tests" / "e2e" / "operator"))
 
 
 @pytest.fixture
-def predictive_crd(testenv: autoglm_testenv.Env) -> Iterator[None]:
-    ensure_predictive_schema(testenv)
-    stop = threading.Event()
-
-    def keep() -> None:
-        while not stop.wait(2):
-            ensure_predictive_schema(testenv)
-
-    thread = threading.Thread(target=keep, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join()
-
-
-@pytest.fixture
-def predictive_deployment(testenv: autoglm_testenv.Env, predictive_crd: None, namespace: str) -> Callable[..., str]:
+def predictive_deployment(testenv: autoglm_testenv.Env, autoglm_crd: None, namespace: str) -> Callable[..., str]:
     def create(name: str = "glm", per_replica: float = 8, min_replicas: int = 1, max_replicas: int = 10,
                horizon_seconds: int = 6) -> str:
         obj = {"apiVersion": "autoglm.io/v1alpha1", "kind": "AutoGLMDeployment",
