@@ -49,6 +49,7 @@ def log_tail(path: Path, lines: int = 25) -> str:
 
 def start(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> int:
     """Start one service in the background and return its pid (also its process-group id)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
