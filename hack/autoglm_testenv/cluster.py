@@ -121,6 +121,9 @@ def start_control_plane(bins: Binaries, root: Path, ports: dict[str, int], kubec
             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
             f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=false", "--concurrent-deployment-syncs=10",
+            # kwok's heartbeats lag on a busy 2-core machine; a short grace period makes nodes flap
+            # NotReady and evicts test pods (real clusters keep the 50 s default).
+            "--node-monitor-grace-period=300s",
             "--concurrent-replicaset-syncs=10", "--kube-api-qps=200", "--kube-api-burst=400",
         ],
         logs,

@@ -77,7 +77,7 @@ def test_healthy_canary_walks_mirror_5_25_50_then_promotes_and_retires_the_old_r
     assert all(c["result"] == "Pass" for c in canary["analysis"]), canary["analysis"]
     # The canary's Deployment became stable (never re-created); the old one drains, then goes.
     assert f"{NAME}-{new}" in _deployments(testenv, namespace)
-    wait_for("the old revision retired after the drain delay", lambda: _deployments(testenv, namespace) == {f"{NAME}-{new}"}, 30)
+    wait_for("the old revision retired after the drain delay", lambda: _deployments(testenv, namespace) == {f"{NAME}-{new}"}, 90)
     events = testenv.kubectl_json("get", "events", "-n", namespace, "--field-selector",
                                   f"involvedObject.kind=AutoGLMDeployment,involvedObject.name={NAME}")["items"]
     reasons = [e["reason"] for e in events]
@@ -107,12 +107,13 @@ def test_bad_canary_is_rolled_back_within_failure_limit_intervals(
     assert condition(rolled, "Degraded")["status"] == "True" and condition(rolled, "Degraded")["reason"] == "RolledBack"
     assert rolled["status"]["phase"] == "Degraded" and rolled["status"]["currentRevision"] == old
     weights, mirror = live_route(kube, namespace)
-    assert weights == {old: 100, new: 0} and mirror == 0
+    # The canary's 0% route may already be gone: drainDelaySeconds is only 3 s here.
+    assert weights in ({old: 100, new: 0}, {old: 100}) and mirror == 0
     failing = [c for c in rolled["status"]["canary"]["analysis"] if c["result"] == "Fail"]
     assert failing and failing[0]["name"] == check and failing[0]["value"] is not None
     stable_after = testenv.kubectl_json("get", "deployment", f"{NAME}-{old}", "-n", namespace)
     assert stable_after["metadata"]["generation"] == stable_before["metadata"]["generation"], "stable untouched"
-    wait_for("the canary retired", lambda: _deployments(testenv, namespace) == {f"{NAME}-{old}"}, 30)
+    wait_for("the canary retired", lambda: _deployments(testenv, namespace) == {f"{NAME}-{old}"}, 90)
     assert live_route(kube, namespace) == ({old: 100}, 0)
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 DAY = 40.0  # real seconds per modelled day
 DAYS = 4
 LEAD = 6  # spec.autoscaling.predictive.horizonSeconds
-PER_REPLICA = 3.0  # the trough's upper-quantile forecast (noisy sim load ~2.7) still needs 1 replica
+PER_REPLICA = 4.0  # margin: the trough's upper-quantile forecast of the noisy load (~2.7, more on a busy machine) needs 1 replica
 HEARTBEAT = 5.0
 HOSTILE = [
     (b"NAMESPACE/glm", b'{"v":1,"deployment":"NAMESPACE/glm","ts":TS,"step":1,"load":1e300}'),
