@@ -98,3 +98,44 @@ def test_every_example_passes_server_dry_run(testenv: Env) -> None:
     for example in sorted((REPO / "manifests" / "examples").glob("*.yaml")):
         result = testenv.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", str(example), check=False)
         assert result.returncode == 0, f"{example.name}: {result.stderr}"
+
+
+def _can(testenv: Env, kubeconfig: Path, *args: str) -> bool:
+    """`kubectl auth can-i` as that identity: the API server's own RBAC decision."""
+    result = subprocess.run([str(config.binaries().kubectl), f"--kubeconfig={kubeconfig}", "auth", "can-i", *args],
+                            capture_output=True, text=True, timeout=60)
+    return result.stdout.strip() == "yes"
+
+
+def test_chart_identities_are_least_privilege(testenv: Env, namespace: str, tmp_path: Path) -> None:
+    """What each component needs is allowed, and what it does not need is denied, by the real
+    RBAC authorizer. (The operator e2e suite runs the operator under the same rules through full
+    reconciles; `make demo` runs collector and predictor under theirs.)"""
+    from autoglm_testenv import components
+
+    components.install_crds(testenv)  # can-i resolves resource names through discovery
+    release = _release()
+    ids = components.chart_identities(testenv, release, namespace, [namespace], tmp_path)
+    try:
+        op, col, pred = (ids[c].kubeconfig for c in ("operator", "collector", "predictor"))
+        ns = ["-n", namespace]
+        for verb_resource in (["create", "deployments.apps"], ["patch", "scaledobjects.keda.sh"],
+                              ["delete", "virtualservices.networking.istio.io"], ["patch", "autoglmdeployments.autoglm.io", "--subresource=status"],
+                              ["create", "events"]):
+            assert _can(testenv, op, *verb_resource, *ns), verb_resource
+        assert _can(testenv, op, "create", "nodegroups.apps.kubeedge.io")  # cluster-scoped children
+        assert _can(testenv, pred, "patch", "autoglmdeployments.autoglm.io", "--subresource=status", *ns)
+        assert _can(testenv, col, "list", "autoglmdeployments.autoglm.io", *ns)
+        # Denied: nobody reads Secrets or touches Nodes; the operator stays out of other namespaces;
+        # the predictor writes only the status (the operator owns the ScaledObject); the collector only reads.
+        for kubeconfig in (op, col, pred):
+            assert not _can(testenv, kubeconfig, "list", "secrets", "--all-namespaces")
+            assert not _can(testenv, kubeconfig, "get", "secrets", *ns)
+            assert not _can(testenv, kubeconfig, "delete", "nodes")
+        assert not _can(testenv, op, "create", "deployments.apps", "-n", "kube-system")
+        assert not _can(testenv, pred, "patch", "scaledobjects.keda.sh", *ns)
+        assert not _can(testenv, pred, "patch", "autoglmdeployments.autoglm.io", *ns)
+        assert not _can(testenv, col, "patch", "autoglmdeployments.autoglm.io", "--subresource=status", *ns)
+    finally:
+        testenv.kubectl("delete", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}",
+                        "--wait=false", check=False)
