@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         pids.append(components.start_autoglm("predictor", ["predictor", "--step-seconds=1", "--bucket-seconds=5",
                                                            "--season-seconds=1440", "--decision-seconds=2",
                                                            "--heartbeat-seconds=10", "--stale-after-seconds=30",
+                                                           "--retrain-seconds=10",
                                                            "--metrics-port=0", "--no-lstm"],
                                              ids["predictor"], logs, pipeline))
 
