@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 import autoglm_testenv
-from autoglm_testenv import procs
+from autoglm_testenv import components, procs
 
 REPO = Path(__file__).resolve().parents[3]
 NASA = REPO.parent / "shared" / "traces" / "nasa_http_1995_per_minute.csv"
@@ -65,15 +66,18 @@ class Component:
 
 
 @pytest.fixture
-def pipeline(testenv: autoglm_testenv.Env, tmp_path: Path) -> Iterator[Callable[..., Component]]:
-    """Factory: run `autoglm collector|predictor` against the environment; all stopped afterwards."""
+def pipeline(testenv: autoglm_testenv.Env, namespace: str, tmp_path: Path) -> Iterator[Callable[..., Component]]:
+    """Factory: run `autoglm collector|predictor` against the environment, each under the Helm
+    chart's ServiceAccount and RBAC for it (so a missing permission fails here); all stopped afterwards."""
     started: list[Component] = []
+    release = f"pipe-{uuid.uuid4().hex[:6]}"
+    identities = components.chart_identities(testenv, release, namespace, [namespace], tmp_path)
 
     def start(command: str, *flags: str, log_name: str | None = None, **env: str) -> Component:
         port = procs.free_port()
         name = log_name or command
         argv = [sys.executable, "-m", "autoglm_operator.cli", command, f"--metrics-port={port}", *flags]
-        variables = {"KUBECONFIG": str(testenv.kubeconfig), "AUTOGLM_PROMETHEUS_URL": testenv.prometheus_url,
+        variables = {"KUBECONFIG": str(identities[command].kubeconfig), "AUTOGLM_PROMETHEUS_URL": testenv.prometheus_url,
                      "AUTOGLM_KAFKA_BOOTSTRAP": testenv.kafka_bootstrap, **env}
         pid = procs.start(name, argv, tmp_path, variables)
         component = Component(name, pid, tmp_path / f"{name}.log", port)
@@ -85,6 +89,8 @@ def pipeline(testenv: autoglm_testenv.Env, tmp_path: Path) -> Iterator[Callable[
     yield start
     for component in started:
         procs.stop(component.pid)
+    testenv.kubectl("delete", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}",
+                    "--wait=false", check=False)
 
 
 @pytest.fixture
