@@ -120,9 +120,3 @@ def http_ok(url: str, token: str | None = None) -> bool:
             return 200 <= resp.status < 300
     except (urllib.error.URLError, OSError):
         return False
-
-
-def port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0

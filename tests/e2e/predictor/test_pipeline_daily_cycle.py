@@ -9,7 +9,6 @@ import json
 import math
 import re
 import sys
-import threading
 import time
 from pathlib import Path
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from autoglm_operator.autoscaling import autoscaler, forecast_expiry, min_replicas
+from autoglm_operator.autoscaling import autoscaler, min_replicas
 from autoglm_operator.forecast_watch import GRACE_SECONDS, ForecastWatch
 from autoglm_operator.schema import InvalidSpec
 from autoglm_predictor.actuation import STALENESS_WINDOW_SECONDS, format_time
