@@ -28,11 +28,14 @@ def install_crds(env: Env) -> None:
     env.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/autoglmdeployments.autoglm.io")
 
 
-def chart_identities(env: Env, release: str, namespace: str, watch: list[str], directory: Path) -> dict[str, Identity]:
+def chart_identities(env: Env, release: str, namespace: str, watch: list[str], directory: Path,
+                     peering: bool = False) -> dict[str, Identity]:
     """Apply the chart's ServiceAccounts and RBAC (operator, collector, predictor) and return a
-    kubeconfig per component that authenticates as its ServiceAccount."""
+    kubeconfig per component that authenticates as its ServiceAccount. `peering` adds the
+    operator's rights on kopf's peering objects (for several operator replicas)."""
     env.kubectl("create", "namespace", namespace, check=False)
-    values = ["--set", "collector.enabled=true", "--set", "predictor.enabled=true"]
+    values = ["--set", "collector.enabled=true", "--set", "predictor.enabled=true",
+              "--set", f"operator.peering.enabled={str(peering).lower()}"]
     if watch:
         values += ["--set", "operator.watchNamespaces={" + ",".join(watch) + "}"]
     rendered = env.helm("template", release, str(CHART), "-n", namespace, *values).stdout

@@ -7,7 +7,6 @@ with its reason; nothing is mocked.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
@@ -18,11 +17,10 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 import autoglm_testenv
-from autoglm_testenv import cluster, config, procs
+from autoglm_testenv import components, config, procs
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -178,19 +176,8 @@ def operator(testenv: autoglm_testenv.Env, namespace: str, autoglm_crd: None, tm
     its finalizer and the namespace can go.
     """
     release = f"op-{uuid.uuid4().hex[:6]}"
-    rendered = testenv.helm(
-        "template", release, str(config.REPO_DIR / "charts" / "autoglm-operator"), "-n", namespace,
-        "--set", f"operator.watchNamespaces={{{namespace}}}", "--set", "operator.peering.enabled=true",
-        "--show-only", "templates/operator-rbac.yaml", "--show-only", "templates/operator.yaml",
-    ).stdout
-    rbac_kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
-    docs = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] in rbac_kinds]
-    testenv.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
-    account = next(doc["metadata"]["name"] for doc in docs if doc["kind"] == "ServiceAccount")
-    kubeconfig = tmp_path / "operator-kubeconfig"
-    token = testenv.service_account_token(namespace, account)
-    kubeconfig.write_text(cluster.kubeconfig_yaml(testenv.server, testenv.ca_file, token, user=account, namespace=namespace))
-    process = OperatorProcess(namespace, f"system:serviceaccount:{namespace}:{account}", kubeconfig, tmp_path)
+    identity = components.chart_identities(testenv, release, namespace, [namespace], tmp_path, peering=True)["operator"]
+    process = OperatorProcess(namespace, identity.user, identity.kubeconfig, tmp_path)
     process.start()
     try:
         yield process
