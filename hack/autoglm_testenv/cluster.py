@@ -78,6 +78,29 @@ def kubeconfig_yaml(server: str, ca_file: Path, token: str, user: str = "autoglm
     )
 
 
+def apiserver_argv(binary: Path, root: Path, ports: dict[str, int]) -> list[str]:
+    """The API server's command line. Everything it keeps (etcd, certificates, tokens, audit log)
+    is named by `root` and `ports`, so a restart with the same argv is the same API server."""
+    pki, logs = root / "pki", root / "logs"
+    return [
+        str(binary), f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--token-auth-file={pki / 'tokens.csv'}", "--authorization-mode=RBAC",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}", "--endpoint-reconciler-type=none", "--allow-privileged=true",
+        f"--audit-policy-file={pki / 'audit-policy.yaml'}", f"--audit-log-path={logs / 'audit.log'}",
+        "--audit-log-maxsize=200", "--audit-log-maxbackup=1", "--profiling=false",
+    ]
+
+
+def start_apiserver(bins: Binaries, root: Path, ports: dict[str, int]) -> int:
+    """Start the API server (at start-up, or again after a fault test stopped it); return its pid.
+    Its log is appended to, so one file shows both lives."""
+    return procs.start("kube-apiserver", apiserver_argv(bins.kube_apiserver, root, ports), root / "logs")
+
+
 def start_control_plane(bins: Binaries, root: Path, ports: dict[str, int], kubeconfig: Path) -> dict[str, int]:
     """Start etcd, kube-apiserver, controller-manager, scheduler and kwok; return their pids."""
     pki, logs = root / "pki", root / "logs"
@@ -95,21 +118,7 @@ def start_control_plane(bins: Binaries, root: Path, ports: dict[str, int], kubec
         ],
         logs,
     )
-    pids["kube-apiserver"] = procs.start(
-        "kube-apiserver",
-        [
-            str(bins.kube_apiserver), f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
-            f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--token-auth-file={pki / 'tokens.csv'}", "--authorization-mode=RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--endpoint-reconciler-type=none", "--allow-privileged=true",
-            f"--audit-policy-file={pki / 'audit-policy.yaml'}", f"--audit-log-path={logs / 'audit.log'}",
-            "--audit-log-maxsize=200", "--audit-log-maxbackup=1", "--profiling=false",
-        ],
-        logs,
-    )
+    pids["kube-apiserver"] = start_apiserver(bins, root, ports)
     procs.wait_until(
         "etcd", lambda: procs.http_ok(f"http://127.0.0.1:{ports['etcd_metrics']}/health"), 30, pids["etcd"], logs / "etcd.log"
     )

@@ -7,7 +7,9 @@ shell, using the pids in the state file. Tests get the same `Env` object through
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -104,6 +106,26 @@ class Env:
 
     def add_scrape_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> Path:
         return prometheus.add_target(self.prometheus_targets, name, address, labels)
+
+    # --- faults, for tests of what survives an API server crash ------------------------------
+    def kill_apiserver(self) -> None:
+        """SIGKILL the API server (no graceful shutdown, as when its node dies); etcd, the
+        controllers, kwok and every client keep running and must reconnect on their own."""
+        pid = self.pids["kube-apiserver"]
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        procs.wait_until("kube-apiserver to exit", lambda: not procs.alive(pid), 10)
+
+    def start_apiserver(self, timeout: float = 90) -> None:
+        """Start the API server again on the same port with the same etcd, certificates and tokens
+        (so kubeconfigs and ServiceAccount tokens stay valid); return once /readyz answers."""
+        pid = cluster.start_apiserver(config.binaries(), Path(self.root), self.ports)
+        self.pids["kube-apiserver"] = pid
+        self.save()
+        procs.wait_until("kube-apiserver", lambda: procs.http_ok(f"{self.server}/readyz", self.admin_token), timeout,
+                         pid, self.logs / "kube-apiserver.log")
 
     def save(self) -> None:
         self.state_file.write_text(json.dumps(asdict(self), indent=2))
