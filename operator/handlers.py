@@ -25,6 +25,8 @@ ANNOTATION_PREFIX = "autoglm.io"
 FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
 RETRY_SECONDS = 10.0
 ROLLOUT_TICK_SECONDS = 2.0  # step timers and drain delays are checked this often while a rollout runs
+# A timer that fails (the API server unreachable) runs again after its own backoff, and kopf's
+# default of 60 s held every canary step for a minute after an API server outage.
 
 
 def settings() -> kopf.OperatorSettings:
@@ -73,13 +75,15 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float) -> kopf.Ope
             reconciler.request(namespace, name)
 
     kopf.on.login(registry=registry)(kopf.login_via_client)
-    kopf.timer(GROUP, VERSION, PLURAL, id="rollout", registry=registry, interval=ROLLOUT_TICK_SECONDS)(rollout_tick)
+    kopf.timer(GROUP, VERSION, PLURAL, id="rollout", registry=registry, interval=ROLLOUT_TICK_SECONDS,
+               backoff=ROLLOUT_TICK_SECONDS)(rollout_tick)
     kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
     kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
     kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)
     kopf.on.delete(GROUP, VERSION, PLURAL, id="edge-cleanup", **on_resource)(delete_edge)
     kopf.timer(
-        GROUP, VERSION, PLURAL, id="resync", registry=registry, interval=resync_seconds, initial_delay=resync_seconds
+        GROUP, VERSION, PLURAL, id="resync", registry=registry, interval=resync_seconds, initial_delay=resync_seconds,
+        backoff=min(resync_seconds, RETRY_SECONDS),
     )(converge)
     forecasts = ForecastWatch(reconciler.request)
 
