@@ -16,12 +16,11 @@ import yaml
 
 from autoglm_operator.kinds import CHILD_KINDS
 from autoglm_operator.labels import children_selector
-from autoglm_testenv import Env, config
+from autoglm_testenv import Env, audit, config
 
 T = TypeVar("T")
 
 EXAMPLES = config.REPO_DIR / "manifests" / "examples"
-WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 CHILD_RESOURCES = ",".join(f"{k.plural}.{k.group}" if k.group else k.plural for k in CHILD_KINDS)
 
 
@@ -77,18 +76,12 @@ def children(testenv: Env, namespace: str, name: str) -> dict[tuple[str, str], d
 
 
 def audit_offset(testenv: Env) -> int:
-    return testenv.audit_log.stat().st_size
+    return audit.offset(testenv.audit_log)
 
 
 def writes_by(testenv: Env, user: str, since: int) -> list[dict[str, Any]]:
     """Write requests `user` completed since the audit log had `since` bytes."""
-    with open(testenv.audit_log, encoding="utf-8") as log:
-        log.seek(since)
-        entries = [json.loads(line) for line in log if line.strip()]
-    return [
-        e for e in entries
-        if e.get("stage") == "ResponseComplete" and e["user"]["username"] == user and e["verb"] in WRITE_VERBS
-    ]
+    return audit.writes(testenv.audit_log, user, since)
 
 
 def describe(writes: list[dict[str, Any]]) -> list[str]:
