@@ -205,7 +205,9 @@ def transition_events(before: Mapping[str, Any], after: Mapping[str, Any]) -> li
     new_ready = _condition(after, "Ready")
     if new_ready and (old_ready.get("status"), old_ready.get("reason")) != (new_ready["status"], new_ready["reason"]):
         kind = "Warning" if new_ready["reason"] in FAILURE_REASONS else "Normal"
-        events.append(Event(kind, new_ready["reason"], new_ready["message"]))
+        # A new resource's first "not Ready yet" is no flip (its Applied Event says it started): one write less per resource.
+        if old_ready or new_ready["status"] == "True" or kind == "Warning":
+            events.append(Event(kind, new_ready["reason"], new_ready["message"]))
     return events
 
 

@@ -147,3 +147,9 @@ def test_events_for_traffic_moves_and_ready_flips():
     ]
     assert transition_events(after, after) == []
     assert transition_events({}, before) == [Event("Normal", "Serving", "revision r1: 1/1 pods Ready")]
+
+
+def test_a_new_resource_that_is_not_ready_yet_posts_no_ready_event() -> None:
+    starting = compute_status({}, _obs(deployments={"r1": _deployment("glm-r1", 0)}, pods=[]), T0)
+    assert next(c for c in starting["conditions"] if c["type"] == "Ready")["status"] == "False"
+    assert transition_events({}, starting) == []
