@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from autoglm_operator import metrics
+from autoglm_operator.children_cache import ChildrenCache
 from autoglm_operator.diff import FIELD_MANAGER, ObjectKey, object_key
 from autoglm_operator.kinds import NODE_GROUP, Kind, kind_of
 from autoglm_operator.labels import children_selector
@@ -48,11 +49,16 @@ def owned(obj: dict[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Cluster:
-    """Reads and writes of one reconcile; every write is counted in the operator's metrics."""
+    """Reads and writes of one reconcile; every write is counted in the operator's metrics.
 
-    def __init__(self, api: client.ApiClient) -> None:
+    With a `cache` (children_cache.py, fed by the operator's watches), children and pods are
+    listed once per resource until the cache is expired, and every write updates the cache.
+    """
+
+    def __init__(self, api: client.ApiClient, cache: ChildrenCache | None = None) -> None:
         self._core = client.CoreV1Api(api)
         self._objects = client.CustomObjectsApi(api)
+        self._cache = cache
 
     def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -66,8 +72,11 @@ class Cluster:
 
     def list_children(self, namespace: str, name: str, kinds: Iterable[Kind]) -> dict[ObjectKey, dict[str, Any]]:
         """Every object of `kinds` labelled as made by the operator for the resource `name`."""
+        kinds = list(kinds)
+        if self._cache is not None and self._cache.seeded(namespace, name):
+            return self._cache.children(namespace, name, kinds)
         selector = children_selector(name)
-        children: dict[ObjectKey, dict[str, Any]] = {}
+        listings: list[tuple[str, list[dict[str, Any]], str]] = []
         for kind in kinds:
             if kind.group:
                 response = self._objects.list_namespaced_custom_object(
@@ -75,11 +84,17 @@ class Cluster:
                 )
             else:
                 response = self._core_call("list", kind, namespace, label_selector=selector)
-            items = _json(response)["items"]
-            children.update((object_key(item, kind.kind), item) for item in items)
-        return children
+            listings.append(_listing(kind.kind, response))
+        if self._cache is None:
+            return {object_key(item, kind): item for kind, items, _ in listings for item in items}
+        pods = self._core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
+        self._cache.replace(namespace, name, [*listings, _listing("Pod", pods)])
+        return self._cache.children(namespace, name, kinds)
 
     def list_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The resource's pods (from the cache once `list_children` seeded it)."""
+        if self._cache is not None and self._cache.seeded(namespace, name):
+            return self._cache.pods(namespace, name)
         response = self._core.list_namespaced_pod(namespace, label_selector=children_selector(name), _preload_content=False)
         return _json(response)["items"]
 
@@ -96,6 +111,8 @@ class Cluster:
             response = self._core_call("patch", kind, meta["namespace"], meta["name"], obj, **options)
         live = _json(response)
         metrics.WRITES.labels(verb="apply", kind=kind.kind).inc()
+        if self._cache is not None:
+            self._cache.stored(kind.kind, live)
         return live
 
     def hand_over_replicas(self, obj: Mapping[str, Any], replicas: int) -> None:
@@ -128,6 +145,8 @@ class Cluster:
             if exc.status not in (404, 409):  # already gone, or replaced by a new object
                 raise
         metrics.WRITES.labels(verb="delete", kind=kind.kind).inc()
+        if self._cache is not None:
+            self._cache.removed(kind.kind, obj)
 
     def list_node_groups(self, selector: str) -> list[dict[str, Any]]:
         """KubeEdge NodeGroups (cluster-scoped) matching `selector`; none when KubeEdge is not served."""
@@ -197,3 +216,9 @@ class Cluster:
 
 def _json(response: Any) -> Any:
     return json.loads(response.data)
+
+
+def _listing(kind: str, response: Any) -> tuple[str, list[dict[str, Any]], str]:
+    """(kind, items, the list's resourceVersion) of a LIST response."""
+    body = _json(response)
+    return kind, body["items"], body["metadata"].get("resourceVersion", "")

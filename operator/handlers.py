@@ -1,15 +1,15 @@
 """kopf wiring: every event that may need a converge calls `Reconciler.request`, and nothing else.
 
 Handlers are synchronous, so kopf runs them in its thread pool and the blocking Kubernetes client
-never stalls the event loop. kopf's own state lives under `autoglm.io` annotations and its
-finalizer is `autoglm.io/finalizer`: kopf puts it on every resource because the resync timer must
-be stopped before the resource goes (children need nothing: the garbage collector removes them
+never stalls the event loop. kopf's handler bookkeeping is kept in memory (kopf_state.py: no
+annotation patches per change) and its finalizer is `autoglm.io/finalizer`: kopf puts it on every
+resource because the resync timer must be stopped before the resource goes (children need nothing: the garbage collector removes them
 through their owner references). Only the reconciler's `kopf.event` calls for real transitions
 become Events, never kopf's log lines (kopf's default).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -17,12 +17,16 @@ import kopf
 from autoglm_operator.canary import ACTIVE
 from autoglm_operator.conditions import Event
 from autoglm_operator.forecast_watch import ForecastWatch
+from autoglm_operator.children_cache import ChildrenCache
+from autoglm_operator.kinds import CHILD_KINDS, DEPLOYMENT, Kind
+from autoglm_operator.kopf_state import MemoryDiffBaseStorage, MemoryProgressStorage
 from autoglm_operator.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from autoglm_operator.reconcile import Reconciler
 from autoglm_operator.spec import GROUP, PLURAL, VERSION
 
 ANNOTATION_PREFIX = "autoglm.io"
 FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
+POD = Kind("v1", "Pod", "pods")  # watched, never written: not a child kind
 RETRY_SECONDS = 10.0
 ROLLOUT_TICK_SECONDS = 2.0  # step timers and drain delays are checked this often while a rollout runs
 # A timer that fails (the API server unreachable) runs again after its own backoff, and kopf's
@@ -33,10 +37,8 @@ def settings() -> kopf.OperatorSettings:
     """Peering (name, priority, standalone) is passed to kopf.run, which sets it on these settings."""
     configured = kopf.OperatorSettings()
     configured.persistence.finalizer = FINALIZER
-    configured.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    configured.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    configured.persistence.progress_storage = MemoryProgressStorage(prefix=ANNOTATION_PREFIX)
+    configured.persistence.diffbase_storage = MemoryDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     # On deletion kopf must stop the resync timer before it drops the finalizer. A sync converge
     # cannot be interrupted, so wait for it briefly, then re-check soon (kopf's default is 60 s,
     # which holds every deletion that races a resync for a minute).
@@ -51,7 +53,25 @@ def post_event(resource: Mapping[str, Any], event: Event) -> None:
     kopf.event(dict(resource), type=event.type, reason=event.reason, message=event.message[:1000])
 
 
-def build_registry(reconciler: Reconciler, *, resync_seconds: float) -> kopf.OperatorRegistry:
+def forget_handled(configured: kopf.OperatorSettings, uid: str) -> None:
+    """Drop kopf's in-memory bookkeeping of a deleted resource."""
+    for storage in (configured.persistence.progress_storage, configured.persistence.diffbase_storage):
+        if isinstance(storage, (MemoryProgressStorage, MemoryDiffBaseStorage)):
+            storage.forget(uid)
+
+
+def rolling_out(status: Mapping[str, Any], **_: Any) -> bool:
+    """A canary runs or a drained revision waits to retire: only then does the rollout timer exist
+    (kopf starts and stops a filtered timer as the resource matches), so a thousand resources at
+    rest cost no timer runs."""
+    canary = status.get("canary") or {}
+    return canary.get("phase") in ACTIVE or bool(canary.get("retiring"))
+
+
+def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Callable[[str], None] = lambda uid: None,
+                   cache: ChildrenCache | None = None) -> kopf.OperatorRegistry:
+    """`forget(uid)` is called once a resource is gone (for state kept per resource). A `cache`
+    (the one the reconciler's Cluster reads) is fed from watches of every child kind and of pods."""
     registry = kopf.OperatorRegistry()
     on_resource: dict[str, Any] = {"registry": registry, "errors": kopf.ErrorsMode.TEMPORARY, "backoff": RETRY_SECONDS}
 
@@ -68,15 +88,19 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float) -> kopf.Ope
         """NodeGroups are cluster-scoped: no owner reference can take them away with the resource."""
         reconciler.delete_edge(namespace, name)
 
-    def rollout_tick(namespace: str, name: str, status: Mapping[str, Any], **_: Any) -> None:
+    def rollout_tick(namespace: str, name: str, **_: Any) -> None:
         """A canary step or a drain delay ends at a time, not on an event (canary.py)."""
-        canary = status.get("canary") or {}
-        if canary.get("phase") in ACTIVE or canary.get("retiring"):
-            reconciler.request(namespace, name)
+        reconciler.request(namespace, name)
+
+    def resync(namespace: str, name: str, **_: Any) -> None:
+        """Read everything afresh: a watch that was down does not replay what it missed."""
+        if cache is not None:
+            cache.expire(namespace, name)
+        reconciler.request(namespace, name)
 
     kopf.on.login(registry=registry)(kopf.login_via_client)
     kopf.timer(GROUP, VERSION, PLURAL, id="rollout", registry=registry, interval=ROLLOUT_TICK_SECONDS,
-               backoff=ROLLOUT_TICK_SECONDS)(rollout_tick)
+               backoff=ROLLOUT_TICK_SECONDS, when=rolling_out)(rollout_tick)
     kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
     kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
     kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)
@@ -84,18 +108,49 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float) -> kopf.Ope
     kopf.timer(
         GROUP, VERSION, PLURAL, id="resync", registry=registry, interval=resync_seconds, initial_delay=resync_seconds,
         backoff=min(resync_seconds, RETRY_SECONDS),
-    )(converge)
+    )(resync)
     forecasts = ForecastWatch(reconciler.request)
 
     def forecast_seen(namespace: str, name: str, body: Mapping[str, Any], type: str | None, **_: Any) -> None:
         """status.forecast (the predictor's) changed the floor, or will go stale: converge then (forecast_watch.py)."""
         if type == "DELETED":
             forecasts.forget(namespace, name)
+            forget(body["metadata"]["uid"])
+            if cache is not None:
+                cache.forget(namespace, name)
         else:
             forecasts.observe(namespace, name, body)
 
     kopf.on.event(GROUP, VERSION, PLURAL, id="forecast", registry=registry)(forecast_seen)
     ours = {MANAGED_BY_LABEL: MANAGED_BY}
+    if cache is not None:
+        _feed(registry, cache, ours, reconciler)
     kopf.on.event("apps", "v1", "deployments", id="child-deployments", registry=registry, labels=ours)(child_changed)
     kopf.on.event("", "v1", "pods", id="child-pods", registry=registry, labels=ours)(child_changed)
     return registry
+
+
+def _feed(registry: kopf.OperatorRegistry, cache: ChildrenCache, labels: Mapping[str, str], reconciler: Reconciler) -> None:
+    """Watch every child kind and the pods into `cache`. The cache handlers are async, so they run
+    in kopf's event loop at once instead of queueing behind converges in the thread pool.
+    Registered before the converge triggers, which then read the event's own state."""
+    for kind in (*CHILD_KINDS, POD):
+        def seen(body: Mapping[str, Any], type: str | None, kind: str = kind.kind, **_: Any) -> None:
+            cache.observe(kind, body, deleted=type == "DELETED")
+
+        async def cached(body: Mapping[str, Any], type: str | None, seen: Callable[..., None] = seen, **_: Any) -> None:
+            seen(body, type)
+
+        kopf.on.event(kind.group, kind.version, kind.plural, id=f"cache-{kind.plural}", registry=registry,
+                      labels=dict(labels))(cached)
+
+    def child_deleted(namespace: str, labels: Mapping[str, str], type: str | None, **_: Any) -> None:
+        """Someone deleted a child: recreate it now (changes to the other kinds wait for the resync)."""
+        instance = labels.get(INSTANCE_LABEL)
+        if type == "DELETED" and instance:
+            reconciler.request(namespace, instance)
+
+    for kind in CHILD_KINDS:
+        if kind != DEPLOYMENT:  # Deployments converge on every event (child-deployments)
+            kopf.on.event(kind.group, kind.version, kind.plural, id=f"deleted-{kind.plural}", registry=registry,
+                          labels=dict(labels))(child_deleted)

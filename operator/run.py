@@ -10,8 +10,9 @@ import prometheus_client
 import urllib3
 
 from autoglm_operator.apply import Cluster
+from autoglm_operator.children_cache import ChildrenCache
 from autoglm_operator.discovery import Discovery
-from autoglm_operator.handlers import build_registry, post_event, settings
+from autoglm_operator.handlers import build_registry, forget_handled, post_event, settings
 from autoglm_operator.reconcile import Reconciler
 
 
@@ -39,12 +40,15 @@ def run(options: Options) -> None:
     if not api.configuration.verify_ssl:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # once here, not per request
         logging.getLogger("autoglm").warning("the API server's TLS certificate is not verified (kubeconfig says so)")
-    reconciler = Reconciler(Cluster(api), Discovery(api, options.discovery_seconds), post_event)
+    cache = ChildrenCache()  # children and pods from watches: no LISTs per converge (children_cache.py)
+    reconciler = Reconciler(Cluster(api, cache), Discovery(api, options.discovery_seconds), post_event)
     if options.metrics_port:
         prometheus_client.start_http_server(options.metrics_port)
+    configured = settings()
     kopf.run(
-        registry=build_registry(reconciler, resync_seconds=options.resync_seconds),
-        settings=settings(),
+        registry=build_registry(reconciler, resync_seconds=options.resync_seconds,
+                                forget=lambda uid: forget_handled(configured, uid), cache=cache),
+        settings=configured,
         standalone=options.peering is None,
         priority=options.priority,
         peering_name=options.peering,
