@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/hack
 
-.PHONY: help prereqs venv tools test unit e2e demo testenv-up testenv-down crd manifests clean
+.PHONY: help prereqs venv tools test unit e2e demo bench testenv-up testenv-down crd manifests clean
 
 help:
 	@echo "make test   - unit + e2e tests against a real local cluster, Kafka and Prometheus"
@@ -15,6 +15,7 @@ help:
 	@echo "make unit   - unit tests only (no services)"
 	@echo "make e2e    - e2e tests only"
 	@echo "make testenv-up / testenv-down - keep an environment running between test runs"
+	@echo "make bench  - the operator at scale on its own environment (BENCH_N=1000 BENCH_JSON=out/bench.json)"
 
 prereqs:
 	@hack/check-prereqs.sh
@@ -41,6 +42,13 @@ e2e: venv tools
 
 demo: venv tools
 	$(PY) -m autoglm_testenv.demo
+
+# The operator at scale (docs/benchmarks.md): BENCH_N AutoGLMDeployments on 200 kwok GPU nodes,
+# against the floor of creating the same children directly; not a test, not run by `make test`.
+BENCH_N ?= 100
+BENCH_JSON ?= out/bench-$(BENCH_N).json
+bench: venv tools
+	$(PY) -m autoglm_testenv.bench --n $(BENCH_N) --json $(BENCH_JSON)
 
 testenv-up: venv tools
 	hack/testenv up
