@@ -55,6 +55,10 @@ def _after(obj: Mapping[str, Any], list_version: str) -> bool:
     return version.isdigit() and list_version.isdigit() and int(version) > int(list_version)
 
 
+def _without_version(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}}
+
+
 def slim_child(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Drop the managed fields except the operator's own Apply entry (diff.replicas_to_hand_over reads it)."""
     meta = dict(obj["metadata"])
@@ -84,32 +88,38 @@ class ChildrenCache:
         self._gone: dict[str, float] = {}  # uid -> when it was seen deleted
 
     # --- watch events and the operator's own writes ------------------------------------------
-    def observe(self, kind: str, obj: Mapping[str, Any], deleted: bool) -> None:
-        """One watch event of a child of kind `kind` (pods: kind "Pod")."""
-        if deleted:
-            self.removed(kind, obj)
-        else:
-            self.stored(kind, obj)
+    def observe(self, kind: str, obj: Mapping[str, Any], deleted: bool) -> bool:
+        """One watch event of a child of kind `kind` (pods: kind "Pod"); whether it told anything
+        new. The echo of the operator's own apply does not, nor a pod update that changed none of
+        what the status reads (kwok and the kubelet rewrite pod status often), so neither needs a
+        converge."""
+        return self.removed(kind, obj) if deleted else self.stored(kind, obj)
 
-    def stored(self, kind: str, obj: Mapping[str, Any]) -> None:
+    def stored(self, kind: str, obj: Mapping[str, Any]) -> bool:
+        """Hold `obj` unless a copy as new is held; whether that changed anything."""
         owner = owner_of(obj)
         if owner is None:
-            return
+            return False
         with self._lock:
             if obj["metadata"].get("uid") in self._gone:
-                return
+                return False
             if kind == "Pod":
                 pods = self._pods.setdefault(owner, {})
                 name = obj["metadata"]["name"]
-                if newer(obj, pods.get(name)):
-                    pods[name] = slim_pod(obj)
-            else:
-                children = self._children.setdefault(owner, {})
-                key = object_key(obj, kind)
-                if newer(obj, children.get(key)):
-                    children[key] = slim_child(obj)
+                held = pods.get(name)
+                if not newer(obj, held):
+                    return False
+                pods[name] = slim_pod(obj)
+                return held is None or _without_version(held) != _without_version(pods[name])
+            children = self._children.setdefault(owner, {})
+            key = object_key(obj, kind)
+            if not newer(obj, children.get(key)):
+                return False
+            children[key] = slim_child(obj)
+            return True
 
-    def removed(self, kind: str, obj: Mapping[str, Any]) -> None:
+    def removed(self, kind: str, obj: Mapping[str, Any]) -> bool:
+        """Drop `obj`; whether it was held (the operator's own deletes are dropped when made)."""
         owner = owner_of(obj)
         meta = obj["metadata"]
         with self._lock:
@@ -118,17 +128,18 @@ class ChildrenCache:
                 self._gone[meta["uid"]] = now
                 self._expire(now)
             if owner is None:
-                return
+                return False
             held = (self._pods.get(owner, {}).get(meta["name"]) if kind == "Pod"
                     else self._children.get(owner, {}).get((kind, meta["name"])))
-            if held is not None and held["metadata"].get("uid") == meta.get("uid"):
-                if kind == "Pod":
-                    del self._pods[owner][meta["name"]]
-                else:
-                    del self._children[owner][(kind, meta["name"])]
+            found = held is not None and held["metadata"].get("uid") == meta.get("uid")
+            if found and kind == "Pod":
+                del self._pods[owner][meta["name"]]
+            elif found:
+                del self._children[owner][(kind, meta["name"])]
             if owner not in self._seeded and not self._pods.get(owner) and not self._children.get(owner):
                 self._pods.pop(owner, None)  # what late events of a deleted resource's children left
                 self._children.pop(owner, None)
+            return found
 
     def forget(self, namespace: str, name: str) -> None:
         """The resource is gone: its children go by garbage collection, their events may never come."""

@@ -9,6 +9,7 @@ become Events, never kopf's log lines (kopf's default).
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -78,10 +79,13 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
     def converge(namespace: str, name: str, **_: Any) -> None:
         reconciler.request(namespace, name)
 
-    def child_changed(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
-        """A Deployment or pod of ours changed: drift to correct, readiness or scheduling to report."""
+    def child_changed(namespace: str, labels: Mapping[str, str], body: Mapping[str, Any], type: str | None,
+                      child_kind: str, **_: Any) -> None:
+        """A Deployment or pod of ours changed: drift to correct, readiness or scheduling to report
+        (with a cache: only when the event told it something new, children_cache.py)."""
         instance = labels.get(INSTANCE_LABEL)
-        if instance:
+        news = cache is None or cache.observe(child_kind, body, deleted=type == "DELETED")
+        if instance and news:
             reconciler.request(namespace, instance)
 
     def delete_edge(namespace: str, name: str, **_: Any) -> None:
@@ -125,21 +129,22 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
     ours = {MANAGED_BY_LABEL: MANAGED_BY}
     if cache is not None:
         _feed(registry, cache, ours, reconciler)
-    kopf.on.event("apps", "v1", "deployments", id="child-deployments", registry=registry, labels=ours)(child_changed)
-    kopf.on.event("", "v1", "pods", id="child-pods", registry=registry, labels=ours)(child_changed)
+    for kind in (DEPLOYMENT, POD):
+        kopf.on.event(kind.group, kind.version, kind.plural, id=f"child-{kind.plural}", registry=registry,
+                      labels=ours)(functools.partial(child_changed, child_kind=kind.kind))
     return registry
 
 
 def _feed(registry: kopf.OperatorRegistry, cache: ChildrenCache, labels: Mapping[str, str], reconciler: Reconciler) -> None:
-    """Watch every child kind and the pods into `cache`. The cache handlers are async, so they run
-    in kopf's event loop at once instead of queueing behind converges in the thread pool.
-    Registered before the converge triggers, which then read the event's own state."""
-    for kind in (*CHILD_KINDS, POD):
-        def seen(body: Mapping[str, Any], type: str | None, kind: str = kind.kind, **_: Any) -> None:
-            cache.observe(kind, body, deleted=type == "DELETED")
+    """Watch the child kinds other than Deployments into `cache` (Deployments and pods feed it in
+    child_changed, which converges on what they tell). These handlers are async, so they run in
+    kopf's event loop at once instead of queueing behind converges in the thread pool."""
+    for kind in CHILD_KINDS:
+        if kind == DEPLOYMENT:
+            continue
 
-        async def cached(body: Mapping[str, Any], type: str | None, seen: Callable[..., None] = seen, **_: Any) -> None:
-            seen(body, type)
+        async def cached(body: Mapping[str, Any], type: str | None, child_kind: str = kind.kind, **_: Any) -> None:
+            cache.observe(child_kind, body, deleted=type == "DELETED")
 
         kopf.on.event(kind.group, kind.version, kind.plural, id=f"cache-{kind.plural}", registry=registry,
                       labels=dict(labels))(cached)
@@ -151,6 +156,6 @@ def _feed(registry: kopf.OperatorRegistry, cache: ChildrenCache, labels: Mapping
             reconciler.request(namespace, instance)
 
     for kind in CHILD_KINDS:
-        if kind != DEPLOYMENT:  # Deployments converge on every event (child-deployments)
+        if kind != DEPLOYMENT:
             kopf.on.event(kind.group, kind.version, kind.plural, id=f"deleted-{kind.plural}", registry=registry,
                           labels=dict(labels))(child_deleted)

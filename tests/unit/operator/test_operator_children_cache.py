@@ -78,3 +78,17 @@ def test_objects_of_others_are_ignored_and_kept_copies_are_slim() -> None:
     assert list(held) == [("Deployment", "glm-r1")]
     assert held[("Deployment", "glm-r1")]["metadata"]["managedFields"] == managed[:1]  # what replicas hand-over reads
     assert cache.pods("ml", "glm") == [{"metadata": pod["metadata"], "status": {"phase": "Running", "conditions": []}}]
+
+
+def test_only_events_that_tell_something_new_ask_for_a_converge() -> None:
+    cache = _seeded(("Deployment", [], "1"), ("Pod", [], "1"))
+    applied = _obj("glm-r1", 5, spec={"replicas": 1})
+    cache.stored("Deployment", applied)
+    assert not cache.observe("Deployment", applied, deleted=False)  # the echo of the operator's own apply
+    assert cache.observe("Deployment", _obj("glm-r1", 6, status={"readyReplicas": 1}), deleted=False)
+    pod = _obj("p", 7, status={"phase": "Pending"})
+    assert cache.observe("Pod", pod, deleted=False)
+    assert not cache.observe("Pod", {**_obj("p", 8, status={"phase": "Pending", "podIP": "10.0.0.9"})}, deleted=False)
+    assert cache.observe("Pod", _obj("p", 9, status={"phase": "Running"}), deleted=False)
+    assert cache.observe("Pod", _obj("p", 9), deleted=True)
+    assert not cache.observe("Pod", _obj("p", 9), deleted=True)
