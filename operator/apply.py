@@ -13,6 +13,7 @@ such as a `201 Created` answer to an apply.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,6 +30,18 @@ from autoglm_operator.spec import GROUP, KIND, PLURAL, VERSION
 HANDOVER_MANAGER = "autoglm-operator-handover"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
+# A JSON surrogate pair (after an even number of backslashes, so not an escaped literal "\\ud83d").
+_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def apply_body(obj: Mapping[str, Any]) -> str:
+    """An apply patch as text. The API server reads apply patches as YAML, whose parser refuses the
+    surrogate pairs JSON escapes characters beyond U+FFFF with (one emoji in a spec string failed
+    every apply): they become YAML's 8-digit escapes. Everything else stays JSON, which is YAML."""
+    def astral(m: re.Match[str]) -> str:
+        return f"{m[1]}\\U{0x10000 + ((int(m[2], 16) - 0xD800) << 10) + int(m[3], 16) - 0xDC00:08x}"
+
+    return _SURROGATE_PAIR.sub(astral, json.dumps(obj))
 
 
 def owner_reference(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,11 +117,11 @@ class Cluster:
         options = {"field_manager": FIELD_MANAGER, "force": True, "field_validation": "Strict", "_content_type": APPLY_PATCH}
         if kind.group:
             response = self._objects.patch_namespaced_custom_object(
-                kind.group, kind.version, meta["namespace"], kind.plural, meta["name"], obj,
+                kind.group, kind.version, meta["namespace"], kind.plural, meta["name"], apply_body(obj),
                 _preload_content=False, **options,
             )
         else:
-            response = self._core_call("patch", kind, meta["namespace"], meta["name"], obj, **options)
+            response = self._core_call("patch", kind, meta["namespace"], meta["name"], apply_body(obj), **options)
         live = _json(response)
         metrics.WRITES.labels(verb="apply", kind=kind.kind).inc()
         if self._cache is not None:
@@ -163,7 +176,7 @@ class Cluster:
     def apply_cluster_scoped(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind = kind_of(obj)
         response = self._objects.patch_cluster_custom_object(
-            kind.group, kind.version, kind.plural, obj["metadata"]["name"], obj, _preload_content=False,
+            kind.group, kind.version, kind.plural, obj["metadata"]["name"], apply_body(obj), _preload_content=False,
             field_manager=FIELD_MANAGER, force=True, field_validation="Strict", _content_type=APPLY_PATCH,
         )
         metrics.WRITES.labels(verb="apply", kind=kind.kind).inc()
