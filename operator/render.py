@@ -21,7 +21,7 @@ from autoglm_operator.revision import revision
 from autoglm_operator.schema import InvalidSpec
 from autoglm_operator.security import authorization_policy, peer_authentication, request_authentication
 from autoglm_operator.service import service
-from autoglm_operator.spec import Instance, check_capabilities, parse_instance
+from autoglm_operator.spec import Instance, check_capabilities, check_labels, parse_instance
 from autoglm_operator.workload import deployment
 
 
@@ -48,6 +48,7 @@ def validate(cr: dict[str, Any], capabilities: Capabilities) -> Instance:
     """Every check, before anything is rendered or applied, so a bad spec never half-applies."""
     inst = parse_instance(cr)
     check_capabilities(inst.spec, keda=capabilities.keda, istio=capabilities.istio)
+    check_labels(inst.spec)
     check_user_args(inst.spec.runtime)
     check_edge(inst)
     return inst

@@ -7,12 +7,15 @@ snake_case in Python and camelCase in the resource (`tensor_parallel_size` <-> `
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
+
+INT64 = 2**63 - 1  # the API server stores integers as int64
 
 
 class InvalidSpec(ValueError):
@@ -41,6 +44,7 @@ def spec_field(
     maximum: float | None = None,
     pattern: str | None = None,
     format: str | None = None,
+    min_length: int | None = None,
     max_length: int | None = None,
     max_items: int | None = None,
     map_key: str | None = None,
@@ -48,7 +52,8 @@ def spec_field(
     """A dataclass field that also carries its OpenAPI constraints and `kubectl explain` text.
 
     `map_key` makes a list a `x-kubernetes-list-type: map` keyed by that field: the API server
-    then rejects duplicate keys and server-side apply merges the list entry by entry.
+    then rejects duplicate keys and server-side apply merges the list entry by entry. On a map
+    (`dict`) field `max_items` bounds its entries (`maxProperties`).
     """
     meta = {
         "description": description,
@@ -56,6 +61,7 @@ def spec_field(
         "maximum": maximum,
         "pattern": pattern,
         "format": format,
+        "minLength": min_length,
         "maxLength": max_length,
         "maxItems": max_items,
         "map_key": map_key,
@@ -102,9 +108,9 @@ def openapi_schema(cls: type) -> dict[str, Any]:
         tp, optional = _unwrap_optional(hints[f.name])
         prop = _type_schema(tp, f.metadata.get("map_key"))
         prop["description"] = f.metadata["description"]
-        for key in ("minimum", "maximum", "pattern", "format", "maxLength", "maxItems"):
+        for key in ("minimum", "maximum", "pattern", "format", "minLength", "maxLength", "maxItems"):
             if f.metadata.get(key) is not None:
-                prop[key] = f.metadata[key]
+                prop["maxProperties" if key == "maxItems" and prop["type"] == "object" else key] = f.metadata[key]
         if f.default is not dataclasses.MISSING and f.default is not None:
             prop["default"] = f.default
         elif f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(tp):
@@ -176,13 +182,14 @@ def parse(cls: type[T], data: Any, path: str) -> T:
         raise InvalidSpec(f"{path}: expected an object, got {type(data).__name__}")
     hints = _hints(cls)
     fields = {camel(f.name): f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(str(key)[:40] for key in set(data) - set(fields))
     if unknown:
-        raise InvalidSpec(f"{path}: unknown field(s) {', '.join(unknown)}")
+        raise InvalidSpec(f"{path}: unknown field(s) {', '.join(unknown[:5])}")
     values: dict[str, Any] = {}
     for key, f in fields.items():
         tp, optional = _unwrap_optional(hints[f.name])
-        if key not in data or (data[key] is None and optional):
+        # The API server prunes a null like an absent field (then defaults it), so the parser does too.
+        if data.get(key) is None:
             if not _has_default(f) and not optional:
                 raise InvalidSpec(f"{path}.{key}: required")
             continue
@@ -203,7 +210,7 @@ def _parse_value(tp: Any, value: Any, path: str) -> Any:
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise InvalidSpec(f"{path}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
+            raise InvalidSpec(f"{path}: must be one of {', '.join(map(str, allowed))}, got {_short(value)}")
         return value
     if origin is list:
         if not isinstance(value, list):
@@ -214,12 +221,35 @@ def _parse_value(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise InvalidSpec(f"{path}: expected an object")
         _, item = typing.get_args(tp)
-        return {str(k): _parse_value(item, v, f"{path}.{k}") for k, v in value.items()}
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        return {str(k): _parse_value(item, v, f"{path}.{str(k)[:40]}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool) and abs(value) <= INT64:
+        value = float(value)
+    # JSON has one number type: the API server takes 2.0 as the integer 2 (within float precision).
+    if tp is int and isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        value = int(value)
     if tp in (str, int, float, bool) and (type(value) is not tp):
-        raise InvalidSpec(f"{path}: expected {tp.__name__}, got {value!r}")
+        raise InvalidSpec(f"{path}: expected {tp.__name__}, got {_short(value)}")
+    # YAML (`autoglm render`) can say .nan, .inf or 10**30; JSON through the API server cannot.
+    if tp is float and not math.isfinite(value):
+        raise InvalidSpec(f"{path}: expected a finite number, got {value!r}")
+    if tp is int and abs(value) > INT64:
+        raise InvalidSpec(f"{path}: {_short(value)} does not fit a 64-bit integer")
     return value
+
+
+def _short(value: Any) -> str:
+    """A bounded repr for messages: hostile values may be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+def matches(pattern: str, value: str) -> bool:
+    """`pattern` as the API server applies it (Go regexp): `$` is the end of the text, where
+    Python's also matches before a final newline (so `"FOO\\n"` would pass `^[A-Z]+$`)."""
+    return re.search(_GO_END.sub(r"\\Z", pattern), value) is not None
+
+
+_GO_END = re.compile(r"(?<!\\)\$(?=$|[|)])")  # an anchor `$`: at the end or before `|` or `)`
 
 
 def _check_constraints(value: Any, meta: typing.Mapping[str, Any], path: str) -> None:
@@ -227,12 +257,14 @@ def _check_constraints(value: Any, meta: typing.Mapping[str, Any], path: str) ->
         raise InvalidSpec(f"{path}: must be >= {meta['minimum']}, got {value}")
     if meta.get("maximum") is not None and value > meta["maximum"]:
         raise InvalidSpec(f"{path}: must be <= {meta['maximum']}, got {value}")
-    if meta.get("pattern") is not None and not re.search(meta["pattern"], value):
-        raise InvalidSpec(f"{path}: {value!r} does not match {meta['pattern']}")
+    if meta.get("pattern") is not None and not matches(meta["pattern"], value):
+        raise InvalidSpec(f"{path}: {_short(value)} does not match {meta['pattern']}")
+    if meta.get("minLength") is not None and len(value) < meta["minLength"]:
+        raise InvalidSpec(f"{path}: shorter than {meta['minLength']} characters")
     if meta.get("maxLength") is not None and len(value) > meta["maxLength"]:
         raise InvalidSpec(f"{path}: longer than {meta['maxLength']} characters")
     if meta.get("maxItems") is not None and len(value) > meta["maxItems"]:
-        raise InvalidSpec(f"{path}: more than {meta['maxItems']} items")
+        raise InvalidSpec(f"{path}: more than {meta['maxItems']} entries")
     key = meta.get("map_key")
     if key is not None:
         seen = [getattr(item, key) for item in value]

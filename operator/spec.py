@@ -10,7 +10,7 @@ import dataclasses
 import re
 from typing import Any, ClassVar, Literal
 
-from autoglm_operator.schema import InvalidSpec, Rule, parse, spec_field
+from autoglm_operator.schema import InvalidSpec, Rule, matches, parse, spec_field
 from autoglm_operator.rollout_spec import Rollout
 
 GROUP = "autoglm.io"
@@ -24,6 +24,18 @@ Quantization = Literal["none", "awq", "gptq", "fp8"]
 PVC_SOURCE = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Kubernetes label syntax, which node selectors and affinities must follow: a key is a name with
+# an optional DNS-subdomain prefix (at most 253 characters, checked apart: RE2 has no lookahead).
+# Checked by the operator (check_labels): as CEL over map keys inside spec.edge[] it would exceed
+# the API server's cost budget for the CRD by 100 times.
+_DNS_PART = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+LABEL_KEY = rf"^({_DNS_PART}(\.{_DNS_PART})*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+# What the API server's CEL url() (Istio's jwksUri rule) can parse: a plain host, an optional
+# port, then printable ASCII without spaces, quotes or broken %-escapes.
+HTTP_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?]([!#$&-~]|%[0-9A-Fa-f]{2})*)?$"
+# An image reference without whitespace (the API server refuses images with surrounding spaces).
+IMAGE = r"^[A-Za-z0-9][-A-Za-z0-9._/:@]*$"
 
 # `<name>-<10 hex>` must stay a DNS label (63), and Service names must start with a letter.
 NAME_RULE = Rule(
@@ -71,7 +83,9 @@ class Runtime:
     """The inference engine and how it is started."""
 
     engine: Engine = spec_field("Inference engine.", default="vllm")
-    image: str = spec_field("Container image; empty uses the operator's pinned image for the engine.", default="")
+    image: str = spec_field(
+        "Container image; empty uses the operator's pinned image for the engine.", default="", pattern=r"^$|" + IMAGE
+    )
     tensor_parallel_size: int = spec_field("GPUs one model copy is split across.", default=1, minimum=1, maximum=16)
     max_model_len: int = spec_field("Maximum context length in tokens; 0 keeps the model's own.", default=0, minimum=0)
     args: list[str] = spec_field(
@@ -102,6 +116,7 @@ class Gpu:
     product: str = spec_field(
         "Required value of the node label nvidia.com/gpu.product (e.g. NVIDIA-H100-80GB-HBM3); empty accepts any.",
         default="",
+        pattern=LABEL_VALUE,
     )
 
 
@@ -179,7 +194,7 @@ class Autoscaling:
     max_replicas: int = spec_field("Most replicas.", default=4, minimum=1, maximum=1000)
     target: ScalingTarget = spec_field("Load signal and per-replica capacity.", default_factory=ScalingTarget)
     prometheus_address: str = spec_field(
-        "Prometheus URL KEDA queries.", default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://"
+        "Prometheus URL KEDA queries.", default="http://prometheus-operated.monitoring.svc:9090", pattern=HTTP_URL
     )
     polling_interval_seconds: int = spec_field("How often KEDA evaluates the query.", default=15, minimum=5, maximum=600)
     cooldown_seconds: int = spec_field("KEDA wait before scaling to zero.", default=300, minimum=0, maximum=86400)
@@ -203,7 +218,9 @@ class Retries:
         "Envoy retry conditions; the default only retries requests that never reached the engine.",
         default="connect-failure,refused-stream,reset-before-request",
     )
-    per_try_timeout_seconds: int = spec_field("Timeout of each attempt; 0 uses the route timeout.", default=0, minimum=0)
+    per_try_timeout_seconds: int = spec_field(
+        "Timeout of each attempt; 0 uses the route timeout.", default=0, minimum=0, maximum=86400
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,8 +243,16 @@ class Traffic:
 class Jwt:
     """End-user JWT validation; requests without a valid token are refused."""
 
-    issuer: str = spec_field("Token issuer (iss claim).")
-    jwks_uri: str = spec_field("URL of the issuer's JSON Web Key Set.", pattern=r"^https?://")
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.audiences) || self.audiences.all(a, a.size() > 0)",
+            message="security.jwt.audiences must not contain an empty audience",
+            check=lambda j: all(j.audiences),
+        ),
+    )
+
+    issuer: str = spec_field("Token issuer (iss claim).", min_length=1)
+    jwks_uri: str = spec_field("URL of the issuer's JSON Web Key Set.", pattern=HTTP_URL, max_length=2048)
     audiences: list[str] = spec_field("Accepted aud values; empty accepts any.", default_factory=list, max_items=16)
 
 
@@ -266,6 +291,7 @@ class EdgeResources:
     gpu_product: str = spec_field(
         "Required value of the node label nvidia.com/gpu.product (e.g. NVIDIA-Jetson-AGX-Orin); empty accepts any.",
         default="",
+        pattern=LABEL_VALUE,
     )
     cpu: str = spec_field("CPU request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
     memory: str = spec_field("Memory request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
@@ -287,13 +313,14 @@ class EdgeGroup:
                            pattern=DNS_LABEL, max_length=20)
     node_labels: dict[str, str] = spec_field(
         "Labels an edge node (node-role.kubernetes.io/edge) must carry to belong to this group, "
-        "e.g. autoglm.io/edge-group: site-a."
+        "e.g. autoglm.io/edge-group: site-a.",
+        max_items=16,
     )
     replicas: int = spec_field("Pods in this group.", default=1, minimum=0, maximum=100)
     image: str = spec_field(
         "Container image for this group (e.g. an ARM64 build); empty uses the cloud image. Digests are not supported.",
         default="",
-        pattern=r"^[^@\s]*$",
+        pattern=r"^$|^[A-Za-z0-9][-A-Za-z0-9._/:]*$",
     )
     quantization: EDGE_QUANTIZATION = spec_field("Weight quantization for this group; empty keeps the cloud setting.",
                                                 default="")
@@ -353,6 +380,18 @@ def parse_instance(cr: dict[str, Any]) -> Instance:
     if not NAME_RULE.check(name):
         raise InvalidSpec(f"{NAME_RULE.message}, got {name!r}")
     return Instance(name=name, namespace=meta.get("namespace") or "default", spec=parse(Spec, cr.get("spec"), "spec"))
+
+
+def check_labels(spec: Spec) -> None:
+    """Edge node labels become node affinity terms, which the API server refuses unless they are labels."""
+    for group in spec.edge:
+        for key, value in group.node_labels.items():
+            if key.find("/") > 253 or not matches(LABEL_KEY, key):
+                raise InvalidSpec(f"spec.edge[{group.name}].nodeLabels: {key[:80]!r} is not a label key "
+                                  "(a name of at most 63 characters with an optional DNS prefix, e.g. example.com/site)")
+            if not matches(LABEL_VALUE, value):
+                raise InvalidSpec(f"spec.edge[{group.name}].nodeLabels.{key}: {value[:80]!r} is not a label value "
+                                  "(at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)")
 
 
 def check_capabilities(spec: Spec, *, keda: bool, istio: bool) -> None:
