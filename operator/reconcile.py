@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -128,6 +128,11 @@ class Reconciler:
         # Which revision is stable, the canary's weights and mirror, what to keep (rollout_plan.py).
         traffic = rollout_plan(inst, resource, desired, _deployments(children), self._clock(), self._analyzer)
         serving = traffic.serving
+        recorded = resource
+        if traffic.commit is not None:  # a traffic decision is recorded before the children follow it
+            self._cluster.patch_status(namespace, name, traffic.commit)
+            recorded = {**resource, "status": {**previous, "currentRevision": serving, "canary": traffic.canary}}
+            self._post_events(resource, traffic.events)
         # status.forecast is the predictor's; judged fresh or stale at this converge's clock.
         rendered = render(inst, capabilities, serving, forecast=previous.get("forecast"), now=self._clock(), route=traffic.route)
         if desired not in traffic.keep:  # a rolled-back canary, retired after its drain delay
@@ -176,16 +181,21 @@ class Reconciler:
         status = compute_status(previous, observation, self._clock())
         if traffic.canary is not UNCHANGED:
             status["canary"] = traffic.canary
-        for event in traffic.events:
-            self._post_event(resource, event)
-        self._write_status(resource, status)
+        # Events after the status that records their decision: a converge that fails or dies before
+        # it is decided again, and announced again, by the next one.
+        self._write_status(recorded, status, previous)
+        if traffic.commit is None:
+            self._post_events(resource, traffic.events)
         return "changed" if changes else "unchanged"
 
     def delete_edge(self, namespace: str, name: str) -> None:
         """The resource is going: delete its cluster-scoped NodeGroups (the rest goes by owner reference)."""
         edge_sync.delete_node_groups(self._cluster, namespace, name)
 
-    def _write_status(self, resource: Mapping[str, Any], status: dict[str, Any]) -> None:
+    def _write_status(self, resource: Mapping[str, Any], status: dict[str, Any],
+                      before: Mapping[str, Any] | None = None) -> None:
+        """Patch what differs from the resource's status; Events for the transitions since `before`
+        (the status this converge started from, when part of it was written earlier)."""
         previous = resource.get("status") or {}
         patch = status_patch(previous, status)
         if patch is None:
@@ -193,7 +203,10 @@ class Reconciler:
         meta = resource["metadata"]
         self._cluster.patch_status(meta["namespace"], meta["name"], patch)
         _log("status", resource=f"{meta['namespace']}/{meta['name']}", phase=status.get("phase"))
-        for event in transition_events(previous, status):
+        self._post_events(resource, transition_events(previous if before is None else before, status))
+
+    def _post_events(self, resource: Mapping[str, Any], events: Iterable[Event]) -> None:
+        for event in events:
             self._post_event(resource, event)
 
 

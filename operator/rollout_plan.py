@@ -3,6 +3,11 @@
 Without `spec.rollout` the plan is today's switch (rollout.serving_revision). With it, the canary
 machine (canary.py) decides from status.canary, the live Deployments, the control annotation and,
 only when a step's interval is over, a Prometheus analysis (analysis.py).
+
+A decision that moves traffic is recorded (`Plan.commit`, written to the status) before the
+children follow it: an operator killed between the two then resumes from the decision instead of
+making it again from the older status, where a fresh analysis could decide otherwise and move the
+weights backwards (docs/operations.md, "Failure behaviour").
 """
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ from typing import Any
 
 from autoglm_operator.analysis import PrometheusAnalyzer, prometheus_address
 from autoglm_operator.canary import ACTION_ANNOTATION, Observed, Route, analysis_due, decide, without_rollout
-from autoglm_operator.conditions import Event, Verdict
+from autoglm_operator.conditions import Event, Verdict, status_patch
 from autoglm_operator.rollout import ready_replicas, revision_ready, revisions_to_keep, serving_revision
 from autoglm_operator.spec import Instance
 
 UNCHANGED = object()
+# The status.canary fields the route and the kept Deployments are rendered from.
+ROUTING_FIELDS = ("revision", "stable", "phase", "step", "weight", "mirror")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +35,18 @@ class Plan:
     canary: Any = UNCHANGED  # next status.canary (a dict or None), or UNCHANGED
     verdict: Verdict | None = None
     events: tuple[Event, ...] = ()
+    commit: dict[str, Any] | None = None  # status patch to write before any child changes
+
+
+def commit_first(status: Mapping[str, Any], serving: str, canary: Any) -> dict[str, Any] | None:
+    """The status patch recording a traffic decision, when `canary` (a Plan's) moves traffic or
+    the stable revision away from what `status` says; None when nothing routing-related changed."""
+    if canary is UNCHANGED:
+        return None
+    before, after = status.get("canary") or {}, canary or {}
+    if status.get("currentRevision") == serving and all(before.get(k) == after.get(k) for k in ROUTING_FIELDS):
+        return None
+    return status_patch(status, {"currentRevision": serving, "canary": canary})
 
 
 def plan(
@@ -64,11 +83,13 @@ def plan(
         action=(resource["metadata"].get("annotations") or {}).get(ACTION_ANNOTATION),
         analysis=analysis,
     ))
+    canary = UNCHANGED if decision.canary == previous else decision.canary
     return Plan(
         serving=decision.stable,
         keep=decision.keep,
         route=decision.route,
-        canary=UNCHANGED if decision.canary == previous else decision.canary,
+        canary=canary,
         verdict=decision.verdict,
         events=decision.events,
+        commit=commit_first(status, decision.stable, canary),
     )

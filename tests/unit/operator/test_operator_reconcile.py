@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from autoglm_operator.canary import Check
 from autoglm_operator.kinds import CHILD_KINDS, HORIZONTAL_POD_AUTOSCALER, SCALED_OBJECT, Kind
 from autoglm_operator.reconcile import Coalescer, Reconciler
 
@@ -192,3 +193,43 @@ def test_coalescer_runs_once_more_for_requests_made_meanwhile():
     assert len(runs) == 2, "two requests during the run cause one more run, not two"
     assert coalescer.run("k", slow) is True
     assert len(runs) == 3
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class _HealthyCanary:
+    def run(self, *_: Any) -> list[Check]:
+        return [Check("successRate", "Pass", 1.0, 1.0)]
+
+
+def test_a_canary_step_is_recorded_before_the_route_follows_it_and_announced_after(make_cr):
+    """An operator killed between the VirtualService write and the status write would decide the
+    step again from the older status (maybe otherwise: weights backwards); recorded first, it resumes."""
+    cr = make_cr(rollout={"steps": [{"weight": 5}, {"weight": 25}], "intervalSeconds": 10,
+                          "analysis": {"prometheusAddress": "http://prometheus:9090"}})
+    cr["metadata"].update(uid="uid-1", generation=1)
+    cluster, clock = FakeCluster(cr), _Clock()
+    reconciler = Reconciler(cluster, FakeDiscovery(CHILD_KINDS), lambda _, e: cluster.writes.append(f"event {e.reason}"),  # type: ignore[arg-type]
+                            clock=clock, analyzer=_HealthyCanary())  # type: ignore[arg-type]
+    reconciler.converge("ml", "glm")
+    (old,) = [name for kind, name in cluster.live if kind == "Deployment"]
+    _ready(cluster, old)
+    reconciler.converge("ml", "glm")
+    cluster.resource["spec"]["model"]["name"] = "zai-org/GLM-4-9B-0414-v2"
+    cluster.resource["metadata"]["generation"] = 2
+    reconciler.converge("ml", "glm")
+    (new,) = [name for kind, name in cluster.live if kind == "Deployment" and name != old]
+    _ready(cluster, new)
+    for weight in (5, 25):
+        cluster.writes.clear()
+        reconciler.converge("ml", "glm")
+        writes = cluster.writes
+        assert writes[:3] == ["status", "event CanaryStep", "apply VirtualService glm"], writes
+        assert cluster.resource["status"]["canary"]["weight"] == weight
+        clock.now += timedelta(seconds=10)

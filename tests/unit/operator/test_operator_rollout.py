@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from autoglm_operator.rollout import revision_ready, revisions_to_keep, serving_revision
+from autoglm_operator.rollout_plan import UNCHANGED, commit_first
 
 
 def _deployment(ready: int, wanted: int | None = 1, generation: int = 1, observed: int = 1) -> dict:
@@ -39,3 +40,30 @@ def test_an_old_revision_that_serves_nobody_is_replaced_at_once():
 def test_keep_only_serving_and_desired():
     assert revisions_to_keep("old", "new") == {"old", "new"}
     assert revisions_to_keep("new", "new") == {"new"}
+
+
+# -- a traffic decision is recorded before the children follow it (rollout_plan.commit_first) --------
+
+STEP_1 = {"revision": "new", "stable": "old", "phase": "Progressing", "step": 1, "weight": 5, "mirror": 0,
+          "stepStartedAt": "2026-01-01T00:00:00Z"}
+
+
+def test_a_new_step_is_recorded_first_with_the_fields_it_drops_cleared():
+    status = {"currentRevision": "old", "canary": {**STEP_1, "noDataIntervals": 1}}
+    step_2 = {**STEP_1, "step": 2, "weight": 25, "stepStartedAt": "2026-01-01T00:00:05Z"}
+    assert commit_first(status, "old", step_2) == {"canary": {**step_2, "noDataIntervals": None}}
+
+
+def test_a_promotion_records_the_new_stable_revision_with_it():
+    promoted = {"revision": "new", "stable": "new", "phase": "Promoted", "weight": 0, "mirror": 0}
+    patch = commit_first({"currentRevision": "old", "canary": STEP_1}, "new", promoted)
+    assert patch is not None and patch["currentRevision"] == "new" and patch["canary"]["phase"] == "Promoted"
+    assert patch["canary"]["step"] is None, "a merge patch must clear the finished step"
+
+
+def test_nothing_is_written_early_when_the_route_stays():
+    status = {"currentRevision": "old", "canary": STEP_1}
+    analysed = {**STEP_1, "stepStartedAt": "2026-01-01T00:00:05Z", "failedChecks": 1, "analysis": [{"name": "x"}]}
+    assert commit_first(status, "old", analysed) is None, "analysis results go with the regular status write"
+    assert commit_first(status, "old", UNCHANGED) is None
+    assert commit_first({"currentRevision": "old"}, "old", None) is None, "no rollout, none before"
