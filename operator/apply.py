@@ -114,15 +114,7 @@ class Cluster:
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind = kind_of(obj)
         meta = obj["metadata"]
-        options = {"field_manager": FIELD_MANAGER, "force": True, "field_validation": "Strict", "_content_type": APPLY_PATCH}
-        if kind.group:
-            response = self._objects.patch_namespaced_custom_object(
-                kind.group, kind.version, meta["namespace"], kind.plural, meta["name"], apply_body(obj),
-                _preload_content=False, **options,
-            )
-        else:
-            response = self._core_call("patch", kind, meta["namespace"], meta["name"], apply_body(obj), **options)
-        live = _json(response)
+        live = self._apply_text(_object_path(kind, meta["name"], meta["namespace"]), apply_body(obj))
         metrics.WRITES.labels(verb="apply", kind=kind.kind).inc()
         if self._cache is not None:
             self._cache.stored(kind.kind, live)
@@ -175,11 +167,23 @@ class Cluster:
 
     def apply_cluster_scoped(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind = kind_of(obj)
-        response = self._objects.patch_cluster_custom_object(
-            kind.group, kind.version, kind.plural, obj["metadata"]["name"], apply_body(obj), _preload_content=False,
-            field_manager=FIELD_MANAGER, force=True, field_validation="Strict", _content_type=APPLY_PATCH,
-        )
+        live = self._apply_text(_object_path(kind, obj["metadata"]["name"]), apply_body(obj))
         metrics.WRITES.labels(verb="apply", kind=kind.kind).inc()
+        return live
+
+    def _apply_text(self, path: str, text: str) -> dict[str, Any]:
+        """A server-side apply of an already serialised patch. The client's typed methods accept
+        only dicts (and would serialise them again), so the request is made one level down."""
+        api = self._objects.api_client
+        method, url, headers, body, post = api.param_serialize(
+            "PATCH", path, body=text, auth_settings=["BearerToken"],
+            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true"), ("fieldValidation", "Strict")],
+            header_params={"Content-Type": APPLY_PATCH, "Accept": "application/json"},
+        )
+        response = api.call_api(method, url, headers, body, post)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
         return _json(response)
 
     def delete_node_group(self, obj: Mapping[str, Any]) -> None:
@@ -229,6 +233,13 @@ class Cluster:
 
 def _json(response: Any) -> Any:
     return json.loads(response.data)
+
+
+def _object_path(kind: Kind, name: str, namespace: str | None = None) -> str:
+    """The REST path of one object (cluster-scoped without a namespace)."""
+    prefix = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"{prefix}{where}/{kind.plural}/{name}"
 
 
 def _listing(kind: str, response: Any) -> tuple[str, list[dict[str, Any]], str]:
