@@ -59,11 +59,12 @@ def decode(key: bytes | None, value: bytes | None, now: float) -> LoadRecord:
         raise RecordError("too-large", f"{len(value)} bytes > {MAX_RECORD_BYTES}")
     try:
         data = json.loads(value, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, _NonFinite) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, _NonFinite, RecursionError) as error:
+        # RecursionError: 4 KB of "[" nests deeper than Python's recursion limit.
         raise RecordError("not-json", str(error)[:120]) from None
     if not isinstance(data, dict):
         raise RecordError("not-object", f"top level is {type(data).__name__}")
-    if data.get("v") != SCHEMA_VERSION:
+    if type(data.get("v")) is not int or data["v"] != SCHEMA_VERSION:  # true == 1 in Python
         raise RecordError("wrong-version", f"v={str(data.get('v'))[:20]!r}, expected {SCHEMA_VERSION}")
     deployment = data.get("deployment")
     if not isinstance(deployment, str) or not DEPLOYMENT_KEY.fullmatch(deployment):
@@ -101,6 +102,8 @@ def _number(data: dict, name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RecordError(f"bad-{name}", f"{name}={str(value)[:40]!r} is not a number")
+    if isinstance(value, int) and not 0 <= value <= MAX_VALUE:  # float() of a 400-digit integer overflows
+        raise RecordError(f"bad-{name}", f"{name}={str(value)[:40]} outside [0, {MAX_VALUE:g}]")
     value = float(value)
     if not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
         raise RecordError(f"bad-{name}", f"{name}={value} outside [0, {MAX_VALUE:g}]")
