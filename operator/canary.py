@@ -55,7 +55,7 @@ class Observed:
     now: datetime
     desired: str  # the spec's revision
     stable: str | None  # status.currentRevision (None for a new resource)
-    stable_serving: bool  # the stable revision's Deployment has a Ready pod
+    stable_serving: bool  # the stable revision serves, or has served and is expected back (rollout.serves_nothing)
     canary_ready: bool  # the desired revision's Deployment is fully Ready
     action: str | None = None  # the autoglm.io/rollout-action annotation, as found
     analysis: Sequence[Check] | None = None  # measured now; only when analysis_due() said so
@@ -205,7 +205,7 @@ class _Machine:
         c["retiring"] = [e for e in c.get("retiring", []) if (parse_time(e.get("at")) or self.now) > self.now]
         action = self.take_action()
         if obs.stable is None or (obs.stable != obs.desired and not obs.stable_serving and c.get("phase") not in ACTIVE):
-            # Nothing serves yet (new resource, or the old revision has no Ready pod): no one to protect.
+            # Nothing serves (new resource, or the old revision is gone or never got Ready): no one to protect.
             if obs.stable and obs.stable != obs.desired:
                 self.retire(obs.stable)
             self.stable = obs.desired

@@ -19,7 +19,7 @@ from typing import Any
 from autoglm_operator.analysis import PrometheusAnalyzer, prometheus_address
 from autoglm_operator.canary import ACTION_ANNOTATION, Observed, Route, analysis_due, decide, without_rollout
 from autoglm_operator.conditions import Event, Verdict, status_patch
-from autoglm_operator.rollout import ready_replicas, revision_ready, revisions_to_keep, serving_revision
+from autoglm_operator.rollout import revision_ready, revisions_to_keep, serves_nothing, serving_revision
 from autoglm_operator.spec import Instance
 
 UNCHANGED = object()
@@ -78,7 +78,7 @@ def plan(
         now=now,
         desired=desired,
         stable=current,
-        stable_serving=stable is not None and ready_replicas(stable) > 0,
+        stable_serving=not serves_nothing(stable),
         canary_ready=revision_ready(deployments.get(desired)),
         action=(resource["metadata"].get("annotations") or {}).get(ACTION_ANNOTATION),
         analysis=analysis,

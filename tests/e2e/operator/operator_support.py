@@ -108,3 +108,12 @@ def node_readiness_changed_since(testenv: Env, started: float) -> bool:
             if cond["type"] == "Ready" and changed >= started - 1:
                 return True
     return False
+
+
+def gpu_quota(testenv: Env, namespace: str, gpus: int) -> None:
+    """At most `gpus` GPUs in the namespace: holds a new revision back without touching the shared GPU
+    nodes. Admission refuses every pod until the quota controller has counted usage, so wait for that."""
+    apply(testenv, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "gpus", "namespace": namespace},
+                    "spec": {"hard": {"requests.nvidia.com/gpu": str(gpus)}}})
+    wait_for("the GPU quota counted", lambda: testenv.kubectl_json("get", "resourcequota", "gpus", "-n", namespace)
+             .get("status", {}).get("hard", {}).get("requests.nvidia.com/gpu") == str(gpus), 30)

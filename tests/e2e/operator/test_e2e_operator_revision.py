@@ -10,21 +10,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from operator_support import apply, children, condition, example, wait_for, wait_for_condition, wait_until_quiet
+from operator_support import (
+    apply, children, condition, example, gpu_quota, wait_for, wait_for_condition, wait_until_quiet,
+)
 
 from autoglm_testenv import Env
 
 pytestmark = pytest.mark.e2e
 
 NAME = "glm-chat"
-
-
-def _gpu_quota(testenv: Env, namespace: str, gpus: int) -> None:
-    """Admission refuses every pod until the quota controller has counted usage, so wait for that."""
-    apply(testenv, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "gpus", "namespace": namespace},
-                    "spec": {"hard": {"requests.nvidia.com/gpu": str(gpus)}}})
-    wait_for("the GPU quota counted", lambda: testenv.kubectl_json("get", "resourcequota", "gpus", "-n", namespace)
-             .get("status", {}).get("hard", {}).get("requests.nvidia.com/gpu") == str(gpus), 30)
 
 
 def _route(testenv: Env, namespace: str) -> tuple[str, list[str]]:
@@ -36,7 +30,7 @@ def _route(testenv: Env, namespace: str) -> tuple[str, list[str]]:
 
 
 def test_changing_the_model_switches_traffic_once_the_new_revision_is_ready(testenv: Env, namespace: str, operator) -> None:
-    _gpu_quota(testenv, namespace, 1)
+    gpu_quota(testenv, namespace, 1)
     cr = example("01-minimal.yaml", namespace)
     apply(testenv, cr)
     old = wait_for_condition(testenv, namespace, NAME, "Ready", "True")["status"]["currentRevision"]
@@ -56,7 +50,7 @@ def test_changing_the_model_switches_traffic_once_the_new_revision_is_ready(test
     assert {name for kind, name in children(testenv, namespace, NAME) if kind == "Deployment"} == {
         f"{NAME}-{old}", f"{NAME}-{new}"}
 
-    _gpu_quota(testenv, namespace, 2)
+    gpu_quota(testenv, namespace, 2)
     # The ReplicaSet controller backs off exponentially after refusals; any change to the
     # ReplicaSet makes it retry now instead of in a minute.
     testenv.kubectl("annotate", "replicaset", "-n", namespace, "-l", f"autoglm.io/revision={new}", "e2e/retry=now")

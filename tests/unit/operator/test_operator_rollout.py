@@ -1,7 +1,7 @@
 """The revision switch: traffic moves only to a Ready revision, unless the old one serves nobody."""
 from __future__ import annotations
 
-from autoglm_operator.rollout import revision_ready, revisions_to_keep, serving_revision
+from autoglm_operator.rollout import revision_ready, revisions_to_keep, serves_nothing, serving_revision
 from autoglm_operator.rollout_plan import UNCHANGED, commit_first
 
 
@@ -35,6 +35,31 @@ def test_the_old_revision_keeps_traffic_until_the_new_one_is_ready():
 def test_an_old_revision_that_serves_nobody_is_replaced_at_once():
     assert serving_revision("old", "new", {"new": _deployment(ready=0)}) == "new", "old Deployment gone"
     assert serving_revision("old", "new", {"old": _deployment(ready=0), "new": _deployment(ready=0)}) == "new"
+
+
+def _served_once(ready: int) -> dict:
+    """What the Deployment controller leaves on a Deployment whose pods were all available once."""
+    deployment = _deployment(ready=ready)
+    deployment["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+                                          {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]
+    return deployment
+
+
+def test_a_serving_revision_whose_pods_turn_not_ready_for_now_keeps_traffic():
+    """The CI flake of test_changing_the_model_switches_traffic_once_the_new_revision_is_ready: a
+    node missing heartbeats turned the old pod NotReady while a GPU quota held the new one back, and
+    the old Deployment was switched away from and pruned, leaving nothing to serve."""
+    held = _deployment(ready=0)
+    assert serving_revision("old", "new", {"old": _served_once(ready=0), "new": held}) == "old"
+    assert serving_revision("old", "new", {"old": _served_once(ready=0), "new": _deployment(ready=1)}) == "new"
+
+
+def test_serves_nothing():
+    assert serves_nothing(None)
+    assert serves_nothing(_deployment(ready=0, wanted=0)), "scaled to zero"
+    assert serves_nothing(_deployment(ready=0)), "never Ready (never schedulable, say)"
+    assert not serves_nothing(_deployment(ready=1))
+    assert not serves_nothing(_served_once(ready=0))
 
 
 def test_keep_only_serving_and_desired():
