@@ -1,15 +1,15 @@
 """kopf wiring: every event that may need a converge calls `Reconciler.request`, and nothing else.
 
-Handlers are synchronous, so kopf runs them in its thread pool and the blocking Kubernetes client
-never stalls the event loop. kopf's handler bookkeeping is kept in memory (kopf_state.py: no
-annotation patches per change) and its finalizer is `autoglm.io/finalizer`: kopf puts it on every
-resource because the resync timer must be stopped before the resource goes (children need nothing: the garbage collector removes them
-through their owner references). Only the reconciler's `kopf.event` calls for real transitions
+Handlers that converge are synchronous, so kopf runs them in its thread pool and the blocking
+Kubernetes client never stalls the event loop; child event handlers are async and only record
+(children_cache.py) and schedule (debounce.py). kopf's handler bookkeeping is kept in memory
+(kopf_state.py: no annotation patches per change) and its finalizer is `autoglm.io/finalizer`:
+kopf puts it on every resource because the resync timer must be stopped before the resource goes
+(children need nothing: the garbage collector removes them through their owner references). Only the reconciler's `kopf.event` calls for real transitions
 become Events, never kopf's log lines (kopf's default).
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,6 +17,7 @@ import kopf
 
 from autoglm_operator.canary import ACTIVE
 from autoglm_operator.conditions import Event
+from autoglm_operator.debounce import Debouncer
 from autoglm_operator.forecast_watch import ForecastWatch
 from autoglm_operator.children_cache import ChildrenCache
 from autoglm_operator.kinds import CHILD_KINDS, DEPLOYMENT, Kind
@@ -29,6 +30,8 @@ ANNOTATION_PREFIX = "autoglm.io"
 FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
 POD = Kind("v1", "Pod", "pods")  # watched, never written: not a child kind
 RETRY_SECONDS = 10.0
+CHILD_EVENT_DELAY = 1.0  # converge once this long after the first of a burst of child events (debounce.py)
+DEBOUNCED_WORKERS = 4
 ROLLOUT_TICK_SECONDS = 2.0  # step timers and drain delays are checked this often while a rollout runs
 # A timer that fails (the API server unreachable) runs again after its own backoff, and kopf's
 # default of 60 s held every canary step for a minute after an API server outage.
@@ -79,14 +82,17 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
     def converge(namespace: str, name: str, **_: Any) -> None:
         reconciler.request(namespace, name)
 
-    def child_changed(namespace: str, labels: Mapping[str, str], body: Mapping[str, Any], type: str | None,
-                      child_kind: str, **_: Any) -> None:
+    children_settled = Debouncer(lambda key: reconciler.request(*key), CHILD_EVENT_DELAY, DEBOUNCED_WORKERS)
+
+    async def child_changed(namespace: str, labels: Mapping[str, str], body: Mapping[str, Any], type: str | None,
+                            child_kind: str = "", **_: Any) -> None:
         """A Deployment or pod of ours changed: drift to correct, readiness or scheduling to report
-        (with a cache: only when the event told it something new, children_cache.py)."""
+        (with a cache: only when the event told it something new, children_cache.py). Async: it
+        only records and schedules, so the cache is current before any converge reads it."""
         instance = labels.get(INSTANCE_LABEL)
         news = cache is None or cache.observe(child_kind, body, deleted=type == "DELETED")
         if instance and news:
-            reconciler.request(namespace, instance)
+            children_settled.request((namespace, instance))
 
     def delete_edge(namespace: str, name: str, **_: Any) -> None:
         """NodeGroups are cluster-scoped: no owner reference can take them away with the resource."""
@@ -128,14 +134,17 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
     kopf.on.event(GROUP, VERSION, PLURAL, id="forecast", registry=registry)(forecast_seen)
     ours = {MANAGED_BY_LABEL: MANAGED_BY}
     if cache is not None:
-        _feed(registry, cache, ours, reconciler)
+        _feed(registry, cache, ours, children_settled)
     for kind in (DEPLOYMENT, POD):
+        async def trigger(child_kind: str = kind.kind, **kwargs: Any) -> None:
+            await child_changed(child_kind=child_kind, **kwargs)
+
         kopf.on.event(kind.group, kind.version, kind.plural, id=f"child-{kind.plural}", registry=registry,
-                      labels=ours)(functools.partial(child_changed, child_kind=kind.kind))
+                      labels=ours)(trigger)
     return registry
 
 
-def _feed(registry: kopf.OperatorRegistry, cache: ChildrenCache, labels: Mapping[str, str], reconciler: Reconciler) -> None:
+def _feed(registry: kopf.OperatorRegistry, cache: ChildrenCache, labels: Mapping[str, str], converge: Debouncer) -> None:
     """Watch the child kinds other than Deployments into `cache` (Deployments and pods feed it in
     child_changed, which converges on what they tell). These handlers are async, so they run in
     kopf's event loop at once instead of queueing behind converges in the thread pool."""
@@ -149,11 +158,11 @@ def _feed(registry: kopf.OperatorRegistry, cache: ChildrenCache, labels: Mapping
         kopf.on.event(kind.group, kind.version, kind.plural, id=f"cache-{kind.plural}", registry=registry,
                       labels=dict(labels))(cached)
 
-    def child_deleted(namespace: str, labels: Mapping[str, str], type: str | None, **_: Any) -> None:
+    async def child_deleted(namespace: str, labels: Mapping[str, str], type: str | None, **_: Any) -> None:
         """Someone deleted a child: recreate it now (changes to the other kinds wait for the resync)."""
         instance = labels.get(INSTANCE_LABEL)
         if type == "DELETED" and instance:
-            reconciler.request(namespace, instance)
+            converge.request((namespace, instance))
 
     for kind in CHILD_KINDS:
         if kind != DEPLOYMENT:
