@@ -21,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from autoglm_operator import metrics
-from autoglm_operator.children_cache import ChildrenCache
+from autoglm_operator.children_cache import POD, ChildrenCache
 from autoglm_operator.diff import FIELD_MANAGER, ObjectKey, object_key
 from autoglm_operator.kinds import NODE_GROUP, Kind, kind_of
 from autoglm_operator.labels import children_selector
@@ -83,9 +83,15 @@ class Cluster:
                 return None
             raise
 
-    def list_children(self, namespace: str, name: str, kinds: Iterable[Kind]) -> dict[ObjectKey, dict[str, Any]]:
-        """Every object of `kinds` labelled as made by the operator for the resource `name`."""
+    def list_children(self, namespace: str, name: str, kinds: Iterable[Kind],
+                      never_converged: bool = False) -> dict[ObjectKey, dict[str, Any]]:
+        """Every object of `kinds` labelled as made by the operator for the resource `name`.
+
+        A resource no converge finished for (no status yet) has no children but those the watches
+        reported: listing them would be most of the API requests of a new resource's first converge."""
         kinds = list(kinds)
+        if self._cache is not None and not self._cache.seeded(namespace, name) and never_converged:
+            self._cache.replace(namespace, name, [(kind.kind, [], "0") for kind in [*kinds, POD]])
         if self._cache is not None and self._cache.seeded(namespace, name):
             return self._cache.children(namespace, name, kinds)
         selector = children_selector(name)

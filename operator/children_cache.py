@@ -25,6 +25,7 @@ from autoglm_operator.kinds import Kind
 from autoglm_operator.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 
 Owner = tuple[str, str]  # (namespace, resource name)
+POD = Kind("v1", "Pod", "pods")  # cached and watched, never written: not a child kind
 GONE_SECONDS = 600.0  # how long a deleted uid is remembered; far longer than any LIST or event lag
 
 

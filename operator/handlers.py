@@ -19,8 +19,8 @@ from autoglm_operator.canary import ACTIVE
 from autoglm_operator.conditions import Event
 from autoglm_operator.debounce import Debouncer
 from autoglm_operator.forecast_watch import ForecastWatch
-from autoglm_operator.children_cache import ChildrenCache
-from autoglm_operator.kinds import CHILD_KINDS, DEPLOYMENT, Kind
+from autoglm_operator.children_cache import POD, ChildrenCache
+from autoglm_operator.kinds import CHILD_KINDS, DEPLOYMENT
 from autoglm_operator.kopf_state import MemoryDiffBaseStorage, MemoryProgressStorage
 from autoglm_operator.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from autoglm_operator.reconcile import Reconciler
@@ -28,7 +28,6 @@ from autoglm_operator.spec import GROUP, PLURAL, VERSION
 
 ANNOTATION_PREFIX = "autoglm.io"
 FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
-POD = Kind("v1", "Pod", "pods")  # watched, never written: not a child kind
 RETRY_SECONDS = 10.0
 CHILD_EVENT_DELAY = 1.0  # converge once this long after the first of a burst of child events (debounce.py)
 DEBOUNCED_WORKERS = 4

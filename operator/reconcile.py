@@ -123,7 +123,8 @@ class Reconciler:
             self._write_status(resource, invalid_status(previous, generation, str(exc), self._clock()))
             return "invalid"
 
-        children = self._cluster.list_children(namespace, name, [k for k in CHILD_KINDS if k in served])
+        children = self._cluster.list_children(namespace, name, [k for k in CHILD_KINDS if k in served],
+                                               never_converged="observedGeneration" not in previous)
         desired = revision(inst.spec)
         # Which revision is stable, the canary's weights and mirror, what to keep (rollout_plan.py).
         traffic = rollout_plan(inst, resource, desired, _deployments(children), self._clock(), self._analyzer)

@@ -24,7 +24,7 @@ class FakeCluster:
     def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.resource)
 
-    def list_children(self, namespace: str, name: str, kinds: list[Kind]) -> dict[tuple[str, str], dict[str, Any]]:
+    def list_children(self, namespace: str, name: str, kinds: list[Kind], **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
         wanted = {k.kind for k in kinds}
         return {key: copy.deepcopy(obj) for key, obj in self.live.items() if key[0] in wanted}
 
