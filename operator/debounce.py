@@ -7,10 +7,12 @@ every intermediate state in the resource's status: 3.6 status writes per resourc
 first event of a burst and converging once then writes the settled state.
 
 The converges run on a small pool of their own, so a burst for a thousand resources never
-occupies the threads kopf needs for its handlers.
+occupies the threads kopf needs for its handlers. Each runs in the context (contextvars) of the
+request that scheduled it: kopf.event finds kopf's settings and event queue there.
 """
 from __future__ import annotations
 
+import contextvars
 import heapq
 import logging
 import threading
@@ -29,7 +31,7 @@ class Debouncer:
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="debounced")
         self._wake = threading.Condition()
-        self._due: list[tuple[float, int, Hashable]] = []
+        self._due: list[tuple[float, int, Hashable, contextvars.Context]] = []
         self._pending: set[Hashable] = set()
         self._sequence = 0  # orders keys due at the same time (keys need not be comparable)
         self._thread: threading.Thread | None = None
@@ -42,7 +44,7 @@ class Debouncer:
                 return False
             self._pending.add(key)
             self._sequence += 1
-            heapq.heappush(self._due, (self._clock() + self._delay, self._sequence, key))
+            heapq.heappush(self._due, (self._clock() + self._delay, self._sequence, key, contextvars.copy_context()))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="debouncer", daemon=True)
                 self._thread.start()
@@ -54,9 +56,9 @@ class Debouncer:
             with self._wake:
                 while not self._due or self._due[0][0] > self._clock():
                     self._wake.wait(None if not self._due else max(0.01, self._due[0][0] - self._clock()))
-                _, _, key = heapq.heappop(self._due)
+                _, _, key, context = heapq.heappop(self._due)
                 self._pending.discard(key)  # an event from now on asks for one more run
-            self._pool.submit(self._guarded, key)
+            self._pool.submit(context.run, self._guarded, key)
 
     def _guarded(self, key: Hashable) -> None:
         try:

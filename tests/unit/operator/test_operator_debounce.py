@@ -43,3 +43,22 @@ def test_a_failing_converge_does_not_stop_later_ones() -> None:
     debouncer.request("bad")
     debouncer.request("good")
     assert ran.wait(5)
+
+
+def test_the_work_sees_the_context_of_its_request() -> None:
+    """kopf.event reads kopf's settings from context variables set in kopf's own tasks."""
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
+    seen: list[str] = []
+    done = threading.Event()
+
+    def work(key: object) -> None:
+        seen.append(var.get("unset"))
+        done.set()
+
+    debouncer = Debouncer(work, delay=0.05, workers=1)
+    var.set("kopf's settings")
+    debouncer.request("glm")
+    assert done.wait(5)
+    assert seen == ["kopf's settings"]
