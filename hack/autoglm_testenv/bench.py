@@ -294,8 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100, help="AutoGLMDeployments created at once (default 100)")
     parser.add_argument("--nodes", type=int, default=200, help="kwok GPU nodes, 8 GPUs each (default 200)")
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
-    parser.add_argument("--resync-seconds", type=float, default=60.0, help="the operator's resync interval (default 60)")
-    parser.add_argument("--steady-seconds", type=float, default=60.0, help="the steady-state window (default 60)")
+    parser.add_argument("--resync-seconds", type=float, default=300.0,
+                        help="the operator's resync interval (default 300, the operator's own default)")
+    parser.add_argument("--steady-seconds", type=float, default=300.0,
+                        help="the steady-state window, best one resync interval (default 300)")
     parser.add_argument("--workers", type=int, default=8, help="client threads creating objects (default 8)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for Ready after this (default 1800)")
     parser.add_argument("--skip-floor", action="store_true", help="measure the operator only")
