@@ -54,6 +54,8 @@ def structural_errors(value: Any, schema: dict[str, Any], path: str = "") -> lis
     if schema.get("x-kubernetes-int-or-string"):
         return [] if isinstance(value, (int, str)) else [f"{path}: expected int or string"]
     expected = schema.get("type")
+    if expected == "integer" and isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: the API server takes 2.0 as an integer
     if expected and (not isinstance(value, TYPES[expected]) or (expected != "boolean" and isinstance(value, bool))):
         return [f"{path}: expected {expected}, got {value!r}"]
     if "enum" in schema and value not in schema["enum"]:
