@@ -171,7 +171,10 @@ def _assert_promoted_like_without_faults(testenv: Env, kube: Any, namespace: str
 
 def _stable_with_engine(testenv: Env, namespace: str, sim_engine: Any, **rollout: Any) -> tuple[dict, str, str, dict]:
     """A canary-enabled resource Ready on its first revision, and engines for it and the next one."""
-    cr = canary_cr(namespace, testenv.prometheus_url, **rollout)
+    # Lenient bounds: these tests are about faults of the control plane, and a canary judged slow
+    # on a loaded 2-core machine would roll back for reasons that are not theirs.
+    analysis = {"prometheusAddress": testenv.prometheus_url, "successRateMin": 0.9, "ttftP95MaxSeconds": 5.0}
+    cr = canary_cr(namespace, testenv.prometheus_url, analysis=analysis, failureLimit=3, **rollout)
     apply(testenv, cr)
     old = wait_for_condition(testenv, namespace, NAME, "Ready", "True")["status"]["currentRevision"]
     engines = {old: sim_engine(namespace=namespace, deployment=NAME, revision=old).url}
@@ -308,12 +311,13 @@ def _kill_right_after_a_route_write(testenv: Env, process: Any, timeout: float =
     pytest.fail(f"no VirtualService write by the operator within {timeout:.0f}s")
 
 
-def _recorded_route(testenv: Env, namespace: str) -> tuple[int, int] | None:
-    """(weight, mirror) that status.canary says the VirtualService has; 100 once promoted."""
-    canary = resource(testenv, namespace, NAME)["status"].get("canary") or {}
+def _recorded_route(canary: dict[str, Any] | None) -> tuple[int, int] | None:
+    """(weight, mirror) that status.canary says the VirtualService has: 100 once promoted, 0 once
+    rolled back or before any canary."""
+    canary = canary or {}
     if canary.get("phase") == "Promoted":
         return (100, 0)
-    return (canary.get("weight", 0), canary.get("mirror", 0)) if canary.get("phase") in ACTIVE else None
+    return (canary.get("weight", 0), canary.get("mirror", 0)) if canary.get("phase") in ACTIVE else (0, 0)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -338,8 +342,9 @@ def test_operator_killed_at_random_points_of_a_rollout(
             else:
                 _kill_right_after_a_route_write(testenv, operator)
             # What the killed operator acted on was recorded: the live route is never ahead of the status.
-            live, recorded = log.poll_once(), _recorded_route(testenv, namespace)
-            assert live == recorded, f"the operator died with route {live} applied but {recorded} recorded"
+            live, canary = log.poll_once(), resource(testenv, namespace, NAME)["status"].get("canary")
+            recorded = _recorded_route(canary)
+            assert live == recorded, f"the operator died with route {live} applied but {recorded} recorded: {canary}"
             time.sleep(down)
             operator.start()
             restarted = time.monotonic()
