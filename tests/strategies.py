@@ -219,10 +219,10 @@ OWN_FLAGS = st.sampled_from(["--port", "--port=9000", "--tensor-parallel-size=2"
 
 
 @st.composite
-def mutated_spec(draw: st.DrawFn) -> dict[str, Any]:
+def mutated_spec(draw: st.DrawFn, kinds: tuple[str, ...] = MUTATIONS) -> dict[str, Any]:
     """A valid spec with one hostile change somewhere."""
     spec = json.loads(json.dumps(draw(valid_spec())))
-    kind = _pick(draw, MUTATIONS)
+    kind = _pick(draw, kinds)
     if kind == "steps":
         spec["rollout"] = {**(spec.get("rollout") or {}), "steps": draw(BAD_STEPS)}
         return spec
@@ -255,6 +255,11 @@ def names() -> st.SearchStrategy[str]:
     """Mostly valid resource names, sometimes ones the name rule refuses."""
     valid = st.from_regex(NAME, fullmatch=True).filter(NAME_RULE.check)
     return st.one_of(valid, valid, valid, st.sampled_from(["9glm", "Glm", "glm-", "a" * 53, "gl.m"]))
+
+
+def operator_refused_spec() -> st.SearchStrategy[dict[str, Any]]:
+    """Specs the API server accepts and only the operator can refuse (node labels, its own engine flags)."""
+    return mutated_spec(kinds=("labels", "flags"))
 
 
 def hostile_spec() -> st.SearchStrategy[dict[str, Any]]:

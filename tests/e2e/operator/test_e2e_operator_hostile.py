@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError
 from operator_support import children, condition, resource, wait_for
-from strategies import hostile_spec, names
+from strategies import hostile_spec, names, operator_refused_spec
 from strategies import resource as cr_of
 
 from autoglm_operator.apply import apply_body
@@ -38,6 +38,7 @@ pytestmark = pytest.mark.e2e
 T = TypeVar("T")
 DRY_RUN_SPECS = 200
 OPERATOR_SPECS = 16
+OPERATOR_REFUSED_SPECS = 4  # so the InvalidSpec path always runs too
 # The test cluster serves Istio, KEDA and KubeEdge; without KubeEdge edge groups become Deployments.
 WITH_KUBEEDGE = Capabilities(keda=True, istio=True, kubeedge=True)
 WITHOUT_KUBEEDGE = Capabilities(keda=True, istio=True, kubeedge=False)
@@ -154,7 +155,8 @@ def test_operator_reports_or_reconciles_every_accepted_resource_and_survives(tes
     client = DynamicClient(kube)
     created: dict[str, str] = {}  # name -> the parser's refusal ("" when it accepts)
     rejected = 0
-    for i, spec in enumerate(draw(hostile_spec(), OPERATOR_SPECS)):
+    specs = draw(hostile_spec(), OPERATOR_SPECS) + draw(operator_refused_spec(), OPERATOR_REFUSED_SPECS)
+    for i, spec in enumerate(specs):
         cr = cr_of(_tame(spec), f"hostile-{i}", namespace)
         stored, _ = _server_verdict(client, cr, namespace, dry_run=False)
         if stored is None:
@@ -186,5 +188,6 @@ def test_operator_reports_or_reconciles_every_accepted_resource_and_survives(tes
             assert any(kind == "Deployment" for kind, _ in owned), (name, sorted(owned))
             outcomes["reconciled"] += 1
     print(f"hostile resources with the operator: {dict(outcomes)}, rejected by the API server: {rejected}")
+    assert outcomes["InvalidSpec, nothing applied"] and outcomes["reconciled"], outcomes
     assert procs.alive(operator.pid), procs.log_tail(operator.log, 100)
     assert operator.metric("autoglm_operator_reconciles_total", result="error") == 0, procs.log_tail(operator.log, 100)

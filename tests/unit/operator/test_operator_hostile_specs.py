@@ -24,7 +24,7 @@ from autoglm_operator.schema import InvalidSpec
 from autoglm_operator.spec import parse_instance
 
 # derandomize: the same examples on every run (CI is reproducible); database=None: nothing written.
-HOSTILE = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+HOSTILE = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 CAPABILITIES = st.builds(Capabilities, keda=st.booleans(), istio=st.booleans(), kubeedge=st.booleans())
 FORECASTS = st.one_of(
