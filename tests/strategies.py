@@ -15,6 +15,7 @@ import json
 import typing
 from typing import Any, Literal, TypeVar
 
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from autoglm_operator.schema import InvalidSpec, camel, matches, parse, rules_of
@@ -48,6 +49,21 @@ def _deeply_nested(depth: int) -> Any:
     for i in range(depth):
         value = {"a": value} if i % 2 else [value]
     return value
+
+
+def examples(strategy: st.SearchStrategy[T], count: int) -> list[T]:
+    """`count` reproducible examples of `strategy` (derandomized, generation only), for tests that
+    send a whole batch to real services at once instead of one example per hypothesis call."""
+    drawn: list[T] = []
+
+    @settings(max_examples=count, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(value: T) -> None:
+        drawn.append(value)
+
+    collect()
+    return drawn
 
 
 # -------------------------------------------------------------------------------------------------
@@ -265,3 +281,53 @@ def operator_refused_spec() -> st.SearchStrategy[dict[str, Any]]:
 def hostile_spec() -> st.SearchStrategy[dict[str, Any]]:
     """Valid and invalid specs, about half each."""
     return st.one_of(valid_spec(), mutated_spec())
+
+
+# -------------------------------------------------------------------------------------------------
+# Hostile Kafka records for the predictor (predictor/records.py)
+
+
+NUMBERS = st.one_of(
+    st.floats(), st.integers(), st.integers(min_value=10**300, max_value=10**400), st.just(-0.0),
+    st.sampled_from([1e308, 10**400, -(10**400), -1, 0, 1e9, 2e9, True, None, "12", "NaN", [], {}]),
+)
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | NUMBERS | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+RECORD_FIELDS = ("v", "deployment", "ts", "step", "load", "requests_per_second", "queue_depth", "kv_cache_usage",
+                 "ttft_p95_seconds", "ready_replicas")
+
+
+def hostile_records(deployment: str, now: int) -> st.SearchStrategy[tuple[bytes | None, bytes | None]]:
+    """(key, value) pairs for `deployment` around `now`: any bytes, near-valid records with hostile fields
+    (NaN written as JSON's NaN, huge, negative, wrong types, wrong versions, other deployments), one bad
+    number at a time, truncated JSON, and JSON nested thousands deep."""
+    ts = now - now % 15
+    deployments = st.one_of(st.just(deployment), st.from_regex(r"[a-z0-9]{1,5}/[a-z0-9]{1,5}", fullmatch=True),
+                            st.text(max_size=80), st.just("ml/" + "a" * 64), st.just("../etc"), ANY_JSON)
+
+    @st.composite
+    def near_valid(draw: st.DrawFn) -> tuple[bytes | None, bytes]:
+        data = {"v": 1, "deployment": deployment, "ts": ts, "step": draw(st.sampled_from([1, 15, 60]) | NUMBERS),
+                "load": 1.0}
+        for name in draw(st.lists(st.sampled_from(RECORD_FIELDS), max_size=4)):
+            data[name] = draw(deployments if name == "deployment" else NUMBERS | ANY_JSON)
+        text = json.dumps(data)
+        if draw(st.booleans()):
+            text = text[: draw(st.integers(0, len(text)))]  # truncated
+        key = draw(st.one_of(st.none(), st.just(str(data["deployment"]).encode()), st.binary(max_size=90)))
+        return key, text.encode()
+
+    def one_bad_number(field: str, value: object) -> tuple[bytes, bytes]:
+        data = {"v": 1, "deployment": deployment, "ts": ts, "step": 15, "load": 1.0, field: value}
+        return deployment.encode(), json.dumps(data).encode()
+
+    return st.one_of(
+        st.tuples(st.none() | st.binary(max_size=40), st.none() | st.binary(max_size=200)),
+        near_valid(),
+        st.builds(one_bad_number, st.sampled_from(RECORD_FIELDS[2:]), NUMBERS),
+        st.integers(1, 2048).map(lambda depth: (None, ("[" * depth + "]" * depth).encode())),
+        st.integers(1, 512).map(lambda depth: (None, ('{"a":' * depth + "1" + "}" * depth).encode())),
+    )

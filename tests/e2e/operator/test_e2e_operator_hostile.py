@@ -16,46 +16,30 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError
 from operator_support import children, condition, resource, wait_for
-from strategies import hostile_spec, names, operator_refused_spec
+from strategies import examples, hostile_spec, names, operator_refused_spec
 from strategies import resource as cr_of
 
 from autoglm_operator.apply import apply_body
 from autoglm_operator.render import Capabilities, render, validate
 from autoglm_operator.schema import InvalidSpec
-from autoglm_operator.spec import GROUP, KIND, VERSION, parse_instance
+from autoglm_operator.spec import parse_instance
 from autoglm_testenv import Env, procs
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 DRY_RUN_SPECS = 200
 OPERATOR_SPECS = 16
 OPERATOR_REFUSED_SPECS = 4  # so the InvalidSpec path always runs too
 # The test cluster serves Istio, KEDA and KubeEdge; without KubeEdge edge groups become Deployments.
 WITH_KUBEEDGE = Capabilities(keda=True, istio=True, kubeedge=True)
 WITHOUT_KUBEEDGE = Capabilities(keda=True, istio=True, kubeedge=False)
-
-
-def draw(strategy: st.SearchStrategy[T], count: int) -> list[T]:
-    """`count` reproducible examples of `strategy` (derandomized, generation only)."""
-    drawn: list[T] = []
-
-    @settings(max_examples=count, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(value: T) -> None:
-        drawn.append(value)
-
-    collect()
-    return drawn
 
 
 def _create(client: DynamicClient, obj: dict[str, Any], namespace: str | None, dry_run: bool) -> dict[str, Any]:
@@ -101,7 +85,7 @@ def test_api_server_and_parser_agree_and_rendered_children_are_accepted(testenv:
     client = DynamicClient(kube)
     outcomes: Counter[str] = Counter()
     problems: list[str] = []
-    for spec, name in draw(st.tuples(hostile_spec(), names()), DRY_RUN_SPECS):
+    for spec, name in examples(st.tuples(hostile_spec(), names()), DRY_RUN_SPECS):
         cr = cr_of(spec, name, namespace)
         stored, message = _server_verdict(client, cr, namespace, dry_run=True)
         refusal = _parser_refusal(cr)
@@ -155,7 +139,7 @@ def test_operator_reports_or_reconciles_every_accepted_resource_and_survives(tes
     client = DynamicClient(kube)
     created: dict[str, str] = {}  # name -> the parser's refusal ("" when it accepts)
     rejected = 0
-    specs = draw(hostile_spec(), OPERATOR_SPECS) + draw(operator_refused_spec(), OPERATOR_REFUSED_SPECS)
+    specs = examples(hostile_spec(), OPERATOR_SPECS) + examples(operator_refused_spec(), OPERATOR_REFUSED_SPECS)
     for i, spec in enumerate(specs):
         cr = cr_of(_tame(spec), f"hostile-{i}", namespace)
         stored, _ = _server_verdict(client, cr, namespace, dry_run=False)

@@ -12,54 +12,14 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import RECORD_FIELDS, hostile_records
 
-from autoglm_predictor.records import MAX_RECORD_BYTES, MAX_VALUE, OPTIONAL_FIELDS, LoadRecord, RecordError, decode
+from autoglm_predictor.records import MAX_VALUE, OPTIONAL_FIELDS, LoadRecord, RecordError, decode
 
 NOW = 1_700_000_000
 REASONS = {"empty", "too-large", "not-json", "not-object", "wrong-version", "bad-deployment", "key-mismatch",
            "unaligned-ts", *(f"bad-{name}" for name in ("ts", "step", "load", *OPTIONAL_FIELDS))}
 HOSTILE = settings(max_examples=500, deadline=None, derandomize=True, database=None)
-
-NUMBERS = st.one_of(
-    st.floats(), st.integers(), st.integers(min_value=10**300, max_value=10**400), st.just(-0.0),
-    st.sampled_from([1e308, 10**400, -(10**400), -1, 0, MAX_VALUE, MAX_VALUE * 2, True, None, "12", "NaN", [], {}]),
-)
-ANY_JSON = st.recursive(
-    st.none() | st.booleans() | NUMBERS | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=10,
-)
-DEPLOYMENTS = st.one_of(st.just("ml/glm"), st.from_regex(r"[a-z0-9]{1,5}/[a-z0-9]{1,5}", fullmatch=True),
-                        st.text(max_size=80), st.just("ml/" + "a" * 64), st.just("../etc"), ANY_JSON)
-
-
-@st.composite
-def near_valid(draw: st.DrawFn) -> tuple[bytes | None, bytes]:
-    """A plausible record with some fields replaced by hostile values, as JSON text (NaN allowed)."""
-    step = draw(st.sampled_from([1, 15, 60]) | NUMBERS)
-    ts = NOW - NOW % 15
-    data = {"v": 1, "deployment": "ml/glm", "ts": ts, "step": step, "load": 1.0}
-    for name in draw(st.lists(st.sampled_from(["v", "deployment", "ts", "step", "load", *OPTIONAL_FIELDS]), max_size=4)):
-        data[name] = draw(DEPLOYMENTS if name == "deployment" else NUMBERS | ANY_JSON)
-    text = json.dumps(data)
-    if draw(st.booleans()):
-        text = text[: draw(st.integers(0, len(text)))]  # truncated
-    key = draw(st.one_of(st.none(), st.just(str(data["deployment"]).encode()), st.binary(max_size=90)))
-    return key, text.encode()
-
-
-def _one_bad_number(field: str, value: object) -> tuple[bytes, bytes]:
-    data = {"v": 1, "deployment": "ml/glm", "ts": NOW - NOW % 15, "step": 15, "load": 1.0, field: value}
-    return b"ml/glm", json.dumps(data).encode()
-
-
-RAW = st.one_of(
-    st.tuples(st.none() | st.binary(max_size=40), st.none() | st.binary(max_size=200)),
-    near_valid(),
-    st.builds(_one_bad_number, st.sampled_from(["load", "ts", "step", *OPTIONAL_FIELDS]), NUMBERS),
-    st.integers(1, MAX_RECORD_BYTES // 2).map(lambda depth: (None, ("[" * depth + "]" * depth).encode())),
-    st.integers(1, MAX_RECORD_BYTES // 8).map(lambda depth: (None, ('{"a":' * depth + "1" + "}" * depth).encode())),
-)
 
 
 def _sane(number: float | None) -> bool:
@@ -67,7 +27,7 @@ def _sane(number: float | None) -> bool:
 
 
 @HOSTILE
-@given(raw=RAW)
+@given(raw=hostile_records("ml/glm", NOW))
 def test_hostile_records_decode_to_sane_numbers_or_a_bounded_reason(raw):
     key, value = raw
     try:
@@ -90,3 +50,7 @@ def test_only_the_integer_schema_version_is_accepted(version):
         assert error.reason == "wrong-version"
     else:
         raise AssertionError(f"v={version!r} accepted")
+
+
+def test_the_shared_strategy_names_every_record_field():
+    assert set(RECORD_FIELDS) == {"v", *LoadRecord.__dataclass_fields__}
