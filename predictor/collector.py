@@ -117,8 +117,7 @@ class Collector:
                 self.metrics.backoff.set(wait)
                 log.warning("%s unreachable, retrying in %.0f s: %s", down.dependency, wait, down)
             stop.wait(wait)
-        if self.producer is not None:
-            self.producer.close(timeout=5)
+        self._close_producer(timeout=5)
 
     def cycle(self) -> None:
         now = self.clock()
@@ -181,9 +180,21 @@ class Collector:
             for future in futures:
                 future.get(timeout=0)
         except Exception as error:
+            # A fresh producer next time: kafka-python's stayed stuck on a restarted broker, and the
+            # records it still buffers are published again anyway (the cursor did not move).
+            self._close_producer(timeout=0)
             self._down("kafka", error)
         self.metrics.up.labels("kafka").set(1)
         self.metrics.published.inc(len(batch))
+
+    def _close_producer(self, timeout: float) -> None:
+        producer, self.producer = self.producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=timeout)
+        except Exception as error:  # Kafka down: the unsent steps are published again (cursor, backfill)
+            log.warning("closing the Kafka producer: %s", error)
 
     def _down(self, dependency: str, error: Exception, raise_: bool = True) -> None:
         self.metrics.up.labels(dependency).set(0)

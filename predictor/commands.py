@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predictor.add_argument("--stale-after-seconds", type=float, default=180.0,
                            help="no sample for this long: decay the floor to the reactive minimum")
     predictor.add_argument("--history-seconds", type=int, default=8 * 86400, help="history kept and replayed on start")
-    predictor.add_argument("--retrain-seconds", type=float, default=600.0, help="forecaster re-training interval")
+    predictor.add_argument("--retrain-seconds", type=float, default=600.0, help="LSTM re-training interval (fallbacks refit on every new bucket)")
     predictor.add_argument("--no-lstm", action="store_true", help="fallback forecasters only (no TensorFlow)")
     predictor.set_defaults(func=predictor_command)
 

@@ -8,7 +8,7 @@ buckets `o .. o + horizon - 1`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -154,18 +154,19 @@ class LinearAR(PointForecaster):
         self.lags = lags
         self.seasons = tuple(seasons)
 
-    def _features(self, values: np.ndarray, origins: np.ndarray, step: int) -> np.ndarray:
-        recent = gather(values, origins[:, None] - np.arange(1, self.lags + 1))
-        seasonal = [gather(values, origins + step - s)[:, None] for s in self.seasons]
-        return np.hstack([np.ones((len(origins), 1)), recent, *seasonal])
+    def _features(self, values: np.ndarray, origins: np.ndarray) -> Iterator[np.ndarray]:
+        """The design matrix of each horizon step; the constant and recent lags are built once
+        for all steps (the live predictor refits on every bucket, so this is its hot path)."""
+        shared = np.hstack([np.ones((len(origins), 1)), gather(values, origins[:, None] - np.arange(1, self.lags + 1))])
+        for step in range(self.horizon):
+            yield np.hstack([shared, *[gather(values, origins + step - s)[:, None] for s in self.seasons]])
 
     def _fit_point(self, values: np.ndarray) -> None:
         # Seasons longer than half the history cannot be estimated; drop them rather than fail.
         self.seasons = tuple(s for s in self.seasons if s >= self.horizon and 2 * s < len(values))
         origins = np.arange(self.lags, len(values) - self.horizon + 1)
         self._coefficients = []
-        for step in range(self.horizon):
-            features = self._features(values, origins, step)
+        for step, features in enumerate(self._features(values, origins)):
             target = gather(values, origins + step)
             rows = np.isfinite(features).all(axis=1) & np.isfinite(target)
             if rows.sum() < features.shape[1]:
@@ -174,7 +175,5 @@ class LinearAR(PointForecaster):
             self._coefficients.append(coefficients)
 
     def _point(self, values: np.ndarray, origins: np.ndarray) -> np.ndarray:
-        return np.stack(
-            [self._features(values, origins, step) @ self._coefficients[step] for step in range(self.horizon)],
-            axis=1,
-        )
+        return np.stack([features @ coefficients
+                         for features, coefficients in zip(self._features(values, origins), self._coefficients)], axis=1)

@@ -34,6 +34,12 @@ class History:
             self._samples = {t: v for t, v in self._samples.items() if t >= newest - self.keep}
         return True
 
+    def copy(self) -> History:
+        """A snapshot another thread can read while this one keeps receiving samples."""
+        twin = History(self.step, self.keep)
+        twin._samples = dict(self._samples)
+        return twin
+
     def __len__(self) -> int:
         return len(self._samples)
 

@@ -3,8 +3,10 @@
 A new deployment must get useful floors within minutes, long before an LSTM can be trained:
 persistence as soon as one horizon of buckets exists, the linear AR on recent lags once a few
 dozen buckets exist (it adds the same-time-yesterday lag by itself after two seasons), and the
-LSTM once several seasons exist and TensorFlow is installed. Fallbacks refit inline (cheap);
-the LSTM trains in one background thread and the linear AR answers while it does.
+LSTM once several seasons exist and TensorFlow is installed. Fallbacks refit inline on every
+new complete bucket (a linear AR fit is a few least-squares solves: milliseconds, see
+docs/pipeline.md), so their forecast follows the load; the LSTM retrains every
+`retrain_seconds` in one background thread and the linear AR answers while it does.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ LAGS = 12
 class ModelSettings:
     bucket_seconds: int = 60
     season_seconds: int = 86400
-    retrain_seconds: float = 600.0
+    retrain_seconds: float = 600.0  # the LSTM's; fallbacks refit on every new complete bucket
     lstm: bool = True
     lstm_min_seasons: float = 3.0
     lstm_epochs: int = 10
@@ -74,6 +76,7 @@ class Fitted:
     horizon: int
     quantiles: tuple[float, ...]
     fitted_at: float
+    last_bucket: pd.Timestamp | None = None  # the newest bucket it was fitted on (fallbacks)
 
 
 class DeploymentModel:
@@ -104,10 +107,10 @@ class DeploymentModel:
             kind = "linear-ar"
         fallback = self.fallback
         if (fallback is None or fallback.kind != kind or fallback.horizon != horizon or fallback.quantiles != quantiles
-                or now - fallback.fitted_at >= self.settings.retrain_seconds):
+                or fallback.last_bucket != buckets.index[-1]):
             forecaster = build(kind, horizon, quantiles, self.settings)
             forecaster.fit(buckets)
-            fallback = self.fallback = Fitted(kind, forecaster, horizon, quantiles, now)
+            fallback = self.fallback = Fitted(kind, forecaster, horizon, quantiles, now, buckets.index[-1])
         return fallback.forecaster.predict(buckets, [len(buckets)])[0], fallback
 
     def _schedule_lstm(self, buckets: pd.Series, horizon: int, quantiles: tuple[float, ...], now: float) -> None:

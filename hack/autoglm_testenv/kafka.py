@@ -53,6 +53,7 @@ def server_properties(root: Path, port: int, controller_port: int) -> str:
 
 
 def start(libs: Path, root: Path, port: int, controller_port: int) -> int:
+    """Format the storage unless it already is (a restart keeps its data) and start the broker."""
     conf = root / "kafka"
     conf.mkdir(parents=True, exist_ok=True)
     props = conf / "server.properties"
@@ -62,13 +63,14 @@ def start(libs: Path, root: Path, port: int, controller_port: int) -> int:
     java = _java()
     classpath = f"{libs}/*"
     jvm = ["-Xms256m", "-Xmx512m", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
-    fmt = subprocess.run(
-        [java, *jvm, "kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()), "-c", str(props), "--ignore-formatted"],
-        capture_output=True,
-        text=True,
-    )
-    if fmt.returncode != 0:
-        raise procs.TestenvError(f"kafka: formatting the storage failed:\n{fmt.stdout}{fmt.stderr}")
+    if not (root / "kafka-data" / "meta.properties").exists():
+        fmt = subprocess.run(
+            [java, *jvm, "kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()), "-c", str(props), "--ignore-formatted"],
+            capture_output=True,
+            text=True,
+        )
+        if fmt.returncode != 0:
+            raise procs.TestenvError(f"kafka: formatting the storage failed:\n{fmt.stdout}{fmt.stderr}")
     return procs.start("kafka", [java, *jvm, "kafka.Kafka", str(props)], root / "logs")
 
 
@@ -82,3 +84,27 @@ def broker_ready(bootstrap: str) -> bool:
         return True
     finally:
         admin.close()
+
+
+class Broker:
+    """A broker of a test's own, for fault tests that stop and restart Kafka without disturbing the
+    shared one: `stop` and `start` again keep its ports and data (a restart, not a new cluster)."""
+
+    def __init__(self, libs: Path, root: Path) -> None:
+        self.libs, self.root = libs, root
+        self.port, self.controller_port = procs.free_port(), procs.free_port()
+        self.pid = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> None:
+        self.pid = start(self.libs, self.root, self.port, self.controller_port)
+        procs.wait_until("the dedicated Kafka broker", lambda: broker_ready(self.bootstrap), timeout, self.pid,
+                         self.root / "logs" / "kafka.log")
+
+    def stop(self) -> None:
+        if self.pid:
+            procs.stop(self.pid)
+            self.pid = 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from operator_support import audit_offset, writes_by
+from pipeline_support import logged_writes, repeated_writes
 
 from autoglm_predictor.actuation import parse_time
 from autoglm_predictor.queries import default_load_query
@@ -130,8 +130,7 @@ def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
     #    kill, and it did not repeat a write (same floor and error state) inside the heartbeat.
     assert predictor.metric("autoglm_predictor_history_missing_steps", deployment=f"{namespace}/{name}") == 0
     writes = logged_writes(tmp_path / "predictor-1.log") + logged_writes(predictor.log)
-    for (t1, f1, e1), (t2, f2, e2) in zip(writes, writes[1:]):
-        assert not (f1 == f2 and e1 == e2 and t2 - t1 < HEARTBEAT - 1), f"duplicate write {t1}->{t2} floor {f1}"
+    assert not repeated_writes(writes, HEARTBEAT)
     assert collector.metric("autoglm_collector_dependency_up", dependency="kafka") == 1
 
     # 2b. One writer per field and no churn: the operator wrote the ScaledObject once to create it
@@ -192,20 +191,6 @@ def pipeline_process(log_dir: Path, argv: list[str]):
 
     env = {**os.environ, "PYTHONPATH": str(Path(autoglm_testenv.__file__).parent.parent)}
     return subprocess.Popen(argv, stdout=open(log_dir / "loadgen.log", "wb"), stderr=subprocess.STDOUT, env=env)
-
-
-WRITE = re.compile(r"^(\S+ \S+) INFO autoglm_predictor.consumer: \S+: floor (\d+) \(predicted \S+ over \d+ s, (.*)\) in")
-
-
-def logged_writes(log: Path) -> list[tuple[float, int, bool]]:
-    """(time, floor, stale) per status write, from the predictor's log (one line per write)."""
-    out = []
-    for line in log.read_text().splitlines():
-        match = WRITE.match(line)
-        if match:
-            when = time.mktime(time.strptime(match[1].split(",")[0], "%Y-%m-%d %H:%M:%S"))
-            out.append((when, int(match[2]), not match[3].startswith("forecast peak")))
-    return out
 
 
 def plot(path: Path, started: float, demand, floors, scaled=()) -> None:
