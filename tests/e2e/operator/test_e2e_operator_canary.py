@@ -134,7 +134,9 @@ def test_canary_that_never_gets_ready_rolls_back_when_its_startup_budget_ends(
 
 def test_operator_restart_mid_rollout_keeps_weights_and_the_step_timer(
         testenv: Env, namespace: str, operator, kube, sim_engine) -> None:
-    cr, old, engines = _start(testenv, namespace, kube, sim_engine, intervalSeconds=10)
+    # 20 s: stopping, 4 s down and starting again take ~10 s on a loaded 2-core machine, and the
+    # restarted operator converges at once; a 10 s step could end legitimately before the check.
+    cr, old, engines = _start(testenv, namespace, kube, sim_engine, intervalSeconds=20)
     new, _ = _new_revision(cr, sim_engine, engines, namespace)
     with Traffic(kube, namespace, engines):
         time.sleep(2)
@@ -152,10 +154,10 @@ def test_operator_restart_mid_rollout_keeps_weights_and_the_step_timer(
         assert after["stepStartedAt"] == before["stepStartedAt"] and after["step"] == before["step"]
         wait_for("next step", lambda: _canary(testenv, namespace).get("weight") == 25, 30)
         moved_at = time.time()
-        wait_for("promoted", lambda: resource(testenv, namespace, NAME)["status"].get("currentRevision") == new, 60)
+        wait_for("promoted", lambda: resource(testenv, namespace, NAME)["status"].get("currentRevision") == new, 90)
     started = time.mktime(time.strptime(before["stepStartedAt"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     # The step ended ~interval after its recorded start, not a full interval after the restart.
-    assert moved_at - started < 10 + 6, (moved_at - started)
+    assert moved_at - started < 20 + 6, (moved_at - started)
     writes = describe(writes_by(testenv, operator.user, offset))
     vs_writes = [w for w in writes if w.startswith("patch virtualservices")]
     assert len(vs_writes) == 3, writes  # 25, 50, promoted: nothing replayed
