@@ -78,6 +78,9 @@ class Process:
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(Path(f"/proc/{self.pid}/status").read_text())
 
+    def rss_mb(self) -> float:
+        return peak_rss_mb(Path(f"/proc/{self.pid}/status").read_text(), field="VmRSS")
+
 
 def wait_counted(what: str, count: Callable[[], int], total: int, timeout: float, every: float = 10.0) -> float:
     """Poll `count` until it reaches `total`, printing progress; the seconds it took."""
@@ -242,6 +245,7 @@ def run_operator(env: autoglm_testenv.Env, api: client.ApiClient, args: argparse
             "cpu_seconds_until_ready": round(cpu_ready, 1),
             "cpu_seconds_until_settled": round(cpu_settled, 1),
             "peak_rss_mb": round(process.peak_rss_mb(), 1),
+            "rss_mb_after_steady": round(process.rss_mb(), 1),
             "steady_seconds": args.steady_seconds,
             "steady_resyncs_per_minute": round(resyncs * per_minute, 1),
             "steady_writes_per_minute": round(len(steady_writes) * per_minute, 1),
@@ -275,7 +279,7 @@ def report(result: dict[str, Any]) -> str:
         ("reconcile p50 / p99 (s)", f"{ours['reconcile_p50_seconds']} / {ours['reconcile_p99_seconds']}", None, None),
         ("create -> Ready p50 / p99 (s)", f"{ours['create_to_ready_p50_seconds']} / {ours['create_to_ready_p99_seconds']}", None, None),
         ("operator CPU until all Ready / settled (s)", f"{ours['cpu_seconds_until_ready']} / {ours['cpu_seconds_until_settled']}", None, None),
-        ("operator peak RSS (MB)", ours["peak_rss_mb"], None, None),
+        ("operator peak RSS / RSS at the end (MB)", f"{ours['peak_rss_mb']} / {ours['rss_mb_after_steady']}", None, None),
         ("steady: resyncs / min", ours["steady_resyncs_per_minute"], None, None),
         ("steady: writes / min", ours["steady_writes_per_minute"], None, None),
         ("steady: operator CPU s / min", ours["steady_cpu_seconds_per_minute"], None, None),

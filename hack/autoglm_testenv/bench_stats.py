@@ -21,12 +21,12 @@ def cpu_seconds(stat_text: str, ticks_per_second: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks_per_second
 
 
-def peak_rss_mb(status_text: str) -> float:
-    """The process's peak resident set (VmHWM in /proc/PID/status) in MiB."""
+def peak_rss_mb(status_text: str, field: str = "VmHWM") -> float:
+    """The process's peak resident set (VmHWM in /proc/PID/status; VmRSS: the current one) in MiB."""
     for line in status_text.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise ValueError("no VmHWM line in the status text (not a /proc/PID/status of a live process?)")
+    raise ValueError(f"no {field} line in the status text (not a /proc/PID/status of a live process?)")
 
 
 def histogram_buckets(metrics_text: str, name: str) -> Buckets:
