@@ -78,7 +78,8 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+def unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """(T, True) for `T | None`, else (tp, False)."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1:
@@ -91,7 +92,7 @@ def rules_of(cls: type) -> tuple[Rule, ...]:
     return getattr(cls, "RULES", ())
 
 
-def _has_default(f: dataclasses.Field) -> bool:
+def has_default(f: dataclasses.Field) -> bool:
     return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
@@ -105,7 +106,7 @@ def openapi_schema(cls: type) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     required: list[str] = []
     for f in dataclasses.fields(cls):
-        tp, optional = _unwrap_optional(hints[f.name])
+        tp, optional = unwrap_optional(hints[f.name])
         prop = _type_schema(tp, f.metadata.get("map_key"))
         prop["description"] = f.metadata["description"]
         for key in ("minimum", "maximum", "pattern", "format", "minLength", "maxLength", "maxItems"):
@@ -117,7 +118,7 @@ def openapi_schema(cls: type) -> dict[str, Any]:
             # Spelled out in full, not `{}`: the API server checks CEL rules against the default
             # itself, before nested defaults apply, and `{}` has no minReplicas to compare.
             prop["default"] = resource_form(f.default_factory())
-        if not _has_default(f) and not optional:
+        if not has_default(f) and not optional:
             required.append(camel(f.name))
         properties[camel(f.name)] = dict(sorted(prop.items()))
     schema: dict[str, Any] = {"type": "object", "properties": properties}
@@ -187,10 +188,10 @@ def parse(cls: type[T], data: Any, path: str) -> T:
         raise InvalidSpec(f"{path}: unknown field(s) {', '.join(unknown[:5])}")
     values: dict[str, Any] = {}
     for key, f in fields.items():
-        tp, optional = _unwrap_optional(hints[f.name])
+        tp, optional = unwrap_optional(hints[f.name])
         # The API server prunes a null like an absent field (then defaults it), so the parser does too.
         if data.get(key) is None:
-            if not _has_default(f) and not optional:
+            if not has_default(f) and not optional:
                 raise InvalidSpec(f"{path}.{key}: required")
             continue
         value = _parse_value(tp, data[key], f"{path}.{key}")

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from autoglm_operator.schema import InvalidSpec, camel, matches, parse, rules_of
+from autoglm_operator.schema import InvalidSpec, camel, has_default, matches, parse, rules_of, unwrap_optional
 from autoglm_operator.spec import GROUP, KIND, LABEL_KEY, LABEL_VALUE, NAME_RULE, VERSION, EdgeGroup, Spec
 
 T = TypeVar("T")
@@ -68,15 +68,6 @@ def examples(strategy: st.SearchStrategy[T], count: int) -> list[T]:
 
 # -------------------------------------------------------------------------------------------------
 # Valid specs
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _unwrap(tp: Any) -> Any:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return args[0] if typing.get_origin(tp) in (typing.Union, type(int | None)) and len(args) == 1 else tp
 
 
 def _string(meta: typing.Mapping[str, Any]) -> st.SearchStrategy[str]:
@@ -137,14 +128,13 @@ def _satisfies_rules(cls: type, data: dict[str, Any]) -> bool:
 @functools.cache
 def valid_section(cls: type) -> st.SearchStrategy[dict[str, Any]]:
     """A valid resource-form dict for the spec dataclass `cls`; fields with defaults may be left out."""
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     required: dict[str, st.SearchStrategy[Any]] = {}
     optional: dict[str, st.SearchStrategy[Any]] = {}
     for f in dataclasses.fields(cls):
-        tp = _unwrap(hints[f.name])
+        tp, _ = unwrap_optional(hints[f.name])
         strategy = OVERRIDES[(cls, f.name)] if (cls, f.name) in OVERRIDES else _value(tp, f.metadata)
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        (optional if has_default else required)[camel(f.name)] = strategy
+        (optional if has_default(f) else required)[camel(f.name)] = strategy
     return st.fixed_dictionaries(required, optional=optional).filter(lambda d: _satisfies_rules(cls, d))
 
 
@@ -167,18 +157,16 @@ class Place:
     path: tuple[str | int, ...]
     tp: Any
     meta: typing.Mapping[str, Any]
-    required: bool
 
 
 def places(cls: type, data: dict[str, Any], path: tuple[str | int, ...] = ()) -> list[Place]:
     """Every field of `cls` (present or not) and, recursively, of the sections present in `data`."""
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     found = []
     for f in dataclasses.fields(cls):
         key = camel(f.name)
-        tp = _unwrap(hints[f.name])
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        found.append(Place(path + (key,), tp, f.metadata, required=not has_default and tp is hints[f.name]))
+        tp, _ = unwrap_optional(hints[f.name])
+        found.append(Place(path + (key,), tp, f.metadata))
         value = data.get(key)
         if dataclasses.is_dataclass(tp) and isinstance(value, dict):
             found += places(tp, value, path + (key,))
