@@ -132,7 +132,7 @@ class Predictor:
         predictor = self
 
         class Rebalance(ConsumerRebalanceListener):
-            """Called inside `poll`, which must not block: note the change, act after the poll."""
+            """Called by kafka-python during `poll` (it must not block): note the change, act after the poll."""
 
             def on_partitions_revoked(self, revoked: Any) -> None:
                 """Nothing yet: if the partitions come back (a Kafka restart), their history is kept."""
@@ -199,11 +199,13 @@ class Predictor:
     def consume(self) -> None:
         """One poll: rewind new assignments, ingest, then commit what finished rounds decided."""
         batches = self.consumer.poll(timeout_ms=500)
-        if self.assigned is not None:
+        pending = self.assigned
+        if pending is not None:
             # Records polled before the seek come again: duplicates, harmless. If the rewind fails,
             # the assignment stays pending and the next poll's records are re-read after it.
-            self._rewind(self.assigned)
-            self.assigned = None
+            self._rewind(pending)
+            if self.assigned is pending:  # (kafka-python may call the listener from its network thread)
+                self.assigned = None
         for messages in batches.values():
             for message in messages:
                 self.ingest(message)
