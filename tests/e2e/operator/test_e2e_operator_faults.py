@@ -173,7 +173,8 @@ def _assert_each_decision_once(testenv: Env, namespace: str, new: str) -> None:
                if e["reason"].startswith("Canary") and new in e["message"]]
     repeated = {key: n for key, n in Counter(rollout).items() if n > 1}
     assert not repeated, f"decisions announced more than once: {repeated}"
-    assert sum(1 for reason, _ in rollout if reason == "CanaryPromoted") == 1, rollout
+    # Not "exactly once": an operator killed right after recording a decision may not have posted
+    # its Event yet (kopf posts them from a queue); the status history is the durable record.
     history = resource(testenv, namespace, NAME)["status"]["canary"]["history"]
     assert [(h["revision"], h["result"]) for h in history] == [(new, "Promoted")], history
 
