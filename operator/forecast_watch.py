@@ -9,6 +9,7 @@ for the resync timer. One thread holds all the deadlines.
 """
 from __future__ import annotations
 
+import contextvars
 import heapq
 import logging
 import threading
@@ -70,7 +71,10 @@ class ForecastWatch:
 
     def _start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="forecast-expiry", daemon=True)
+            # In the context (contextvars) of the kopf handler that starts it: kopf.event, posted by
+            # the converges it requests, reads kopf's settings from there.
+            context = contextvars.copy_context()
+            self._thread = threading.Thread(target=context.run, args=(self._run,), name="forecast-expiry", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:

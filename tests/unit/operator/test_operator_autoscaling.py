@@ -206,3 +206,22 @@ def test_watch_converges_once_when_the_forecast_goes_stale():
         assert not watch.observe("ml", "glm", body(4, updated)), "known stale: nothing new"
     finally:
         watch.stop()
+
+
+def test_the_stale_forecast_converge_runs_in_the_context_of_the_handler_that_saw_it():
+    """kopf.event reads kopf's settings from context variables: a converge from the expiry thread posts Events too."""
+    import contextvars
+    import time
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("kopf_settings")
+    seen: list[str] = []
+    var.set("kopf's settings")
+    watch = ForecastWatch(lambda ns, n: seen.append(var.get("missing")))
+    try:
+        watch.observe("ml", "glm", body(4, time.time() - STALENESS_WINDOW_SECONDS + 1.5))  # whole seconds: see above
+        deadline = time.time() + 1.5 + GRACE_SECONDS + 3
+        while not seen and time.time() < deadline:
+            time.sleep(0.05)
+        assert seen == ["kopf's settings"]
+    finally:
+        watch.stop()
