@@ -6,6 +6,7 @@ Each service runs in its own process group with its log in the environment direc
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import ssl
@@ -23,10 +24,26 @@ class TestenvError(RuntimeError):
     __test__ = False  # not a pytest test class despite the name
 
 
+LISTEN_PORTS = range(20000, 32000)  # below Linux's ephemeral range (32768-60999) for outgoing connections
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port outside the ephemeral range: a port the kernel chose (bind to 0) is one it may
+    also give an outgoing connection before our server binds it ("Address already in use")."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(LISTEN_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise TestenvError(f"no free port in {LISTEN_PORTS.start}-{LISTEN_PORTS.stop - 1} on 127.0.0.1")
 
 
 def ensure_port_free(port: int, service: str) -> None:
