@@ -151,6 +151,10 @@ def start_control_plane(bins: Binaries, root: Path, ports: dict[str, int], kubec
             str(bins.kwok), f"--kubeconfig={kubeconfig}", "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{ports['kwok']}", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
+            # kwok renews each node's lease every duration/4, 4 at a time: at its 40 s default 200
+            # nodes need 20 writes/s, more than a loaded 2-core API server gives, so leases fell
+            # behind the grace period and the node controller set every pod NotReady (make bench).
+            "--node-lease-duration-seconds=200",
         ],
         logs,
     )
