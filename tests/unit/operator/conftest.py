@@ -8,6 +8,7 @@ from typing import Any, Callable
 import pytest
 
 from autoglm_operator.spec import Instance, parse_instance
+from schema_support import CACHE, load_upstream_schemas
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -37,3 +38,12 @@ def make_instance() -> Callable[..., Instance]:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def upstream_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """The real Istio/KEDA/KubeEdge CRD schemas (schema_support.py) by (apiVersion, kind)."""
+    schemas = load_upstream_schemas()
+    if not schemas:
+        pytest.skip(f"no third-party CRDs in {CACHE}/crds-*: run hack/build-tools.sh crds")
+    return schemas

@@ -42,7 +42,7 @@ def test_gateways_keep_mesh_and_retries_are_safe(make_instance):
 # --- canary routes ---------------------------------------------------------------------------
 
 from autoglm_operator.canary import Route  # noqa: E402
-from test_operator_upstream_schemas import structural_errors, upstream_schemas  # noqa: E402,F401
+from schema_support import structural_errors  # noqa: E402
 
 ROLLOUT = {"steps": [{"mirror": 20}, {"weight": 5}], "intervalSeconds": 60}
 

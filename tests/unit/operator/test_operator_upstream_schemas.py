@@ -6,20 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import yaml
-from schema_support import CACHE, body, load_upstream_schemas, structural_errors
+from schema_support import body, structural_errors
 
 from autoglm_operator.crd import build_crd
 from autoglm_operator.render import Capabilities, desired_objects
-
-
-@pytest.fixture(scope="module")
-def upstream_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    schemas = load_upstream_schemas()
-    if not schemas:
-        pytest.skip(f"no third-party CRDs in {CACHE}/crds-*: run hack/build-tools.sh crds")
-    return schemas
 
 
 def _rendered(make_cr) -> list[dict[str, Any]]:
