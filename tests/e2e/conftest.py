@@ -23,16 +23,6 @@ import autoglm_testenv
 from autoglm_testenv import components, config, procs
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One rerun for a failed e2e test. They run real control loops on a 2-core machine, where a
-    timing-sensitive test can lose a race under load; a rerun shows as RERUN in the report, so
-    flakiness stays visible. Unit tests never rerun."""
-    e2e_dir = Path(__file__).parent
-    for item in items:
-        if e2e_dir in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
-
-
 @pytest.fixture(scope="session")
 def testenv() -> Iterator[autoglm_testenv.Env]:
     existing = autoglm_testenv.current() if os.environ.get("AUTOGLM_TESTENV_REUSE", "1") != "0" else None
