@@ -9,8 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-# The shared traces live beside the repository; never an absolute machine path.
-DEFAULT_TRACE = str(Path("..") / "shared" / "traces" / "nasa_http_1995_per_minute.csv")
+from autoglm_predictor import sample_traces
+
+# The NASA trace shipped with the package, so the default works from any directory and any install.
+DEFAULT_TRACE = str(sample_traces.NASA_PER_MINUTE)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trace", default=DEFAULT_TRACE, help="CSV with timestamp and requests (or value) columns")
+    parser.add_argument("--trace", default=DEFAULT_TRACE,
+                        help="CSV or .csv.gz with timestamp and requests (or value) columns (default: the shipped NASA trace)")
     parser.add_argument("--column", default=None, help="value column (default: requests, else value)")
     parser.add_argument("--train-start", default=None, help="first training timestamp (default: trace start)")
     parser.add_argument("--test-start", default=None, help="first test timestamp (default: after 70%% of the trace)")

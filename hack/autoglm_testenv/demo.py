@@ -26,6 +26,7 @@ from typing import Any
 import requests
 import yaml
 
+from autoglm_predictor import sample_traces
 from autoglm_predictor.queries import default_load_query
 from autoglm_predictor.series import load_trace
 from autoglm_testenv import components, config, loadgen, procs
@@ -264,7 +265,7 @@ Explore:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="make demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--trace", default=str(config.REPO_DIR.parent / "shared" / "traces" / "nasa_http_1995_per_minute.csv"))
+    p.add_argument("--trace", default=str(sample_traces.NASA_PER_MINUTE))
     p.add_argument("--start", default="1995-07-05T05:00", help="first trace minute replayed")
     p.add_argument("--seconds", type=float, default=240.0, help="real seconds of replay")
     p.add_argument("--speedup", type=float, default=60.0)

@@ -19,10 +19,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 import autoglm_testenv
+from autoglm_predictor.sample_traces import NASA_PER_MINUTE
 from autoglm_testenv import components, procs
 
 REPO = Path(__file__).resolve().parents[3]
-NASA = REPO.parent / "shared" / "traces" / "nasa_http_1995_per_minute.csv"
 # operator_support (audit-log write counting) lives beside the operator's e2e tests.
 sys.path.insert(0, str(REPO / "tests" / "e2e" / "operator"))
 
@@ -100,7 +100,7 @@ def daily_cycle() -> Callable[..., pd.Series]:
 def make_daily_cycle(days: int, step: str = "10min", trough: float = 2.0, peak: float = 30.0) -> pd.Series:
     """A smooth day shaped like NASA's mean hour-of-day traffic, sharpened (cubed) so the morning
     ramp is a surge; requests per `step`, repeated for `days` days."""
-    nasa = pd.read_csv(NASA, parse_dates=["timestamp"]).set_index("timestamp")["requests"]
+    nasa = pd.read_csv(NASA_PER_MINUTE, parse_dates=["timestamp"]).set_index("timestamp")["requests"]
     minutes = int(pd.Timedelta(step).total_seconds() // 60)
     by_step = nasa.groupby((nasa.index.hour * 60 + nasa.index.minute) // minutes).mean()
     shape = ((by_step - by_step.min()) / (by_step.max() - by_step.min())).to_numpy() ** 3
