@@ -2,9 +2,12 @@
 
 Versions are pinned here and in hack/build-tools.sh (which builds them); the cache sits outside the
 repo so nothing built is ever committed, and a second `up` on the same machine needs no build.
+The tools are shared by every checkout; what runs is not: each checkout has its own folder under
+the cache (`checkout_state_dir`) naming the environment it started.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +15,7 @@ from pathlib import Path
 HACK_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = HACK_DIR.parent
 BUILD_SCRIPT = HACK_DIR / "build-tools.sh"
+VENV_BIN = REPO_DIR / ".venv" / "bin"  # `make venv`; hack/testenv runs its python
 
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.34.4")
 ETCD_VERSION = os.environ.get("ETCD_VERSION", "3.6.16")
@@ -63,6 +67,24 @@ def binaries() -> Binaries:
     )
 
 
-def state_pointer() -> Path:
-    """The file naming the environment that `hack/testenv up` started last (reused by pytest)."""
-    return cache_dir() / "current-env.json"
+# Set in the environment of every process the test environment starts (procs.start), to this
+# checkout's state dir, so `hack/testenv down --force` finds this checkout's stragglers and no one else's.
+OWNER_VARIABLE = "AUTOGLM_TESTENV_OWNER"
+
+
+def checkout_state_dir(repo: Path = REPO_DIR) -> Path:
+    """This checkout's own folder under the cache: `<cache>/checkouts/<dir name>-<12 hex digits>`.
+
+    The digits are the start of the SHA-256 of the checkout's absolute path with symlinks resolved,
+    so two clones on one machine never share an environment and one clone reached through two
+    paths is still one. It lives in the cache, not in the checkout, because it describes running
+    processes: `git clean -xfd` must not lose the only record of what to stop.
+    """
+    resolved = repo.resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+    return cache_dir() / "checkouts" / f"{resolved.name}-{digest}"
+
+
+def state_pointer(repo: Path = REPO_DIR) -> Path:
+    """The file naming the environment that `hack/testenv up` in this checkout started (reused by pytest)."""
+    return checkout_state_dir(repo) / "current-env.json"

@@ -218,8 +218,9 @@ def down(env: Env, keep_data: bool = False) -> None:
 
 
 def up_shared() -> Env:
-    """The running shared environment, or a new one that outlives this process: `hack/testenv`,
-    the tests and the demo all find it through the state pointer."""
+    """This checkout's running shared environment, or a new one that outlives this process:
+    `hack/testenv`, the tests and the demo of this checkout find it through its state pointer
+    (config.state_pointer); other checkouts have their own."""
     env = current()
     if env is None:
         env = up()
@@ -230,7 +231,7 @@ def up_shared() -> Env:
 
 
 def current() -> Env | None:
-    """The environment `hack/testenv up` left running, if its API server still answers."""
+    """The environment `hack/testenv up` in this checkout left running, if all its processes live."""
     pointer = config.state_pointer()
     if not pointer.exists():
         return None

@@ -1,7 +1,9 @@
 """Starting, checking and stopping the environment's background processes.
 
 Each service runs in its own process group with its log in the environment directory, so `down`
-(from any shell) can stop it and everything it spawned, and a failure shows the log's tail.
+(from any shell) can stop it and everything it spawned, and a failure shows the log's tail. Each
+also carries its checkout's mark in its environment (config.OWNER_VARIABLE), inherited by its
+children, so the stragglers of one checkout can be found without touching anyone else's.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable
+
+from autoglm_testenv import config
 
 
 class TestenvError(RuntimeError):
@@ -75,7 +79,7 @@ def start(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None 
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, config.OWNER_VARIABLE: str(config.checkout_state_dir()), **(env or {})},
         )
     return proc.pid
 
@@ -106,6 +110,45 @@ def stop(pid: int, grace: float = 10.0) -> None:
             if not alive(pid):
                 return
             time.sleep(0.1)
+
+
+def owned_by(owner: str) -> list[int]:
+    """Pids of the live processes whose environment has OWNER_VARIABLE=`owner` exactly.
+
+    Read from /proc/<pid>/environ (Linux), the environment a process started with. Another
+    user's processes are unreadable (or, to root, name that user's own cache), zombies have an
+    empty environment, and this process itself is left out.
+    """
+    wanted = f"{config.OWNER_VARIABLE}={owner}".encode()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            variables = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # another user's process, or one that exited meanwhile
+            continue
+        if wanted in variables:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def stop_owned_by(owner: str, grace: float = 10.0) -> list[int]:
+    """SIGTERM every process `owned_by(owner)`, SIGKILL whatever is left after `grace` seconds;
+    returns the pids found. Stragglers may belong to no process group we know, so each is signalled."""
+    first = owned_by(owner)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        left = owned_by(owner)
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + wait
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = owned_by(owner)
+    return first
 
 
 def wait_until(
