@@ -15,8 +15,8 @@ Checked on every tracked file (`git ls-files`):
   the script's own folder (`$(dirname "$0")`, or a variable assigned from it), `$(CURDIR)`, the
   file's folder for YAML (kustomize resolves paths from the kustomization), else the repository
   root (scripts cd there, make runs there). A `..` after an unknown variable is not judged.
-- Every text file: no absolute path of a developer machine (/work, /home, /root, /Users) and no
-  mention of the trace folder that used to sit beside the repository.
+- Every text file: no absolute path of a developer machine (a top-level `work`, `home`, `root` or
+  `Users` folder) and no mention of the trace folder that used to sit beside the repository.
 """
 from __future__ import annotations
 
@@ -324,20 +324,22 @@ def text_files() -> Iterator[tuple[str, str]]:
 def test_no_python_path_leaves_the_repository() -> None:
     sources = {path: text for path, text in text_files() if path.endswith(".py")}
     assert len(sources) > 100
-    assert python_escapes(sources) == []
+    escapes = python_escapes(sources)
+    assert not escapes, "\n".join(escapes)
 
 
 def test_no_script_or_config_path_leaves_the_repository() -> None:
     checked = [(path, text) for path, text in text_files() if SHELL_LIKE.search(path)]
     assert {"Makefile", "hack/testenv", "pyproject.toml", "manifests/base/kustomization.yaml"} <= {p for p, _ in checked}
-    assert [escape for path, text in checked for escape in script_escapes(path, text)] == []
+    escapes = [escape for path, text in checked for escape in script_escapes(path, text)]
+    assert not escapes, "\n".join(escapes)
 
 
 def test_no_machine_path_or_old_trace_folder_in_any_file() -> None:
     found = [f"{path}:{number}: {line.strip()}" for path, text in text_files()
              for number, line in enumerate(text.splitlines(), 1)
              if MACHINE_PATH.search(line) or OLD_TRACE_FOLDER in line]
-    assert found == []
+    assert not found, "\n".join(found)
 
 
 # The checkers themselves: each must catch what issue 13 found, and leave legitimate paths alone.
@@ -394,9 +396,9 @@ def test_script_checker(path: str, text: str, escapes: int) -> None:
     assert len(script_escapes(path, text)) == escapes
 
 
-@pytest.mark.parametrize(("line", "found"), [
-    ("py=/work/main/.venv/bin/python", True), ("cd /home/me/repo", True), ('"/Users/me"', True),
+@pytest.mark.parametrize(("line", "found"), [  # "{}" is the root: this file must pass its own check
+    ("py={}work/main/.venv/bin/python", True), ("cd {}home/me/repo", True), ('"{}Users/me"', True),
     ("mountPath: /tmp", False), ("https://example.com/home/page", False), ("ENV PATH=/opt/autoglm/bin:$PATH", False),
 ])
 def test_machine_path_pattern(line: str, found: bool) -> None:
-    assert bool(MACHINE_PATH.search(line)) == found
+    assert bool(MACHINE_PATH.search(line.format("/"))) == found
