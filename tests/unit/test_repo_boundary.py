@@ -15,6 +15,7 @@ Checked on every tracked file (`git ls-files`):
   the script's own folder (`$(dirname "$0")`, or a variable assigned from it), `$(CURDIR)`, the
   file's folder for YAML (kustomize resolves paths from the kustomization), else the repository
   root (scripts cd there, make runs there). A `..` after an unknown variable is not judged.
+- Symlinks: none points outside the repository.
 - Every text file: no absolute path of a developer machine (a top-level `work`, `home`, `root` or
   `Users` folder) and no mention of the trace folder that used to sit beside the repository.
 """
@@ -340,6 +341,11 @@ def test_no_machine_path_or_old_trace_folder_in_any_file() -> None:
              for number, line in enumerate(text.splitlines(), 1)
              if MACHINE_PATH.search(line) or OLD_TRACE_FOLDER in line]
     assert not found, "\n".join(found)
+
+
+def test_no_tracked_symlink_points_outside_the_repository() -> None:
+    links = [path for path in tracked() if (REPO / path).is_symlink()]
+    assert [path for path in links if not (REPO / path).resolve().is_relative_to(REPO)] == []
 
 
 # The checkers themselves: each must catch what issue 13 found, and leave legitimate paths alone.
