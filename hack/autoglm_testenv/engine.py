@@ -45,6 +45,12 @@ class EngineConfig:
     extra_ttft_seconds: float = 0.0  # added before the first token (a slow canary)
     time_scale: float = 1.0  # divides every modelled duration, for fast tests
 
+    def service_seconds(self, prompt_tokens: int, max_tokens: int, running: int = 0) -> float:
+        """Modelled seconds one request spends in a batch slot (prefill, then decode) while
+        `running` requests share the batch; queueing for a slot comes on top."""
+        per_token = (1.0 + self.batch_slowdown * running / self.max_running) / self.decode_tokens_per_s
+        return prompt_tokens / self.prefill_tokens_per_s + self.extra_ttft_seconds + max_tokens * per_token
+
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name: f.type for f in fields(self)}
         unknown = set(changes) - set(known)
@@ -110,11 +116,11 @@ class Engine:
             self.kv_tokens += prompt_tokens + max_tokens
             self._gauges()
         try:
-            prefill = prompt_tokens / cfg.prefill_tokens_per_s + cfg.extra_ttft_seconds
+            prefill = cfg.service_seconds(prompt_tokens, 0)
             await asyncio.sleep(prefill / cfg.time_scale)
             ttft = (time.monotonic() - start) * cfg.time_scale
-            per_token = (1.0 + cfg.batch_slowdown * self.running / cfg.max_running) / cfg.decode_tokens_per_s
-            await asyncio.sleep(max_tokens * per_token / cfg.time_scale)
+            decode = cfg.service_seconds(prompt_tokens, max_tokens, self.running) - prefill
+            await asyncio.sleep(decode / cfg.time_scale)
         finally:
             async with self.slots:
                 self.running -= 1
