@@ -17,6 +17,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,20 @@ def token_mix(path: Path, token_scale: float) -> list[tuple[int, int]]:
     frame = pd.read_csv(path, usecols=["ContextTokens", "GeneratedTokens"])
     return [(max(1, int(c * token_scale)), max(1, int(g * token_scale)))
             for c, g in frame.itertuples(index=False)]
+
+
+def step_counts(values: Iterable[float], scale: float) -> Iterator[int | None]:
+    """Requests sent in each trace step: value x scale, the fractions carried over to the next
+    step so the total is kept; None for a gap (no coverage: nothing sent, the carry waits)."""
+    carry = 0.0
+    for value in values:
+        if math.isnan(value):
+            yield None
+            continue
+        carry += value * scale
+        count = int(carry)
+        carry -= count
+        yield count
 
 
 def window(series: pd.Series, start: str | None, steps: int | None) -> pd.Series:
@@ -92,17 +107,13 @@ async def replay(
             finally:
                 bound.release()
 
-        carry = 0.0
-        for i, (ts, value) in enumerate(series.items()):
+        for i, ((ts, value), count) in enumerate(zip(series.items(), step_counts(series, scale))):
             step_start = started + i * step_seconds
             if step_start >= deadline:
                 break
-            if math.isnan(value):
+            if count is None:
                 stats.skipped_steps += 1
                 continue
-            carry += value * scale
-            count = int(carry)
-            carry -= count
             for at in sorted(rng.uniform(0, step_seconds) for _ in range(count)):
                 await asyncio.sleep(max(0.0, step_start + at - time.monotonic()))
                 if bound.locked():
