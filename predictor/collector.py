@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from autoglm_predictor import records
-from autoglm_predictor.connections import KafkaSettings, PrometheusSettings
+from autoglm_predictor.connections import KafkaSettings, PrometheusSettings, ensure_topics
 from autoglm_predictor.deployments import Target, list_targets
 from autoglm_predictor.pipeline_metrics import CollectorMetrics
 from autoglm_predictor.queries import engine_queries
@@ -173,6 +173,7 @@ class Collector:
             if self.producer is None:
                 from kafka import KafkaProducer
 
+                ensure_topics(self.kafka_settings, [self.kafka_settings.topic])  # (again after an outage)
                 self.producer = KafkaProducer(acks="all", linger_ms=5, max_block_ms=5000, request_timeout_ms=5000,
                                               delivery_timeout_ms=10000, **self.kafka_settings.client_options())
             futures = [self.producer.send(self.kafka_settings.topic, key=r.key, value=records.encode(r)) for r in batch]

@@ -7,8 +7,9 @@ repr (they would show in logs).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ DEFAULT_TOPIC = "autoglm.load.v1"
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+log = logging.getLogger(__name__)
 
 
 class SettingsError(ValueError):
@@ -70,6 +73,43 @@ class KafkaSettings:
         if self.security_protocol.endswith("SSL") and self.ca_file:
             options["ssl_cafile"] = self.ca_file
         return options
+
+
+def ensure_topics(kafka: KafkaSettings, topics: Sequence[str], timeout_seconds: float = 10.0) -> list[str]:
+    """Create those of `topics` that do not exist yet, wait until they have leaders, and return them.
+
+    Why: a producer or consumer naming a missing topic relies on the broker's auto-creation (off
+    in many production clusters), and until the topic exists kafka-python logs "Topic ... not
+    found in cluster metadata" at ERROR on each metadata refresh. New topics get the broker's
+    default partition count and replication factor (-1: KIP-464, Kafka 2.4+); a topic another
+    replica created meanwhile (TopicAlreadyExistsError) counts as present.
+    Raises kafka.errors.KafkaError: Kafka unreachable, topics without leaders after
+    `timeout_seconds`, or a topic this client may not create (TopicAuthorizationFailedError,
+    PolicyViolationError: create it beforehand, or grant this client CREATE on it).
+    """
+    from kafka import KafkaAdminClient
+    from kafka.errors import NoError, TopicAlreadyExistsError, for_code
+
+    timeout_ms = int(timeout_seconds * 1000)
+    admin = KafkaAdminClient(request_timeout_ms=timeout_ms, **kafka.client_options())
+    try:
+        missing = sorted(set(topics) - set(admin.list_topics()))
+        if not missing:
+            return []
+        response = admin.create_topics(missing, timeout_ms=timeout_ms, raise_errors=False)
+        created = []
+        for result in response["topics"]:
+            error = for_code(result["error_code"])
+            if error not in (NoError, TopicAlreadyExistsError):
+                raise error(f"creating Kafka topic {result['name']}: {result.get('error_message') or error.description}")
+            if error is NoError:
+                created.append(result["name"])
+        admin.wait_for_topics(missing, timeout_ms=timeout_ms)
+    finally:
+        admin.close()
+    if created:
+        log.info("created Kafka topics %s (broker default partitions and replication)", ", ".join(created))
+    return created
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

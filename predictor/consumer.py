@@ -42,7 +42,7 @@ import pandas as pd
 
 from autoglm_predictor import actuation, records
 from autoglm_predictor.actuation import ForecastStatus
-from autoglm_predictor.connections import KafkaSettings
+from autoglm_predictor.connections import KafkaSettings, ensure_topics
 from autoglm_predictor.deployments import Target, list_targets
 from autoglm_predictor.history import History
 from autoglm_predictor.lead_time import horizon_buckets, lead_time_seconds
@@ -141,11 +141,15 @@ class Predictor:
                 predictor.assigned = set(assigned)
 
         options = self.kafka_settings.client_options()
+        ensure_topics(self.kafka_settings, [self.kafka_settings.topic, self.kafka_settings.dead_letter_topic])
         # kafka-python 3 defaults to a 45 s session (KIP-735): a crashed replica's partitions would
         # sit unowned that long, floors unchanged. 10 s moves them promptly (broker minimum is 6 s).
         self.consumer = KafkaConsumer(group_id=self.settings.group, enable_auto_commit=False,
                                       auto_offset_reset="earliest", max_poll_records=2000,
                                       session_timeout_ms=10000, heartbeat_interval_ms=3000, **options)
+        # Partitions known before the first group join, else kafka-python's assignor finds no
+        # metadata yet, warns "No partition metadata for topic" and the group rebalances once more.
+        self.consumer.partitions_for_topic(self.kafka_settings.topic)
         self.consumer.subscribe([self.kafka_settings.topic], listener=Rebalance())
         self.producer = KafkaProducer(acks="all", max_block_ms=2000, **options)
 
