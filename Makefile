@@ -22,10 +22,13 @@ prereqs:
 
 venv: $(VENV)/.installed
 
+# setuptools warns "Editable installation ... be careful with folders in your working directory
+# with the same name" on every editable install through a package-dir mapping (pyproject.toml):
+# only that message is muted.
 $(VENV)/.installed: pyproject.toml | prereqs
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,predictor]'
+	PYTHONWARNINGS='ignore:Editable installation:UserWarning' $(PY) -m pip install -q -e '.[dev,predictor]'
 	@touch $@
 
 tools: prereqs
