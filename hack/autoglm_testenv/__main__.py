@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,8 +38,8 @@ def _down(args: argparse.Namespace) -> int:
             down(env)
             print(f"testenv: stopped and removed {env.root}")
         pointer.unlink(missing_ok=True)
-    elif not args.force:
-        print("testenv: nothing to stop")
+    else:
+        print("testenv: no environment started by `hack/testenv up` in this checkout")
     if args.force:
         owner = config.checkout_state_dir()
         pids = procs.stop_owned_by(str(owner))
@@ -78,8 +79,14 @@ def _commands_dir() -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name, target in commands.items():
         link = directory / name
-        link.unlink(missing_ok=True)  # a version bump moves kubectl and helm
-        link.symlink_to(target)
+        if link.is_symlink() and link.readlink() == target:
+            continue
+        # New or moved (a version bump moves kubectl and helm): replaced in one rename, so a shell
+        # of another `env` of this checkout never misses the command.
+        fresh = directory / f".{name}.{os.getpid()}"
+        fresh.unlink(missing_ok=True)
+        fresh.symlink_to(target)
+        fresh.replace(link)
     return directory
 
 

@@ -1,17 +1,23 @@
 """Smoke tests proving the local environment is real: a 1.34 API server that schedules GPU and
 edge pods onto kwok nodes and validates the real Istio/KEDA/KubeEdge schemas, RBAC that denies,
-a Kafka broker that round-trips records, and a Prometheus that scrapes the simulated engine."""
+a Kafka broker that round-trips records, and a Prometheus that scrapes the simulated engine; and
+that `hack/testenv` serves only its own checkout's environment."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_api_client import PrometheusConnect
 
-from autoglm_testenv import Env, procs
+from autoglm_testenv import Env, config, procs
 from autoglm_testenv.cluster import EDGE_GROUP_LABEL
 
 pytestmark = pytest.mark.e2e
@@ -159,3 +165,50 @@ def test_prometheus_scrapes_the_simulated_engine(testenv: Env, sim_engine) -> No
     procs.wait_until("Prometheus to scrape 5 successful requests", five_requests, 30)
     ttft = prom.custom_query('histogram_quantile(0.95, sum by (le) (vllm:time_to_first_token_seconds_bucket{namespace="smoke"}))')
     assert ttft and float(ttft[0]["value"][1]) > 0
+
+
+@pytest.fixture
+def other_checkout(tmp_path: Path) -> Iterator[Path]:
+    """A second checkout on this machine, as far as `hack/testenv` can tell: its own copy of
+    hack/testenv and hack/autoglm_testenv, and this checkout's .venv linked in. Its folder under
+    the cache is removed afterwards."""
+    root = tmp_path / "other-checkout"
+    shutil.copytree(config.HACK_DIR / "autoglm_testenv", root / "hack" / "autoglm_testenv",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(config.HACK_DIR / "testenv", root / "hack" / "testenv")
+    (root / ".venv").symlink_to(config.REPO_DIR / ".venv")
+    yield root
+    shutil.rmtree(config.checkout_state_dir(root), ignore_errors=True)
+
+
+def _in_checkout(root: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """Run a bash script in `root` with only the system's PATH, so whatever it finds of kubectl
+    or the plugin came from `hack/testenv env`, not from the shell running the tests."""
+    variables = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", config.OWNER_VARIABLE)}
+    return subprocess.run(["bash", "-c", script], cwd=root, env={**variables, "PATH": os.defpath},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_env_puts_kubectl_and_the_autoglm_plugin_on_path(testenv: Env, other_checkout: Path) -> None:
+    pointer = config.state_pointer(other_checkout)  # as if `hack/testenv up` there had started `testenv`
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text(str(testenv.state_file))
+    result = _in_checkout(other_checkout, 'eval "$(hack/testenv env)" && kubectl autoglm --help && kubectl plugin list'
+                                          ' && kubectl get nodes -o name')
+    assert result.returncode == 0, result.stderr
+    assert "rollout" in result.stdout, "kubectl ran the autoglm plugin"
+    assert str(config.checkout_state_dir(other_checkout) / "bin" / "kubectl-autoglm") in result.stdout
+    assert "node/gpu-node-0" in result.stdout, "KUBECONFIG names the running cluster"
+
+
+def test_another_checkout_neither_sees_nor_stops_this_environment(testenv: Env, other_checkout: Path) -> None:
+    mine = procs.owned_by(str(config.checkout_state_dir()))
+    assert set(testenv.pids.values()) <= set(mine), "every service carries this checkout's mark"
+    status = _in_checkout(other_checkout, "hack/testenv status")
+    assert status.returncode == 1 and "not running" in status.stderr
+    down = _in_checkout(other_checkout, "hack/testenv down --force")
+    assert down.returncode == 0, down.stderr
+    assert "no environment started by `hack/testenv up` in this checkout" in down.stdout
+    assert "stopped 0 other process(es)" in down.stdout
+    assert all(testenv.running().values())
+    testenv.kubectl("get", "nodes")
