@@ -46,7 +46,7 @@ from autoglm_predictor.connections import KafkaSettings, ensure_topics
 from autoglm_predictor.deployments import Target, list_targets
 from autoglm_predictor.history import History
 from autoglm_predictor.lead_time import horizon_buckets, lead_time_seconds
-from autoglm_predictor.models import DeploymentModel, ModelSettings, lstm_available
+from autoglm_predictor.models import LADDER, DeploymentModel, ModelSettings, lstm_available
 from autoglm_predictor.offsets import OffsetLedger, replay_start
 from autoglm_predictor.pipeline_metrics import PredictorMetrics
 from autoglm_predictor.policy import PolicyConfig, PolicyInput, PolicyState, decide
@@ -77,11 +77,17 @@ class DeploymentState:
     pending_check: tuple[Any, float] | None = None  # (bucket start, median forecast) to score later
 
 
-def policy_config(target: Target, stale_after_seconds: float) -> PolicyConfig:
-    """perReplica is already the load one replica serves at the SLO, so utilisation is 1."""
+def policy_config(target: Target, stale_after_seconds: float, lead_seconds: float) -> PolicyConfig:
+    """perReplica is already the load one replica serves at the SLO, so utilisation is 1.
+
+    The floor falls only once the need has stayed lower for one lead time (the policy's scale-down
+    window): a forecast swinging bucket to bucket then holds the floor instead of flipping it, and
+    on the NASA backtest the linear-AR floor had 34% fewer SLO-violation minutes for 3.8% more
+    GPU-hours and 40% fewer scale events (docs/forecasting.md#scaling-policy).
+    """
     return PolicyConfig(capacity_per_replica=target.per_replica, target_utilisation=1.0,
                         min_replicas=target.min_replicas, max_replicas=max(1, target.max_replicas),
-                        stale_after_seconds=stale_after_seconds)
+                        stale_after_seconds=stale_after_seconds, scale_down_window_seconds=lead_seconds)
 
 
 def restored_policy(target: Target, written: ForecastStatus | None, now: float) -> PolicyState:
@@ -267,7 +273,7 @@ class Predictor:
             written = self.written[key] = newest(self.written.get(key), ForecastStatus.from_status(target.forecast))
             state = DeploymentState(target=target, partition=TopicPartition(message.topic, message.partition),
                                     history=History(record.step, self.settings.history_seconds),
-                                    model=DeploymentModel(self.settings.models, self.trainer),
+                                    model=DeploymentModel(self.settings.models, self.trainer, name=key),
                                     policy=restored_policy(target, written, self.clock()))
             self.states[key] = state
         return state
@@ -335,7 +341,7 @@ class Predictor:
             target, history, written = state.target, state.history.copy(), self.written.get(key)
         lead = lead_time_seconds(target, self.settings.collector_step_seconds, self.settings.decision_seconds)
         forecast, error, sample_ts = self.forecast(key, state, history, lead, now)
-        config = policy_config(target, self.settings.stale_after_seconds)
+        config = policy_config(target, self.settings.stale_after_seconds, lead)
         decision, state.policy = decide(config, state.policy, PolicyInput(
             now_seconds=now, forecast=forecast, forecast_seconds=sample_ts,
             observed_load=history.latest[1] if history.latest else None))
@@ -390,6 +396,8 @@ class Predictor:
             return [], f"warming up: {len(buckets)} buckets of history", sample_ts
         values, fitted = result
         self.metrics.model_age.labels(key, fitted.kind).set(now - fitted.fitted_at)
+        for kind in LADDER:
+            self.metrics.forecaster.labels(key, kind).set(int(kind == fitted.kind))
         upper = values[:, quantiles.index(state.target.quantile)]
         if not all(math.isfinite(x) for x in upper):
             return [], f"{fitted.kind} produced a non-finite forecast", sample_ts

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from autoglm_predictor.forecasters import DEFAULT_QUANTILES, Forecaster, ForecastError, check_origins, filled, gather
+from autoglm_predictor.forecasters import DEFAULT_QUANTILES, Forecaster, ForecastError, filled, gather, observed
 
 FORMAT_VERSION = 1
 
@@ -152,9 +152,10 @@ class LSTMForecaster(Forecaster):
 
     def fit(self, history: pd.Series) -> None:
         s = self.settings
+        history = observed(history)
         step_seconds = _regular_step(history)
-        observed = history.to_numpy(dtype=float)
-        p99 = float(np.nanpercentile(observed, 99)) if np.isfinite(observed).any() else 0.0
+        values = history.to_numpy()
+        p99 = float(np.nanpercentile(values, 99)) if np.isfinite(values).any() else 0.0
         self.scaler = Scaler(scale=p99 if p99 > 0 else 1.0, step_seconds=step_seconds,
                              trained_until=str(history.index[-1]))
         sequence, aux, target = self._samples(history, self._origins(len(history)))
@@ -174,6 +175,7 @@ class LSTMForecaster(Forecaster):
         """
         if self._model is None or self.scaler is None:
             raise ForecastError("fit or load the LSTM before updating it")
+        history = observed(history)
         origins = self._origins(len(history))
         newest, older = origins[-recent:], origins[:-recent]
         rng = np.random.default_rng(self.settings.seed + len(self.scaler.history) + 1)
@@ -208,17 +210,15 @@ class LSTMForecaster(Forecaster):
         self._model.fit(inputs, target, validation_data=validation, epochs=epochs,
                         batch_size=self.settings.batch_size, shuffle=True, verbose=0, callbacks=callbacks)
 
-    def predict(self, history: pd.Series, origins: Sequence[int]) -> np.ndarray:
+    def _predict(self, history: pd.Series, positions: np.ndarray) -> np.ndarray:
         if self._model is None or self.scaler is None:
             raise ForecastError("the LSTM is not trained or loaded")
-        values = filled(history.to_numpy(dtype=float))
-        positions = check_origins(origins, len(values))
+        values = filled(history.to_numpy())
         sequence, aux, last = self._inputs(values, history.index, positions, self.scaler.step_seconds)
         # Windows reaching before the history start repeat its first value.
         sequence = np.where(np.isnan(sequence), values[0] / self.scaler.scale, sequence)
         delta = self._compiled()(sequence, aux).numpy()
-        forecast = (last[:, None, None] + np.sort(delta, axis=-1)) * self.scaler.scale
-        return np.maximum(forecast, 0.0)
+        return (last[:, None, None] + np.sort(delta, axis=-1)) * self.scaler.scale
 
     def _compiled(self):
         """A traced inference graph: eager Keras steps the LSTM in Python, ~10x slower per call."""

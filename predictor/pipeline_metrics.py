@@ -46,6 +46,9 @@ class PredictorMetrics:
                                     ["deployment"], registry=r)
         self.model_age = Gauge("autoglm_predictor_model_age_seconds", "Since the forecaster in use was fitted",
                                ["deployment", "model"], registry=r)
+        self.forecaster = Gauge("autoglm_predictor_forecaster",
+                                "1 for the forecaster that answered the last decision (a better one may have refused)",
+                                ["deployment", "model"], registry=r)
         self.missing_steps = Gauge("autoglm_predictor_history_missing_steps",
                                    "Step instants never received between the first and last sample",
                                    ["deployment"], registry=r)

@@ -28,6 +28,10 @@ class PolicyConfig:
     max_step_down: int = 2  # replicas the floor may fall per decision (also the stale decay rate)
     hysteresis: float = 0.1  # the floor falls only when the need is this fraction below it
     stale_after_seconds: float = 600.0
+    # The floor falls only to the highest need of the fresh decisions within this window, as the
+    # HPA's scale-down stabilisation does; 0 = the current need only. It keeps a forecast that
+    # swings bucket to bucket from flipping the floor (issue 13: max and min every few seconds).
+    scale_down_window_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.capacity_per_replica) and self.capacity_per_replica > 0):
@@ -42,6 +46,8 @@ class PolicyConfig:
             raise PolicyError(f"hysteresis must be in [0, 1), got {self.hysteresis}")
         if self.stale_after_seconds <= 0:
             raise PolicyError("stale_after_seconds must be > 0")
+        if not (math.isfinite(self.scale_down_window_seconds) and self.scale_down_window_seconds >= 0):
+            raise PolicyError(f"scale_down_window_seconds must be >= 0, got {self.scale_down_window_seconds}")
 
     @property
     def target_per_replica(self) -> float:
@@ -57,6 +63,7 @@ class PolicyConfig:
 @dataclass(frozen=True)
 class PolicyState:
     floor: int
+    needs: tuple[tuple[float, int], ...] = ()  # (time, replicas needed) of fresh decisions in the scale-down window
 
 
 @dataclass(frozen=True)
@@ -94,16 +101,24 @@ def decide(config: PolicyConfig, state: PolicyState, inputs: PolicyInput) -> tup
     if inputs.observed_load is not None and math.isfinite(inputs.observed_load):
         load = max(load, inputs.observed_load)  # a forecast below what is already here is wrong
     wanted = config.replicas_for(load)
+    now = inputs.now_seconds
+    needs = tuple((t, n) for t, n in state.needs if 0 <= now - t < config.scale_down_window_seconds)
+    needs += ((now, wanted),)
+    held = max(n for _, n in needs)  # the highest need in the window: what the floor may fall to
     if wanted > floor:
         new_floor = min(wanted, floor + config.max_step_up)
         reason = f"forecast peak {load:.1f} needs {wanted}: raising the floor"
-    elif wanted < floor * (1 - config.hysteresis):
-        new_floor = max(wanted, floor - config.max_step_down)
+    elif held < floor * (1 - config.hysteresis):
+        new_floor = max(held, floor - config.max_step_down)
         reason = f"forecast peak {load:.1f} needs {wanted}: lowering the floor"
+    elif held > wanted:
+        new_floor = floor
+        reason = (f"forecast peak {load:.1f} needs {wanted}: holding {floor}, needed {held} within "
+                  f"{config.scale_down_window_seconds:g} s")
     else:
         new_floor = floor
         reason = f"forecast peak {load:.1f} needs {wanted}: within hysteresis, holding"
-    return _decision(config, new_floor, stale=False, reason=reason), PolicyState(new_floor)
+    return _decision(config, new_floor, stale=False, reason=reason), PolicyState(new_floor, needs)
 
 
 def _decision(config: PolicyConfig, floor: int, stale: bool, reason: str) -> Decision:

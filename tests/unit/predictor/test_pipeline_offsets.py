@@ -97,10 +97,10 @@ def test_the_fallback_refits_on_every_new_complete_bucket_only():
     model = DeploymentModel(ModelSettings(bucket_seconds=60, lstm=False), trainer=None)
     index = pd.date_range("2026-01-01", periods=80, freq="60s")
     load = pd.Series(np.arange(80, dtype=float), index=index)
-    _, first = model.forecast(load[:60], horizon=3, quantiles=(0.5, 0.95), now=0)
+    _, first = model.forecast(load[:70], horizon=3, quantiles=(0.5, 0.95), now=0)
     assert first.kind == "linear-ar"
-    _, same = model.forecast(load[:60], horizon=3, quantiles=(0.5, 0.95), now=30)
+    _, same = model.forecast(load[:70], horizon=3, quantiles=(0.5, 0.95), now=30)
     assert same is first  # the same buckets: no refit
-    values, refitted = model.forecast(load[:61], horizon=3, quantiles=(0.5, 0.95), now=60)
-    assert refitted is not first and refitted.last_bucket == index[60]
-    assert abs(values[0, 0] - 61) < 1e-6  # a trend the first fit never saw
+    values, refitted = model.forecast(load[:71], horizon=3, quantiles=(0.5, 0.95), now=60)
+    assert refitted is not first and refitted.last_bucket == index[70]
+    assert abs(values[0, 0] - 71) < 1e-6  # a trend the first fit never saw

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autoglm_predictor.forecasters import ForecastError, Persistence
+from autoglm_predictor.forecasters import BOUND_FACTOR, BOUND_MARGIN, ForecastError, Persistence
 from autoglm_predictor.lstm import LSTMForecaster, LSTMSettings
 
 SINE = pd.Series(100 + 50 * np.sin(2 * np.pi * np.arange(600) / 24),
@@ -68,3 +68,13 @@ def test_bad_inputs_raise(tmp_path):
         LSTMForecaster.load(tmp_path / "missing.keras")
     with pytest.raises(ForecastError, match="window"):
         LSTMForecaster(LSTMSettings(horizon=2, window=0))
+
+
+def test_forecasts_stay_within_the_bound_on_a_history_it_never_saw(trained):
+    # Trained on a 50..150 sine, asked about an idle deployment that woke up: the network's learned
+    # changes would add tens of requests to a history whose peak is 2.
+    idle = pd.Series([0.0] * 60 + [2.0], index=pd.date_range("2024-01-01", periods=61, freq="5min"))
+    forecast = trained.predict(idle, [30, 61])
+    assert np.isfinite(forecast).all() and (forecast >= 0).all()
+    assert forecast[0].max() <= BOUND_MARGIN  # only zeros seen before origin 30
+    assert forecast[1].max() <= BOUND_FACTOR * 2.0 + BOUND_MARGIN

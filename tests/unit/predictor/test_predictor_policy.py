@@ -72,3 +72,38 @@ def test_never_returns_nan_or_out_of_range_floors(floor, forecast, observed, age
     assert isinstance(decision.min_replicas, int)
     assert CONFIG.min_replicas <= decision.min_replicas <= CONFIG.max_replicas
     assert state.floor == decision.min_replicas
+
+
+def test_a_swinging_forecast_holds_the_floor_within_the_scale_down_window():
+    # The issue-13 demo: perReplica 8, max 8, decisions every 2 s, a forecast swinging between a
+    # runaway (300) and 0.0 with every 5-second bucket, and an observed load of 4.
+    config = PolicyConfig(capacity_per_replica=8, max_replicas=8, min_replicas=1, target_utilisation=1.0,
+                          scale_down_window_seconds=10, stale_after_seconds=30)
+    state, floors = PolicyState(1), []
+    for now in range(0, 40, 2):
+        forecast = [300.0] if (now // 5) % 2 == 0 else [0.0]
+        decision, state = decide(config, state, PolicyInput(now, forecast, now, observed_load=4.0))
+        floors.append(decision.min_replicas)
+    assert floors == [8] * 20  # without the window: 8, 8, 8, 6, 4, 8, ... (a flip every few seconds)
+    for now in range(40, 60, 2):  # the need stays low: the floor falls once the window has passed
+        decision, state = decide(config, state, PolicyInput(now, [0.0], now, observed_load=4.0))
+        floors.append(decision.min_replicas)
+    assert floors[20:] == [8, 8, 6, 4, 2, 1, 1, 1, 1, 1]
+    held, _ = decide(config, PolicyState(8, ((50.0, 8),)), PolicyInput(52, [0.0], 52, observed_load=4.0))
+    assert held.min_replicas == 8 and "needed 8 within 10 s" in held.reason
+
+
+@settings(max_examples=100, deadline=None)
+@given(loads=st.lists(st.floats(0, 300), min_size=1, max_size=40), window=st.sampled_from([0, 4, 10, 60]))
+def test_the_floor_never_falls_below_a_need_inside_the_window(loads, window):
+    config = PolicyConfig(capacity_per_replica=8, max_replicas=8, min_replicas=1, target_utilisation=1.0,
+                          max_step_up=8, scale_down_window_seconds=window, stale_after_seconds=30)
+    state, needs = PolicyState(1), []
+    for i, load in enumerate(loads):
+        now = 2.0 * i
+        needs.append((now, config.replicas_for(load)))
+        decision, new_state = decide(config, state, PolicyInput(now, [load], now))
+        assert config.min_replicas <= decision.min_replicas <= config.max_replicas
+        if decision.min_replicas < state.floor:
+            assert decision.min_replicas >= max(n for t, n in needs if now - t < max(window, 1e-9))
+        state = new_state
