@@ -14,12 +14,14 @@ Built-in checks (each on the canary and, for the relative comparison, on the sta
   (vLLM's HTTP middleware labels status as "5xx"; the regex also matches exact codes).
 - ttftP95 = histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{SEL}[W])))
 - queueDepth = avg(avg_over_time(vllm:num_requests_waiting{SEL}[W]))  (per canary pod)
-A query returning nothing or NaN (no requests in the window) is "no data", never a pass.
+A query returning nothing or NaN (no requests in the window) is "no data", never a pass. A query
+that fails is "no data" too, its message leading with the innermost error (`error_cause`).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +30,8 @@ from autoglm_operator.rollout_spec import Analysis
 from autoglm_operator.spec import Instance
 
 MIN_WINDOW_SECONDS = 5
+MAX_CAUSE_CHARS = 300  # the innermost error of a failed query, enough for a DNS or TLS error with its host
+MAX_MESSAGE_CHARS = 512  # a failed query's whole message; at most 19 checks stay far below a condition's 32768
 TTFT_FLOOR_SECONDS = 0.05  # relative TTFT checks ignore differences smaller than this
 QUEUE_FLOOR = 1.0  # ... and queue differences below one request
 ERROR_FLOOR = 0.01  # ... and error-rate differences below one percentage point
@@ -120,8 +124,49 @@ def first_value(result: Sequence[dict[str, Any]]) -> float | None:
     return float(result[1]) if isinstance(result, list) and len(result) == 2 else None
 
 
+# urllib3 starts an error with its connection: `HTTPConnection(host='p', port=9090): ` (2.x) or
+# `<urllib3.connection.HTTPConnection object at 0x7f...>: ` (1.x); the message names the address instead.
+_CONNECTION_PREFIX = re.compile(r"^(<[^<>]*>|[A-Za-z]*Connection(Pool)?\([^()]*\)): ")
+
+
+def error_cause(exc: BaseException) -> str:
+    """The innermost error of a failed query in words, at most MAX_CAUSE_CHARS characters.
+
+    requests raises its ConnectionError with urllib3's MaxRetryError as the argument, which holds
+    the cause as `reason`; both messages repeat the whole URL, i.e. the PromQL, hundreds of
+    characters, before `(Caused by ...)`, so a message cut at 200 characters showed the query and
+    lost the cause (a DNS failure for the Prometheus address). The cause is what is kept.
+    """
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException) and len(exc.args) == 1 and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = _CONNECTION_PREFIX.sub("", str(exc), count=1).strip() or type(exc).__name__
+    return _bounded(text, MAX_CAUSE_CHARS)
+
+
+def query_failure(address: str, exc: BaseException) -> str:
+    """A failed query's check message: the cause first, then which Prometheus was asked."""
+    return _bounded(f"query failed: {error_cause(exc)} (Prometheus {address})", MAX_MESSAGE_CHARS)
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class PrometheusAnalyzer:
-    """Sends the queries; a query that fails (Prometheus down, bad PromQL) is no data with the error."""
+    """Sends the queries; a query that fails (Prometheus down, bad PromQL) is no data with the error.
+
+    A failure to reach Prometheus at all (requests' errors are OSErrors; an answer Prometheus refused,
+    such as bad PromQL, is not) ends the analysis: the remaining checks get the same message
+    without being sent, since each unreachable query costs the client's retries (about 6 s) and
+    the converge waits for them.
+    """
 
     def __init__(self, connect: Callable[[str], Any] | None = None) -> None:
         self._connect = connect or _connect
@@ -132,12 +177,18 @@ class PrometheusAnalyzer:
         if client is None:
             client = self._clients[address] = self._connect(address)
         checks = []
+        unreachable: str | None = None
         for q in queries(inst, analysis, canary, stable, interval):
+            if unreachable is not None:
+                checks.append(Check(q.name, "NoData", message=unreachable))
+                continue
             try:
                 value = first_value(client.custom_query(q.canary))
                 base = first_value(client.custom_query(q.stable)) if q.stable else None
             except Exception as exc:  # noqa: BLE001 - any failure of the query is "no data", reported
-                checks.append(Check(q.name, "NoData", message=f"query failed: {str(exc)[:200]}"))
+                checks.append(Check(q.name, "NoData", message=query_failure(address, exc)))
+                if isinstance(exc, OSError):
+                    unreachable = checks[-1].message
                 continue
             checks.append(judge(q, value, base, analysis.max_relative_degradation))
         return checks

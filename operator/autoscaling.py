@@ -6,10 +6,12 @@ takes minutes of weight loading to return.
 Predictive floor (spec.autoscaling.predictive): the predictor writes only `status.forecast`; the
 minimum rendered here is max(minReplicas, min(recommendedMinReplicas, maxFloor or maxReplicas))
 while the forecast is fresh, and plain minReplicas otherwise (disabled, missing, stale or
-unreadable forecast). The operator is the only writer of the ScaledObject / HPA.
+unreadable forecast). The operator is the only writer of the ScaledObject / HPA, and reports the
+minimum in effect in status.autoscaling (`autoscaling_status`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -72,6 +74,27 @@ def min_replicas(inst: Instance, forecast: Mapping[str, Any] | None, now: dateti
         return scaling.min_replicas
     cap = scaling.max_replicas if scaling.predictive.max_floor is None else min(scaling.predictive.max_floor, scaling.max_replicas)
     return max(scaling.min_replicas, min(floor, cap))
+
+
+def autoscaling_status(inst: Instance, forecast: Mapping[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """status.autoscaling: the minimum rendered into the autoscaler at `now` and whether the forecast
+    sets it (Used, Stale, Missing, Disabled), with the forecast's `predicted` load only while Used, so
+    the Predicted printer column never shows a forecast the operator no longer follows.
+    None while autoscaling is off."""
+    scaling = inst.spec.autoscaling
+    if not scaling.enabled:
+        return None
+    if not scaling.predictive.enabled:
+        state = "Disabled"
+    elif not isinstance(forecast, Mapping) or not forecast:
+        state = "Missing"
+    else:
+        state = "Used" if forecast_floor(forecast, now) is not None else "Stale"
+    status: dict[str, Any] = {"minReplicas": min_replicas(inst, forecast, now), "forecast": state}
+    predicted = forecast.get("predicted") if state == "Used" else None  # type: ignore[union-attr]
+    if isinstance(predicted, (int, float)) and not isinstance(predicted, bool) and math.isfinite(predicted):
+        status["predicted"] = float(predicted)
+    return status
 
 
 def load_query(inst: Instance) -> str:

@@ -53,6 +53,8 @@ class Check:
 @dataclasses.dataclass(frozen=True)
 class Observed:
     now: datetime
+    name: str  # the resource, for the next step a failed rollout's message names
+    namespace: str
     desired: str  # the spec's revision
     stable: str | None  # status.currentRevision (None for a new resource)
     stable_serving: bool  # the stable revision serves, or has served and is expected back (rollout.serves_nothing)
@@ -323,16 +325,16 @@ class _Machine:
                 c["noDataIntervals"] = int(c.get("noDataIntervals", 0)) + 1
                 if c["noDataIntervals"] >= r.analysis.no_data_limit:
                     c["noDataIntervals"] = 0
-                    failed = [dataclasses.replace(ch, result="Fail", message=f"no data for {r.analysis.no_data_limit} "
-                                                  "intervals") for ch in missing]
+                    limit = f"no data for {r.analysis.no_data_limit} intervals"
+                    failed = [dataclasses.replace(ch, result="Fail", message=f"{limit}: {ch.message}" if ch.message else limit)
+                              for ch in missing]
                 else:
-                    c["message"] = (f"step {step + 1}/{len(r.steps)}: waiting for data "
-                                    f"({', '.join(ch.name for ch in missing)}; {c['noDataIntervals']}/"
-                                    f"{r.analysis.no_data_limit})")
+                    c["message"] = (f"step {step + 1}/{len(r.steps)}: waiting for data {c['noDataIntervals']}/"
+                                    f"{r.analysis.no_data_limit}: {_describe_all(missing)}")
                     return
         if failed:
             c["failedChecks"] = int(c.get("failedChecks", 0)) + 1
-            why = "; ".join(_describe(ch) for ch in failed)
+            why = _describe_all(failed)
             if c["failedChecks"] >= r.failure_limit:
                 self.fail("RolledBack", f"analysis failed {c['failedChecks']}/{r.failure_limit}: {why}")
             else:
@@ -378,8 +380,24 @@ class _Machine:
                                                    f"{c.get('mirror', 0)}%; set spec.rollout.paused=false to resume",
                            "RolloutPaused")
         if phase in FAILED and rev != self.stable and rev == self.obs.desired:
-            return Verdict(False, phase, f"canary {rev}: {c.get('message', phase)}; stable {self.stable} serves 100%")
+            nxt = (f"next: `kubectl autoglm rollout retry {self.obs.name} -n {self.obs.namespace}` to run this canary "
+                   f"again, or change the spec (back to revision {self.stable}, or to a new revision)")
+            return Verdict(False, phase, f"canary {rev}: {c.get('message', phase)}; stable {self.stable} serves 100%; {nxt}")
         return None
+
+
+def _describe_all(checks: Sequence[Check]) -> str:
+    """Checks in words, for status and Events. Checks without a value that share a reason (every
+    query fails alike when Prometheus cannot be reached) are named after it, so the reason leads,
+    said once, and is not cut off behind copies of itself."""
+    by_reason: dict[str, list[str]] = {}
+    measured = []
+    for check in checks:
+        if check.value is None and check.message:
+            by_reason.setdefault(check.message, []).append(check.name)
+        else:
+            measured.append(_describe(check))
+    return "; ".join([f"{reason} [{', '.join(names)}]" for reason, names in by_reason.items()] + measured)
 
 
 def _describe(check: Check) -> str:

@@ -34,6 +34,7 @@ class Observation:
     pods: Sequence[Mapping[str, Any]]  # live pods of every revision
     edge: Sequence[Mapping[str, Any]] = ()  # status.edge entries (edge.edge_status)
     verdict: Verdict | None = None  # a canary's verdict (canary.py) overrides the readiness one
+    autoscaling: Mapping[str, Any] | None = None  # status.autoscaling (autoscaling.autoscaling_status)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,7 @@ def compute_status(previous: Mapping[str, Any], obs: Observation, now: datetime)
     }
     status["coldStartSeconds"] = cold_start_seconds(previous.get("coldStartSeconds") or {}, obs.pods, set(obs.deployments))
     status["edge"] = [dict(e) for e in obs.edge] or None  # null clears it once the last group goes
+    status["autoscaling"] = dict(obs.autoscaling) if obs.autoscaling else None
     return {**status, **_conditions(previous, obs.generation, verdict, now, edge_problem(obs.edge))}
 
 
@@ -78,9 +80,14 @@ def invalid_status(previous: Mapping[str, Any], generation: int, message: str, n
 
 
 def judge(obs: Observation) -> Verdict:
-    """Ready means the spec's revision serves traffic with at least one Ready pod."""
+    """Ready means the spec's revision serves traffic with at least one Ready pod, and so does every
+    edge group that wants pods (`_with_edge`)."""
     if obs.verdict is not None:
         return obs.verdict
+    return _with_edge(_judge_cloud(obs), obs.edge)
+
+
+def _judge_cloud(obs: Observation) -> Verdict:
     problem = _unschedulable(obs.pods, {obs.desired, obs.serving}) or _deadline_exceeded(obs.deployments.get(obs.desired))
     if problem:
         return Verdict(False, *problem)
@@ -97,6 +104,23 @@ def judge(obs: Observation) -> Verdict:
     if ready == 0 and wanted > 0:
         return Verdict(False, "PodsNotReady", counts, "PodsStarting")
     return Verdict(True, "Serving", counts, "PodsStarting" if ready < wanted else None)
+
+
+def _with_edge(cloud: Verdict, edge: Sequence[Mapping[str, Any]]) -> Verdict:
+    """The cloud's verdict, made un-Ready (`EdgeNotReady`) while an edge group that wants pods has no
+    Ready pod: the model is not served everywhere the spec says. Edge pods on a site that lost its
+    cloud link count as not Ready (the node controller marks them so), which is all the cloud knows.
+    Progressing stays True while a group without a placement problem is still short of pods."""
+    if not cloud.ready:
+        return cloud
+    waiting = [g for g in edge if int(g.get("desired") or 0) > 0 and not int(g.get("ready") or 0)]
+    starting = any(int(g.get("ready") or 0) < int(g.get("desired") or 0) and not g.get("reason") for g in edge)
+    progress = cloud.progress or ("EdgePodsStarting" if starting else None)
+    if not waiting:
+        return dataclasses.replace(cloud, progress=progress)
+    groups = "; ".join(f"edge group {g['name']}: {int(g.get('ready') or 0)}/{int(g['desired'])} pods Ready"
+                       + (f" ({g['reason']})" if g.get("reason") else "") for g in waiting)
+    return Verdict(False, "EdgeNotReady", f"{groups}; {cloud.message}", progress)
 
 
 def _unschedulable(pods: Sequence[Mapping[str, Any]], revisions: set[str]) -> tuple[str, str] | None:
@@ -119,7 +143,8 @@ def _deadline_exceeded(deployment: Mapping[str, Any] | None) -> tuple[str, str] 
 def _conditions(
     previous: Mapping[str, Any], generation: int, verdict: Verdict, now: datetime, edge: tuple[str, str] | None = None
 ) -> dict[str, Any]:
-    """`edge`: an edge group that cannot be placed makes the resource Degraded, never un-Ready."""
+    """`edge`: an edge group that cannot be placed makes the resource Degraded (and not Progressing,
+    unless something else still is); Ready counts the edge groups' Ready pods in `judge`."""
     failed = verdict.reason in FAILURE_REASONS
     wanted = {
         "Ready": ("True" if verdict.ready else "False", verdict.reason, verdict.message),
@@ -132,6 +157,8 @@ def _conditions(
     }
     if edge and not failed:
         wanted["Degraded"] = ("True", *edge)
+        if not verdict.progress:
+            wanted["Progressing"] = ("False", *edge)
     old = {c["type"]: c for c in previous.get("conditions") or []}
     conditions = []
     for kind in CONDITION_TYPES:
@@ -146,7 +173,8 @@ def _conditions(
             "lastTransitionTime": changed_at or timestamp(now),
             "observedGeneration": generation,
         })
-    phase = "Degraded" if failed else "Ready" if verdict.ready else "Paused" if verdict.reason == "RolloutPaused" else "Progressing"
+    degraded = wanted["Degraded"][0] == "True"
+    phase = "Degraded" if degraded else "Ready" if verdict.ready else "Paused" if verdict.reason == "RolloutPaused" else "Progressing"
     return {"phase": phase, "conditions": conditions}
 
 

@@ -18,7 +18,9 @@ PRINTER_COLUMNS = [
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas", "description": "Pods of the current revision."},
     {"name": "Revision", "type": "string", "jsonPath": ".status.currentRevision", "description": "Revision serving stable traffic."},
     {"name": "Canary", "type": "integer", "jsonPath": ".status.canary.weight", "description": "Percent of traffic on the canary."},
-    {"name": "Predicted", "type": "number", "jsonPath": ".status.forecast.predicted", "description": "Forecast load at the horizon."},
+    # The forecast in effect only (status.autoscaling, the operator's), never a stale one the floor no longer follows.
+    {"name": "Predicted", "type": "number", "jsonPath": ".status.autoscaling.predicted",
+     "description": "Forecast load behind the replica floor in effect; empty when no forecast is used."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

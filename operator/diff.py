@@ -8,10 +8,17 @@ unchanged resource writes nothing. Two checks together cover both cases:
   removes the field; a subset check alone would never notice it is gone from the intent);
 - "desired is a subset of live" catches edits and deletions by anyone else. The server adds
   defaults and canonicalises quantities (`1024Mi` becomes `1Gi`), so those are compared by value.
+
+An apply that changes only a replica count or the autoscaler's minimum (`SCALE_FIELDS`) is
+routine: load and the predictor's forecast move them all day (37 floor changes in 4 minutes were
+seen), status shows them (`replicas`, `autoscaling.minReplicas`), so they are logged but earn no
+Event. Events stay for what a human should notice: objects created, changed by a spec edit, or
+reverted after someone else's edit.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -25,31 +32,95 @@ FIELD_MANAGER = "autoglm-operator"
 
 ObjectKey = tuple[str, str]  # (kind, name) within the resource's namespace
 
+# Per kind, the paths of the replica counts the operator sets from spec.replicas or the forecast floor.
+SCALE_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Deployment": (("spec", "replicas"),),
+    "ScaledObject": (("spec", "minReplicaCount"), ("spec", "fallback", "replicas")),
+    "HorizontalPodAutoscaler": (("spec", "minReplicas"),),
+}
+_ABSENT = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyReason:
+    """Why an object is applied: `text` (created, updated, drift at <path>, or rescaled <counts>)
+    goes to the log line and, unless `routine`, to the `Applied` Event."""
+
+    text: str
+    routine: bool = False
+
+    def __str__(self) -> str:
+        return self.text
+
 
 def object_key(obj: Mapping[str, Any], kind: str | None = None) -> ObjectKey:
     """`kind` is needed for list items of built-in kinds, which the server returns without one."""
     return (kind or obj["kind"], obj["metadata"]["name"])
 
 
-def fingerprinted(obj: dict[str, Any]) -> dict[str, Any]:
+def fingerprint(obj: Mapping[str, Any]) -> str:
+    """16 hex digits of SHA-256 over canonical JSON of `obj` without a fingerprint annotation of its
+    own (and without `annotations` if that was the only one), so a fingerprinted object can be
+    fingerprinted again, with a change, and compared."""
+    meta = dict(obj["metadata"])
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != FINGERPRINT_ANNOTATION}
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    canonical = json.dumps({**obj, "metadata": meta}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def fingerprinted(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `obj` carrying the fingerprint of everything else in it."""
-    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    marked = copy.deepcopy(obj)
-    annotations = marked["metadata"].setdefault("annotations", {})
-    annotations[FINGERPRINT_ANNOTATION] = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    marked = copy.deepcopy(dict(obj))
+    marked["metadata"].setdefault("annotations", {})[FINGERPRINT_ANNOTATION] = fingerprint(obj)
     return marked
 
 
-def apply_reason(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> str | None:
+def apply_reason(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> ApplyReason | None:
     """Why `desired` (fingerprinted) must be applied over `live`, or None when it need not be."""
     if live is None:
-        return "created"
+        return ApplyReason("created")
     wanted = desired["metadata"]["annotations"][FINGERPRINT_ANNOTATION]
     if (live["metadata"].get("annotations") or {}).get(FINGERPRINT_ANNOTATION) != wanted:
-        return "updated"
+        rescaled = _rescaled(desired, live)
+        return ApplyReason(f"rescaled {rescaled}", routine=True) if rescaled else ApplyReason("updated")
     body = {key: value for key, value in desired.items() if key not in ("apiVersion", "kind")}
     path = first_difference(body, live)
-    return None if path is None else f"drift at {path}"
+    return None if path is None else ApplyReason(f"drift at {path}")
+
+
+def _rescaled(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str | None:
+    """The replica counts that changed, in words, when nothing else did: `desired` with the live
+    counts put back has the fingerprint `live` was applied with, and `live` holds all of it (no
+    drift to revert elsewhere). None otherwise."""
+    probe = copy.deepcopy(dict(desired))
+    changes = []
+    for path in SCALE_FIELDS.get(desired["kind"], ()):
+        want, have = _get(desired, path), _get(live, path)
+        if want is _ABSENT:
+            continue
+        if have is _ABSENT:
+            return None
+        if want != have:
+            _get(probe, path[:-1])[path[-1]] = have
+            changes.append(f"{'.'.join(path)} {have} -> {want}")
+    applied = (live["metadata"].get("annotations") or {}).get(FINGERPRINT_ANNOTATION)
+    if not changes or fingerprint(probe) != applied:
+        return None
+    probe["metadata"]["annotations"][FINGERPRINT_ANNOTATION] = applied
+    body = {key: value for key, value in probe.items() if key not in ("apiVersion", "kind")}
+    return ", ".join(changes) if first_difference(body, live) is None else None
+
+
+def _get(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, Mapping) or key not in obj:
+            return _ABSENT
+        obj = obj[key]
+    return obj
 
 
 def first_difference(desired: Any, live: Any, path: str = "") -> str | None:

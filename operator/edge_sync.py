@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from autoglm_operator.diff import FINGERPRINT_ANNOTATION, ObjectKey, apply_reason, fingerprinted
+from autoglm_operator.diff import ObjectKey, apply_reason, fingerprinted
 from autoglm_operator.edge import is_cluster_scoped, is_edge, node_group_selector
 
 log = logging.getLogger("autoglm.edge")
@@ -38,11 +38,6 @@ def split(objects: Sequence[dict[str, Any]], held: bool) -> tuple[list[dict[str,
             continue
         if is_cluster_scoped(obj):
             meta = {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}
-            annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != FINGERPRINT_ANNOTATION}
-            if annotations:
-                meta["annotations"] = annotations
-            else:
-                meta.pop("annotations", None)
             cluster.append(fingerprinted({**obj, "metadata": meta}))
         else:
             namespaced.append(obj)

@@ -19,6 +19,7 @@ from typing import Any
 
 from autoglm_operator import metrics
 from autoglm_operator.apply import Cluster, owned
+from autoglm_operator.autoscaling import autoscaling_status
 from autoglm_operator.conditions import (
     Event,
     Observation,
@@ -134,14 +135,16 @@ class Reconciler:
             self._cluster.patch_status(namespace, name, traffic.commit)
             recorded = {**resource, "status": {**previous, "currentRevision": serving, "canary": traffic.canary}}
             self._post_events(resource, traffic.events)
-        # status.forecast is the predictor's; judged fresh or stale at this converge's clock.
-        rendered = render(inst, capabilities, serving, forecast=previous.get("forecast"), now=self._clock(), route=traffic.route)
+        # status.forecast is the predictor's; judged fresh or stale once, for the render and status.autoscaling.
+        judged_at = self._clock()
+        rendered = render(inst, capabilities, serving, forecast=previous.get("forecast"), now=judged_at, route=traffic.route)
         if desired not in traffic.keep:  # a rolled-back canary, retired after its drain delay
             rendered = [o for o in rendered if (o["kind"], o["metadata"]["name"]) != (DEPLOYMENT.kind, deployment_name(inst, desired))]
         objects = [fingerprinted(owned(obj, resource)) for obj in rendered]
         held = serving != desired  # edge groups move to a new revision once it serves (docs/edge.md)
         objects, node_groups = edge_sync.split(objects, held)
-        changes: list[str] = []
+        changes: list[str] = []  # for the Applied Event
+        rescaled = 0  # routine applies: logged, no Event (diff.py)
         for obj in objects:
             key = object_key(obj)
             reason = apply_reason(obj, children.get(key))
@@ -150,8 +153,11 @@ class Reconciler:
                 self._cluster.hand_over_replicas(obj, handover)
             if reason:
                 children[key] = self._cluster.apply(obj)
-                changes.append(f"{reason} {key[0]} {key[1]}")
-                _log("applied", resource=f"{namespace}/{name}", kind=key[0], child=key[1], reason=reason)
+                if reason.routine:
+                    rescaled += 1
+                else:
+                    changes.append(f"{reason} {key[0]} {key[1]}")
+                _log("applied", resource=f"{namespace}/{name}", kind=key[0], child=key[1], reason=reason.text)
 
         keep = {object_key(obj) for obj in objects}
         keep |= {(DEPLOYMENT.kind, deployment_name(inst, rev)) for rev in traffic.keep}
@@ -178,6 +184,7 @@ class Reconciler:
             pods=self._cluster.list_pods(namespace, name),
             edge=edge,
             verdict=traffic.verdict,
+            autoscaling=autoscaling_status(inst, previous.get("forecast"), judged_at),
         )
         status = compute_status(previous, observation, self._clock())
         if traffic.canary is not UNCHANGED:
@@ -187,7 +194,7 @@ class Reconciler:
         self._write_status(recorded, status, previous)
         if traffic.commit is None:
             self._post_events(resource, traffic.events)
-        return "changed" if changes else "unchanged"
+        return "changed" if changes or rescaled else "unchanged"
 
     def delete_edge(self, namespace: str, name: str) -> None:
         """The resource is going: delete its cluster-scoped NodeGroups (the rest goes by owner reference)."""

@@ -76,6 +76,8 @@ def plan(
                                 rollout.interval_seconds)
     decision = decide(rollout, previous, Observed(
         now=now,
+        name=inst.name,
+        namespace=inst.namespace,
         desired=desired,
         stable=current,
         stable_serving=not serves_nothing(stable),

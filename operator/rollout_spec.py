@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Literal
 
-from autoglm_operator.schema import Rule, spec_field
+from autoglm_operator.schema import NOT_EMPTY, Rule, spec_field
 
 HEADER_NAME = r"^[a-z0-9][-a-z0-9_]*$"
 COOKIE_NAME = r"^[A-Za-z0-9_-]+$"
@@ -47,7 +47,7 @@ class MetricCheck:
     )
 
     name: str = spec_field("Check name, shown in status and events.", pattern=r"^[a-zA-Z][-a-zA-Z0-9_]*$", max_length=63)
-    query: str = spec_field("PromQL returning one number.", max_length=4096)
+    query: str = spec_field("PromQL returning one number.", max_length=4096, rules=(NOT_EMPTY,))
     min: float | None = spec_field("Fail when the value is below this.", default=None)
     max: float | None = spec_field("Fail when the value is above this.", default=None)
 
@@ -90,7 +90,7 @@ class HeaderRoute:
     """Requests carrying this header (exact value) always go to the canary: for testers."""
 
     name: str = spec_field("Header name (lower case).", pattern=HEADER_NAME, max_length=128)
-    value: str = spec_field("Exact header value.", max_length=256)
+    value: str = spec_field("Exact header value.", max_length=256, rules=(NOT_EMPTY,))
 
 
 @dataclasses.dataclass(frozen=True)

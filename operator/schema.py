@@ -24,15 +24,27 @@ class InvalidSpec(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """A cross-field rule: one CEL expression for the API server and one Python twin.
+    """A rule: one CEL expression for the API server and one Python twin.
 
     Both sides share the message, so `kubectl apply` and `autoglm render` report the same words.
-    `check` receives the parsed dataclass whose `RULES` list holds the rule.
+    A cross-field rule sits in a dataclass's `RULES` and `check` receives the parsed dataclass; a
+    field rule is passed to `spec_field(rules=...)` and `check` receives the field's parsed value.
+    A transition rule (`TRANSITION_RULES`, CEL with `oldSelf`) has only the API server as judge,
+    because only it sees the previous object; its `check` receives `(old, new)` dataclasses.
     """
 
     cel: str
     message: str
     check: typing.Callable[[Any], bool]
+
+
+# Required strings that may not be empty: `vllm serve ""` or an empty Istio host is never what was
+# meant, and an empty value often comes from an unset template variable. `size()` costs the API
+# server a constant, so the rule fits the CRD's CEL cost budget on every string and list of strings.
+NOT_EMPTY = Rule(cel="self.size() > 0", message="must not be empty", check=lambda value: len(value) > 0)
+NO_EMPTY_ITEM = Rule(
+    cel="self.all(item, item.size() > 0)", message="must not contain an empty string", check=lambda items: all(items)
+)
 
 
 def spec_field(
@@ -44,16 +56,17 @@ def spec_field(
     maximum: float | None = None,
     pattern: str | None = None,
     format: str | None = None,
-    min_length: int | None = None,
     max_length: int | None = None,
     max_items: int | None = None,
     map_key: str | None = None,
+    rules: tuple[Rule, ...] = (),
 ) -> Any:
     """A dataclass field that also carries its OpenAPI constraints and `kubectl explain` text.
 
     `map_key` makes a list a `x-kubernetes-list-type: map` keyed by that field: the API server
     then rejects duplicate keys and server-side apply merges the list entry by entry. On a map
-    (`dict`) field `max_items` bounds its entries (`maxProperties`).
+    (`dict`) field `max_items` bounds its entries (`maxProperties`). `rules` are field rules
+    (CEL on the field, `self` its value), such as NOT_EMPTY.
     """
     meta = {
         "description": description,
@@ -61,10 +74,10 @@ def spec_field(
         "maximum": maximum,
         "pattern": pattern,
         "format": format,
-        "minLength": min_length,
         "maxLength": max_length,
         "maxItems": max_items,
         "map_key": map_key,
+        "rules": rules,
     }
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
@@ -92,6 +105,11 @@ def rules_of(cls: type) -> tuple[Rule, ...]:
     return getattr(cls, "RULES", ())
 
 
+def transition_rules_of(cls: type) -> tuple[Rule, ...]:
+    """Rules comparing an update with the stored object (`TRANSITION_RULES`): CEL only, see Rule."""
+    return getattr(cls, "TRANSITION_RULES", ())
+
+
 def has_default(f: dataclasses.Field) -> bool:
     return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
@@ -109,9 +127,11 @@ def openapi_schema(cls: type) -> dict[str, Any]:
         tp, optional = unwrap_optional(hints[f.name])
         prop = _type_schema(tp, f.metadata.get("map_key"))
         prop["description"] = f.metadata["description"]
-        for key in ("minimum", "maximum", "pattern", "format", "minLength", "maxLength", "maxItems"):
+        for key in ("minimum", "maximum", "pattern", "format", "maxLength", "maxItems"):
             if f.metadata.get(key) is not None:
                 prop["maxProperties" if key == "maxItems" and prop["type"] == "object" else key] = f.metadata[key]
+        if f.metadata.get("rules"):
+            prop["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in f.metadata["rules"]]
         if f.default is not dataclasses.MISSING and f.default is not None:
             prop["default"] = f.default
         elif f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(tp):
@@ -126,7 +146,7 @@ def openapi_schema(cls: type) -> dict[str, Any]:
         schema["description"] = " ".join(cls.__doc__.split())
     if required:
         schema["required"] = required
-    rules = rules_of(cls)
+    rules = rules_of(cls) + transition_rules_of(cls)
     if rules:
         schema["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in rules]
     return schema
@@ -196,6 +216,9 @@ def parse(cls: type[T], data: Any, path: str) -> T:
             continue
         value = _parse_value(tp, data[key], f"{path}.{key}")
         _check_constraints(value, f.metadata, f"{path}.{key}")
+        for rule in f.metadata.get("rules") or ():
+            if not rule.check(value):
+                raise InvalidSpec(f"{path}.{key}: {rule.message}")
         values[f.name] = value
     obj = cls(**values)
     for rule in rules_of(cls):
@@ -260,8 +283,6 @@ def _check_constraints(value: Any, meta: typing.Mapping[str, Any], path: str) ->
         raise InvalidSpec(f"{path}: must be <= {meta['maximum']}, got {value}")
     if meta.get("pattern") is not None and not matches(meta["pattern"], value):
         raise InvalidSpec(f"{path}: {_short(value)} does not match {meta['pattern']}")
-    if meta.get("minLength") is not None and len(value) < meta["minLength"]:
-        raise InvalidSpec(f"{path}: shorter than {meta['minLength']} characters")
     if meta.get("maxLength") is not None and len(value) > meta["maxLength"]:
         raise InvalidSpec(f"{path}: longer than {meta['maxLength']} characters")
     if meta.get("maxItems") is not None and len(value) > meta["maxItems"]:

@@ -10,7 +10,7 @@ import dataclasses
 import re
 from typing import Any, ClassVar, Literal
 
-from autoglm_operator.schema import InvalidSpec, Rule, matches, parse, spec_field
+from autoglm_operator.schema import NO_EMPTY_ITEM, NOT_EMPTY, InvalidSpec, Rule, matches, parse, spec_field
 from autoglm_operator.rollout_spec import Rollout
 
 GROUP = "autoglm.io"
@@ -57,8 +57,10 @@ class LoraAdapter:
 class Model:
     """The model to serve. Every field here changes the pods and so makes a new revision."""
 
-    name: str = spec_field("Hugging Face model id, also the model name clients request (e.g. zai-org/GLM-4-9B).", max_length=253)
-    revision: str = spec_field("Hub revision (branch, tag or commit) used when weights are downloaded.", default="main")
+    name: str = spec_field("Hugging Face model id, also the model name clients request (e.g. zai-org/GLM-4-9B).",
+                           max_length=253, rules=(NOT_EMPTY,))
+    revision: str = spec_field("Hub revision (branch, tag or commit) used when weights are downloaded.", default="main",
+                               rules=(NOT_EMPTY,))
     source: str = spec_field(
         "Pre-downloaded weights as pvc://<claim>/<path>; empty downloads `name` from the Hub at start-up.",
         default="",
@@ -92,6 +94,7 @@ class Runtime:
         "Extra engine flags appended to the generated ones; flags the operator sets are refused.",
         default_factory=list,
         max_items=64,
+        rules=(NO_EMPTY_ITEM,),
     )
     env: list[EnvVar] = spec_field("Extra environment variables.", default_factory=list, max_items=64, map_key="name")
     startup_timeout_seconds: int = spec_field(
@@ -217,6 +220,7 @@ class Retries:
     retry_on: str = spec_field(
         "Envoy retry conditions; the default only retries requests that never reached the engine.",
         default="connect-failure,refused-stream,reset-before-request",
+        rules=(NOT_EMPTY,),  # empty would mean Istio's default, which also retries requests the engine saw
     )
     per_try_timeout_seconds: int = spec_field(
         "Timeout of each attempt; 0 uses the route timeout.", default=0, minimum=0, maximum=86400
@@ -227,11 +231,13 @@ class Retries:
 class Traffic:
     """Istio routing to the current revision (needs Istio)."""
 
-    hosts: list[str] = spec_field("Extra hosts routed to this model, e.g. glm.example.com.", default_factory=list, max_items=16)
+    hosts: list[str] = spec_field("Extra hosts routed to this model, e.g. glm.example.com.", default_factory=list, max_items=16,
+                                  rules=(NO_EMPTY_ITEM,))
     gateways: list[str] = spec_field(
         "Istio gateways (namespace/name) the hosts are exposed on; in-mesh traffic is always routed.",
         default_factory=list,
         max_items=16,
+        rules=(NO_EMPTY_ITEM,),
     )
     timeout_seconds: int = spec_field(
         "Request timeout; long because streamed generations last minutes.", default=600, minimum=1, maximum=86400
@@ -243,17 +249,10 @@ class Traffic:
 class Jwt:
     """End-user JWT validation; requests without a valid token are refused."""
 
-    RULES: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="!has(self.audiences) || self.audiences.all(a, a.size() > 0)",
-            message="security.jwt.audiences must not contain an empty audience",
-            check=lambda j: all(j.audiences),
-        ),
-    )
-
-    issuer: str = spec_field("Token issuer (iss claim).", min_length=1)
+    issuer: str = spec_field("Token issuer (iss claim).", rules=(NOT_EMPTY,))
     jwks_uri: str = spec_field("URL of the issuer's JSON Web Key Set.", pattern=HTTP_URL, max_length=2048)
-    audiences: list[str] = spec_field("Accepted aud values; empty accepts any.", default_factory=list, max_items=16)
+    audiences: list[str] = spec_field("Accepted aud values; empty accepts any.", default_factory=list, max_items=16,
+                                      rules=(NO_EMPTY_ITEM,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,12 +261,14 @@ class Security:
 
     mtls: Literal["STRICT", "PERMISSIVE"] = spec_field("Peer authentication mode for the model's pods.", default="STRICT")
     allowed_principals: list[str] = spec_field(
-        "SPIFFE principals allowed to call, e.g. cluster.local/ns/web/sa/frontend.", default_factory=list, max_items=64
+        "SPIFFE principals allowed to call, e.g. cluster.local/ns/web/sa/frontend.", default_factory=list, max_items=64,
+        rules=(NO_EMPTY_ITEM,),
     )
     allowed_namespaces: list[str] = spec_field(
         "Namespaces allowed to call; when both lists are empty only the model's own namespace may call.",
         default_factory=list,
         max_items=64,
+        rules=(NO_EMPTY_ITEM,),
     )
     jwt: Jwt | None = spec_field("Require an end-user JWT from this issuer.", default=None)
 
@@ -325,7 +326,8 @@ class EdgeGroup:
     quantization: EDGE_QUANTIZATION = spec_field("Weight quantization for this group; empty keeps the cloud setting.",
                                                 default="")
     max_model_len: int = spec_field("Maximum context length for this group; 0 keeps the cloud setting.", default=0, minimum=0)
-    args: list[str] = spec_field("Extra engine flags for this group, after the cloud ones.", default_factory=list, max_items=32)
+    args: list[str] = spec_field("Extra engine flags for this group, after the cloud ones.", default_factory=list, max_items=32,
+                                 rules=(NO_EMPTY_ITEM,))
     env: list[EnvVar] = spec_field("Environment variables for this group (added, or replacing the cloud ones).",
                                    default_factory=list, max_items=32, map_key="name")
     resources: EdgeResources = spec_field("Compute per pod in this group.", default_factory=EdgeResources)
@@ -340,6 +342,19 @@ class Spec:
             cel="self.resources.gpu.count % self.runtime.tensorParallelSize == 0",
             message="resources.gpu.count must be a multiple of runtime.tensorParallelSize",
             check=lambda s: s.resources.gpu.count % s.runtime.tensor_parallel_size == 0,
+        ),
+    )
+    # While autoscaling is on, the autoscaler sets the replica count and spec.replicas is unused:
+    # `kubectl scale agd/NAME` (the scale subresource writes spec.replicas, and the API server checks
+    # the resulting object against these rules) or an edit of it would be accepted and do nothing.
+    # Switching autoscaling on or off may set spec.replicas in the same update.
+    TRANSITION_RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!self.autoscaling.enabled || !oldSelf.autoscaling.enabled || self.replicas == oldSelf.replicas",
+            message="spec.replicas cannot change while autoscaling.enabled is true (the autoscaler sets the replicas): "
+                    "change autoscaling.minReplicas or maxReplicas, or set autoscaling.enabled to false in the same update",
+            check=lambda pair: (not pair[1].autoscaling.enabled or not pair[0].autoscaling.enabled
+                                or pair[1].replicas == pair[0].replicas),
         ),
     )
 

@@ -90,6 +90,25 @@ class Forecast:
 
 
 @dataclasses.dataclass(frozen=True)
+class AutoscalingStatus:
+    """The autoscaler's minimum the operator applies, and the forecast behind it while one is used."""
+
+    min_replicas: int | None = spec_field(
+        "Minimum replicas in effect: autoscaling.minReplicas, raised to the forecast's floor while one is used.",
+        default=None, minimum=0,
+    )
+    forecast: Literal["Used", "Stale", "Missing", "Disabled"] | None = spec_field(
+        "Whether status.forecast sets the floor: Used (fresh), Stale (older than the staleness window, or "
+        "unreadable), Missing, or Disabled (autoscaling.predictive.enabled is false).",
+        default=None,
+    )
+    predicted: float | None = spec_field(
+        "Forecast load behind the floor in effect (status.forecast.predicted); absent unless the forecast is Used.",
+        default=None,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class EdgeGroupStatus:
     """One edge group of spec.edge as last observed."""
 
@@ -117,5 +136,8 @@ class Status:
         "Measured pod creation to Ready, per revision.", default=None
     )
     canary: Canary | None = spec_field("Canary rollout progress.", default=None)
-    forecast: Forecast | None = spec_field("Predictive autoscaling forecast.", default=None)
+    forecast: Forecast | None = spec_field("Predictive autoscaling forecast (written by the predictor).", default=None)
+    autoscaling: AutoscalingStatus | None = spec_field(
+        "The autoscaler's minimum in effect and whether the forecast sets it; absent while autoscaling is off.", default=None
+    )
     edge: list[EdgeGroupStatus] | None = spec_field("Per edge group of spec.edge.", default=None, map_key="name")

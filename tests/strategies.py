@@ -116,7 +116,8 @@ OVERRIDES: dict[tuple[type, str], st.SearchStrategy[Any]] = {
 
 
 def _satisfies_rules(cls: type, data: dict[str, Any]) -> bool:
-    if not rules_of(cls):
+    """The class's cross-field rules and its fields' own rules (schema.NOT_EMPTY, ...) hold."""
+    if not rules_of(cls) and not any(f.metadata.get("rules") for f in dataclasses.fields(cls)):
         return True
     try:
         parse(cls, data, "spec")

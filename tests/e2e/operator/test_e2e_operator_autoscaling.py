@@ -41,6 +41,19 @@ def test_switching_autoscaling_on_keeps_the_running_replicas(testenv: Env, names
 # raises the ScaledObject's minReplicaCount; the kill switch and a stale forecast drop it again.
 
 
+def _predicted_column(testenv: Env, namespace: str) -> str:
+    """The PREDICTED printer column as `kubectl get` shows it (computed by the API server; an empty
+    cell is blank, so the cell is cut at the header's column positions)."""
+    header, row = testenv.kubectl("get", "agd", NAME, "-n", namespace).stdout.splitlines()[:2]
+    return row[header.index("PREDICTED"):header.index("AGE")].strip()
+
+
+def _applied_events(testenv: Env, namespace: str) -> list[str]:
+    items = testenv.kubectl_json("get", "events", "-n", namespace, "--field-selector",
+                                 f"involvedObject.name={NAME},reason=Applied")["items"]
+    return [e["message"] for e in sorted(items, key=lambda e: e.get("eventTime") or e["metadata"]["creationTimestamp"])]
+
+
 def _min_replica_count(testenv: Env, namespace: str) -> int | None:
     found = children(testenv, namespace, NAME).get(("ScaledObject", NAME))
     return None if found is None else found["spec"]["minReplicaCount"]
@@ -70,6 +83,11 @@ def test_forecast_floor_kill_switch_and_staleness(testenv: Env, kube, namespace:
 
     forecast(4)
     wait_for("the floor from the forecast", lambda: _min_replica_count(testenv, namespace) == 4, 10)
+    status = wait_for("status.autoscaling", lambda: testenv.kubectl_json("get", "agd", NAME, "-n", namespace)["status"]
+                      .get("autoscaling", {}).get("minReplicas") == 4 and
+                      testenv.kubectl_json("get", "agd", NAME, "-n", namespace)["status"]["autoscaling"], 10)
+    assert status == {"minReplicas": 4, "forecast": "Used", "predicted": 24.0}
+    assert _predicted_column(testenv, namespace) == "24"
     forecast(9)
     wait_for("the floor capped at maxFloor", lambda: _min_replica_count(testenv, namespace) == 6, 10)
 
@@ -92,3 +110,14 @@ def test_forecast_floor_kill_switch_and_staleness(testenv: Env, kube, namespace:
     forecast(3, age=actuation.STALENESS_WINDOW_SECONDS - 4)
     wait_for("the floor from the ageing forecast", lambda: _min_replica_count(testenv, namespace) == 3, 10)
     wait_for("the stale forecast ignored", lambda: _min_replica_count(testenv, namespace) == 1, 15)
+    # The column no longer shows a forecast the floor does not follow (status.forecast still holds it).
+    wait_for("PREDICTED cleared", lambda: _predicted_column(testenv, namespace) == "", 10)
+    status = testenv.kubectl_json("get", "agd", NAME, "-n", namespace)["status"]
+    assert status["autoscaling"] == {"minReplicas": 1, "forecast": "Stale"} and status["forecast"]["predicted"] == 18.0
+
+    # Eight floor changes, not one Event for them: only the creation and, last, a change a human made.
+    cr["spec"]["autoscaling"]["maxReplicas"] = 7
+    apply(testenv, cr)
+    events = wait_for("the Applied Event of the edit", lambda: (lambda found: found if len(found) >= 2 else None)(
+        _applied_events(testenv, namespace)), 30)
+    assert len(events) == 2 and "updated ScaledObject" in events[1], events

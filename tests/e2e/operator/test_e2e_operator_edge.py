@@ -66,14 +66,16 @@ def test_kubeedge_node_groups_and_edge_application(testenv: Env, namespace: str,
                "resources": {"gpuCount": 1, "gpuProduct": "NVIDIA-H100-80GB-HBM3"}}
     apply(testenv, _cr(namespace, SITE_A, SITE_B, no_site, big_gpu))
 
-    # The unplaceable groups degrade the resource with a clear reason; the cloud part stays Ready.
+    # The unplaceable groups degrade the resource with a clear reason; no group has a Ready pod (nothing
+    # runs KubeEdge's EdgeApplications here), so the model is not Ready where the spec wants it.
     def degraded() -> dict | None:
         cr = resource(testenv, namespace, "glm-chat")
-        ok = condition(cr, "Ready").get("status") == "True" and condition(cr, "Degraded").get("status") == "True"
+        ok = condition(cr, "Ready").get("reason") == "EdgeNotReady" and condition(cr, "Degraded").get("status") == "True"
         return cr if ok and len(cr["status"].get("edge") or []) == 4 else None
 
-    cr = wait_for("Ready and Degraded with four edge groups", degraded, 120)
+    cr = wait_for("not Ready and Degraded with four edge groups", degraded, 120)
     assert condition(cr, "Degraded")["reason"] == "EdgePlacementFailed"
+    assert "edge group site-c: 0/1 pods Ready (NoMatchingEdgeNodes)" in condition(cr, "Ready")["message"]
     edge = {s["name"]: s for s in cr["status"]["edge"]}
     assert edge["site-c"]["reason"] == "NoMatchingEdgeNodes"
     assert edge["site-h100"]["reason"] == "NoEdgeGpu" and "NVIDIA-H100-80GB-HBM3" in edge["site-h100"]["message"]
@@ -95,13 +97,26 @@ def test_kubeedge_node_groups_and_edge_application(testenv: Env, namespace: str,
     wait_for("NodeGroups of removed groups gone",
              lambda: set(_node_groups(testenv, namespace)) == {prefix + "site-a", prefix + "site-b"}, 60)
     cr = wait_for_condition(testenv, namespace, "glm-chat", "Degraded", "False", timeout=60)
-    assert condition(cr, "Ready")["status"] == "True"
+    assert (condition(cr, "Ready")["reason"], condition(cr, "Progressing")["reason"]) == ("EdgeNotReady", "EdgePodsStarting")
     app = testenv.kubectl_json("get", "edgeapplications.apps.kubeedge.io", "glm-chat-edge", "-n", namespace)
     assert [t["name"] for t in app["spec"]["workloadScope"]["targetNodeGroups"]] == [prefix + "site-a", prefix + "site-b"]
 
     # Deleting the resource removes everything, including the cluster-scoped NodeGroups.
     testenv.kubectl("delete", "autoglmdeployment", "glm-chat", "-n", namespace, "--timeout=60s")
     wait_for("NodeGroups deleted with the resource", lambda: not _node_groups(testenv, namespace), 30)
+
+
+def test_the_edge_example_is_not_ready_while_its_sites_serve_nothing(testenv: Env, namespace: str, operator) -> None:
+    """06-edge was Ready while every edge site was 0/1: here KubeEdge's APIs are served but nothing runs
+    its EdgeApplications, so no site gets a pod. Ready is False and names the sites (the fallback test
+    below shows Ready once the sites' pods run)."""
+    cr = example("06-edge.yaml", namespace)
+    apply(testenv, cr)
+    stuck = wait_for_condition(testenv, namespace, "glm-edge", "Ready", "False", "EdgeNotReady", timeout=90)
+    message = condition(stuck, "Ready")["message"]
+    assert message.startswith("edge group site-a: 0/1 pods Ready; edge group site-b: 0/1 pods Ready; revision "), message
+    assert condition(stuck, "Progressing")["reason"] == "EdgePodsStarting"
+    assert stuck["status"]["readyReplicas"] == 1, "the cloud part serves"
 
 
 def test_fallback_without_kubeedge_pins_deployments_to_edge_nodes(

@@ -4,8 +4,10 @@ Ready=False reason InvalidSpec with nothing applied.
 
 Rules enforced by the API server (each a case below): field types, required `spec.model`, unknown
 fields, enums (engine), minimums (GPUs >= 1) and maximums (tensorParallelSize <= 16), patterns
-(pvc:// sources, quantities), unique LoRA adapter names, the metadata.name rule, and the CEL rules
-minReplicas <= maxReplicas, scale-to-zero needs KEDA, and GPU count a multiple of tensor parallelism.
+(pvc:// sources, quantities), unique LoRA adapter names, the metadata.name rule, the CEL rules
+minReplicas <= maxReplicas, scale-to-zero needs KEDA, and GPU count a multiple of tensor parallelism,
+required strings that are empty (field rules, the same words as `autoglm render`), and the
+transition rule that refuses `kubectl scale` while autoscaling decides the replicas.
 Rule enforced by the operator here: `runtime.args` may not repeat a flag the operator sets. (The
 rules that depend on KEDA or Istio being absent cannot trigger in this cluster, which serves both;
 their unit tests are in tests/unit/operator/test_operator_spec.py.)
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from typing import Any
 
 import pytest
+import yaml
 from operator_support import (
     apply,
     audit_offset,
@@ -27,7 +31,9 @@ from operator_support import (
     writes_by,
 )
 
-from autoglm_testenv import Env
+from autoglm_operator.schema import InvalidSpec
+from autoglm_operator.spec import parse_instance
+from autoglm_testenv import Env, config
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +82,57 @@ def test_api_server_rejects(testenv: Env, namespace: str, autoglm_crd: None, cas
     assert result.returncode != 0
     assert message in result.stderr
     assert testenv.kubectl("get", "agd", "-n", namespace, "-o", "name").stdout == ""
+
+
+EMPTY = {
+    "model name": {"model": {"name": ""}},
+    "model revision": {"model": {"name": "m", "revision": ""}},
+    "engine flag": {"runtime": {"args": ["--enforce-eager", ""]}},
+    "host": {"traffic": {"hosts": [""]}},
+    "JWT issuer": {"security": {"jwt": {"issuer": "", "jwksUri": "https://issuer.example/jwks"}}},
+}
+
+
+@pytest.mark.parametrize("case", list(EMPTY))
+def test_empty_required_strings_are_refused_in_the_same_words_as_render(
+        testenv: Env, namespace: str, autoglm_crd: None, case: str, tmp_path) -> None:
+    """`spec.model.name: ""` rendered `vllm serve ""`; now `kubectl apply` and `autoglm render` refuse it
+    naming the same field with the same message (the CRD's field rule and its Python twin)."""
+    cr = _cr(namespace, **EMPTY[case])
+    with pytest.raises(InvalidSpec) as refused:
+        parse_instance(cr)
+    path, words = str(refused.value).split(": ", 1)
+    result = testenv.kubectl("apply", "-f", "-", input=json.dumps(cr), check=False)
+    assert result.returncode != 0
+    assert f"{path}: Invalid value" in result.stderr and words in result.stderr, result.stderr
+    assert testenv.kubectl("get", "agd", "-n", namespace, "-o", "name").stdout == ""
+
+    manifest = tmp_path / "cr.yaml"
+    manifest.write_text(yaml.safe_dump(cr))
+    render = subprocess.run([str(config.REPO_DIR / ".venv" / "bin" / "autoglm"), "render", "-f", str(manifest)],
+                            capture_output=True, text=True, check=False)
+    assert render.returncode == 2 and f"{path}: {words}" in render.stderr, render.stderr
+
+
+def test_kubectl_scale_is_refused_while_autoscaling_decides(testenv: Env, namespace: str, autoglm_crd: None) -> None:
+    """The scale subresource writes spec.replicas, which autoscaling ignores: the API server checks the
+    scaled object against the CRD's transition rule and refuses, saying what to do instead."""
+    scaled = _cr(namespace, autoscaling={"enabled": True, "maxReplicas": 8})
+    apply(testenv, scaled)
+    result = testenv.kubectl("scale", "agd/glm", "-n", namespace, "--replicas=3", check=False)
+    assert result.returncode != 0
+    assert "spec.replicas cannot change while autoscaling.enabled is true" in result.stderr, result.stderr
+    assert "change autoscaling.minReplicas or maxReplicas" in result.stderr
+    edited = copy.deepcopy(scaled)
+    edited["spec"]["replicas"] = 2
+    assert testenv.kubectl("apply", "-f", "-", input=json.dumps(edited), check=False).returncode != 0, "an edit alike"
+    assert testenv.kubectl_json("get", "agd", "glm", "-n", namespace)["spec"]["replicas"] == 1
+
+    # Switching autoscaling off may set the count in the same update; then `kubectl scale` is the count.
+    edited["spec"]["autoscaling"]["enabled"] = False
+    apply(testenv, edited)
+    testenv.kubectl("scale", "agd/glm", "-n", namespace, "--replicas=3")
+    assert testenv.kubectl_json("get", "agd", "glm", "-n", namespace)["spec"]["replicas"] == 3
 
 
 def test_api_server_rejects_a_name_that_cannot_prefix_a_revision(testenv: Env, namespace: str, autoglm_crd: None) -> None:

@@ -2,10 +2,20 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 
 import pytest
 
-from autoglm_operator.analysis import PrometheusAnalyzer, first_value, judge, prometheus_address, queries
+from autoglm_operator.analysis import (
+    MAX_MESSAGE_CHARS,
+    PrometheusAnalyzer,
+    error_cause,
+    first_value,
+    judge,
+    prometheus_address,
+    queries,
+)
+from autoglm_operator.canary import Observed, decide
 
 SEL_NEW = 'namespace="ml",autoglm_deployment="glm",autoglm_revision="new"'
 
@@ -74,14 +84,76 @@ class FakeProm:
 
 
 def test_analyzer_queries_canary_and_stable_and_reports_failures_as_no_data(inst):
-    prom = FakeProm({"time_to_first_token": [{"value": [0, "2.5"]}], "request_success": ConnectionError("refused"),
+    """A query Prometheus refuses (bad PromQL: an answer, not an OSError) fails alone."""
+    prom = FakeProm({"time_to_first_token": [{"value": [0, "2.5"]}], "request_success": ValueError("bad_data: parse error"),
                      "num_requests_waiting": [{"value": [0, "0"]}]})
     checks = PrometheusAnalyzer(lambda url: prom).run("http://p:9090", inst, inst.spec.rollout.analysis, "new", "old", 10)
     by = {c.name: c for c in checks}
-    assert by["successRate"].result == "NoData" and "refused" in by["successRate"].message
+    assert by["successRate"].result == "NoData"
+    assert by["successRate"].message == "query failed: bad_data: parse error (Prometheus http://p:9090)"
     assert by["ttftP95"].result == "Fail" and by["ttftP95"].value == 2.5
     assert by["queueDepth"].result == "Pass"
     assert by["kv"].result == "NoData"
+
+
+def test_an_unreachable_prometheus_is_asked_once(inst):
+    """Each unreachable query costs the client's retries; the other checks share the first one's cause."""
+    prom = FakeProm({"vllm": ConnectionRefusedError(111, "Connection refused")})
+    checks = PrometheusAnalyzer(lambda url: prom).run("http://p:9090", inst, inst.spec.rollout.analysis, "new", "old", 10)
+    assert len(prom.asked) == 1
+    assert [c.result for c in checks] == ["NoData"] * 4
+    assert {c.message for c in checks} == {"query failed: [Errno 111] Connection refused (Prometheus http://p:9090)"}
+
+
+UNRESOLVABLE = "http://prometheus.autoglm.invalid:9090"  # .invalid never resolves (RFC 6761)
+
+
+def _real_client(address: str):
+    """The analyzer's real client, without the retries that would take 6 s to give up."""
+    from prometheus_api_client import PrometheusConnect
+    from urllib3.util.retry import Retry
+
+    return PrometheusConnect(url=address, retry=Retry(total=0))
+
+
+def test_an_unresolvable_prometheus_address_is_the_message_not_the_url(inst):
+    """The real failure: requests wraps urllib3's MaxRetryError, whose message repeats the whole
+    URL-encoded query before `(Caused by NameResolutionError(...))`; cut at 200 characters the DNS
+    failure was gone. The message leads with it now, whole and bounded."""
+    checks = PrometheusAnalyzer(_real_client).run(UNRESOLVABLE, inst, inst.spec.rollout.analysis, "new", "old", 10)
+    message = checks[0].message
+    assert message.startswith("query failed: Failed to resolve 'prometheus.autoglm.invalid' ("), message
+    assert message.endswith(f") (Prometheus {UNRESOLVABLE})") and len(message) <= MAX_MESSAGE_CHARS
+    assert "api/v1/query" not in message and "HTTPConnection" not in message
+    assert {c.message for c in checks} == {message}
+
+    # Through the canary machine: waiting for data, then rolled back, the cause said once and first.
+    r = inst.spec.rollout
+    base = {"name": "glm", "namespace": "ml", "desired": "new", "stable": "old", "stable_serving": True, "canary_ready": True}
+    status = {"revision": "new", "stable": "old", "phase": "Progressing", "step": 0, "weight": 0, "mirror": 20,
+              "stepStartedAt": "2025-01-01T00:00:00Z", "failedChecks": r.failure_limit - 1,
+              "noDataIntervals": r.analysis.no_data_limit - 2}
+    later = datetime(2025, 1, 1, 1, tzinfo=timezone.utc)
+    waiting = decide(r, status, Observed(now=later, analysis=checks, **base))
+    assert waiting.canary["message"] == (f"step 1/4: waiting for data {r.analysis.no_data_limit - 1}/{r.analysis.no_data_limit}: "
+                                         f"{message} [successRate, ttftP95, queueDepth, kv]")
+    failed = decide(r, {**waiting.canary, "stepStartedAt": "2025-01-01T01:00:00Z"},
+                    Observed(now=later.replace(hour=2), analysis=checks, **base))
+    ready = failed.verdict.message
+    assert ready.startswith(f"canary new: analysis failed {r.failure_limit}/{r.failure_limit}: no data for "
+                            f"{r.analysis.no_data_limit} intervals: query failed: Failed to resolve "
+                            "'prometheus.autoglm.invalid'"), ready
+    assert ready.count("Failed to resolve") == 1 and len(ready) < 1000, "an Event carries it whole too"
+
+
+def test_error_cause_unwraps_and_bounds():
+    class Wrapper(OSError):
+        pass
+
+    inner = OSError("<urllib3.connection.HTTPConnection object at 0x7f00>: Failed to establish a new connection")
+    assert error_cause(Wrapper(inner)) == "Failed to establish a new connection"
+    assert error_cause(TimeoutError()) == "TimeoutError"
+    assert len(error_cause(ValueError("x" * 5000))) == 300
 
 
 def test_prometheus_address_falls_back_to_autoscaling(make_instance):

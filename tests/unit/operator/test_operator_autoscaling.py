@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from autoglm_operator.autoscaling import autoscaler, min_replicas
+from autoglm_operator.autoscaling import autoscaler, autoscaling_status, min_replicas
 from autoglm_operator.forecast_watch import GRACE_SECONDS, ForecastWatch
 from autoglm_operator.schema import InvalidSpec
 from autoglm_predictor.actuation import STALENESS_WINDOW_SECONDS, format_time
@@ -130,6 +130,20 @@ def test_stale_forecast_decays_to_the_reactive_minimum(make_instance):
 ])
 def test_unreadable_forecast_is_ignored(make_instance, bad):
     assert so_min(make_instance, PREDICTIVE, bad) == 2
+
+
+def test_status_shows_the_minimum_in_effect_and_only_a_forecast_in_use(make_instance):
+    """What the Predicted printer column reads: a stale forecast's number must not stay on screen."""
+    inst = make_instance(autoscaling=PREDICTIVE)
+    assert autoscaling_status(inst, forecast(7), NOW) == {"minReplicas": 7, "forecast": "Used", "predicted": 40.0}
+    assert autoscaling_status(inst, forecast(1), NOW) == {"minReplicas": 2, "forecast": "Used", "predicted": 40.0}
+    stale = forecast(7, age_seconds=STALENESS_WINDOW_SECONDS + 1)
+    assert autoscaling_status(inst, stale, NOW) == {"minReplicas": 2, "forecast": "Stale"}
+    assert autoscaling_status(inst, {"updatedAt": "yesterday"}, NOW) == {"minReplicas": 2, "forecast": "Stale"}
+    assert autoscaling_status(inst, None, NOW) == {"minReplicas": 2, "forecast": "Missing"}
+    assert autoscaling_status(inst, forecast(7, predicted="high"), NOW) == {"minReplicas": 7, "forecast": "Used"}
+    assert autoscaling_status(make_instance(autoscaling=ON), forecast(7), NOW) == {"minReplicas": 2, "forecast": "Disabled"}
+    assert autoscaling_status(make_instance(), forecast(7), NOW) is None
 
 
 def test_min_replicas_is_pure(make_instance):

@@ -24,7 +24,8 @@ def rollout(**fields: Any) -> Rollout:
 
 
 def obs(seconds: float, **fields: Any) -> Observed:
-    base: dict[str, Any] = {"desired": "new", "stable": "old", "stable_serving": True, "canary_ready": True}
+    base: dict[str, Any] = {"name": "glm", "namespace": "ml", "desired": "new", "stable": "old", "stable_serving": True,
+                            "canary_ready": True}
     return Observed(now=T0 + timedelta(seconds=seconds), **{**base, **fields})
 
 
@@ -246,6 +247,9 @@ def test_abort_from_every_active_phase_and_twice():
         d = drv.at(1, action="abort:x", canary_ready=prep != "starting")
         assert d.canary["phase"] == "Aborted" and d.route.weight == 0 and d.route.mirror == 0, prep
         assert d.verdict.reason == "Aborted" and d.stable == "old"
+        assert d.verdict.message == (
+            "canary new: aborted by the user; stable old serves 100%; next: `kubectl autoglm rollout retry glm -n ml` "
+            "to run this canary again, or change the spec (back to revision old, or to a new revision)"), "what to do next"
         again = drv.at(2, action="abort:x")
         assert again.canary["phase"] == "Aborted" and not again.events
         later = drv.at(3, action="abort:y")
@@ -257,6 +261,7 @@ def test_retry_after_rollback_starts_over_and_keeps_history():
     drv.at(0)
     drv.at(10, SLOW)
     assert drv.status["phase"] == "RolledBack"
+    assert "next: `kubectl autoglm rollout retry glm -n ml`" in drv.at(10.5).verdict.message
     d = drv.at(11, action="retry:1", canary_ready=False)  # its Deployment is created again
     assert d.canary["phase"] == "Starting" and d.canary["failedChecks"] == 0 and d.keep == {"old", "new"}
     assert d.canary["history"][0]["result"] == "RolledBack" and "retiring" not in d.canary

@@ -6,7 +6,7 @@ import dataclasses
 import yaml
 
 from autoglm_operator.crd import build_crd, crd_yaml
-from autoglm_operator.schema import camel
+from autoglm_operator.schema import NO_EMPTY_ITEM, NOT_EMPTY, camel
 from autoglm_operator.spec import Autoscaling, Spec
 from autoglm_operator.status import Status
 
@@ -68,9 +68,20 @@ def test_printer_columns_point_at_declared_status_fields():
 def test_cel_rules_are_in_the_schema():
     spec = _version()["schema"]["openAPIV3Schema"]["properties"]["spec"]
     cel = [r["rule"] for r in spec["x-kubernetes-validations"]]
-    cel += [r["rule"] for r in spec["properties"]["autoscaling"]["x-kubernetes-validations"]]
     assert "self.resources.gpu.count % self.runtime.tensorParallelSize == 0" in cel
-    assert [r.cel for r in Autoscaling.RULES] == cel[1:]
+    assert [r.cel for r in Spec.RULES + Spec.TRANSITION_RULES] == cel
+    assert any("oldSelf" in rule for rule in cel), "the transition rule on spec.replicas"
+    autoscaling = [r["rule"] for r in spec["properties"]["autoscaling"]["x-kubernetes-validations"]]
+    assert [r.cel for r in Autoscaling.RULES] == autoscaling
+
+
+def test_field_rules_are_on_their_fields():
+    """Field rules (schema.NOT_EMPTY, NO_EMPTY_ITEM) sit on the field, so the API server names its path."""
+    spec = _version()["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert spec["model"]["properties"]["name"]["x-kubernetes-validations"] == [
+        {"rule": NOT_EMPTY.cel, "message": NOT_EMPTY.message}]
+    assert spec["runtime"]["properties"]["args"]["x-kubernetes-validations"] == [
+        {"rule": NO_EMPTY_ITEM.cel, "message": NO_EMPTY_ITEM.message}]
 
 
 def test_defaults_reach_nested_objects():

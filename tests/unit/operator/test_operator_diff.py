@@ -5,6 +5,7 @@ import copy
 
 from autoglm_operator.diff import (
     FINGERPRINT_ANNOTATION,
+    ApplyReason,
     apply_reason,
     fingerprinted,
     first_difference,
@@ -56,7 +57,7 @@ def test_nothing_to_do_when_live_holds_everything_desired():
 
 
 def test_missing_object_is_created():
-    assert apply_reason(fingerprinted(DESIRED), None) == "created"
+    assert apply_reason(fingerprinted(DESIRED), None) == ApplyReason("created")
 
 
 def test_a_changed_intent_is_applied_even_when_a_field_was_only_dropped():
@@ -64,20 +65,72 @@ def test_a_changed_intent_is_applied_even_when_a_field_was_only_dropped():
     before = fingerprinted(DESIRED)
     dropped = copy.deepcopy(DESIRED)
     del dropped["spec"]["replicas"]
-    assert apply_reason(fingerprinted(dropped), _live(before)) == "updated"
+    assert apply_reason(fingerprinted(dropped), _live(before)) == ApplyReason("updated")
 
 
 def test_drift_is_reported_with_its_path():
     desired = fingerprinted(DESIRED)
     live = _live(desired)
     live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "2"
-    assert apply_reason(desired, live) == "drift at .spec.template.spec.containers[0].resources.limits.cpu"
+    assert str(apply_reason(desired, live)) == "drift at .spec.template.spec.containers[0].resources.limits.cpu"
     live = _live(desired)
     del live["metadata"]["labels"]["a"]
-    assert apply_reason(desired, live) == "drift at .metadata.labels.a"
+    assert str(apply_reason(desired, live)) == "drift at .metadata.labels.a"
     live = _live(desired)
     live["spec"]["template"]["spec"]["volumes"].append({"name": "extra"})
-    assert apply_reason(desired, live) == "drift at .spec.template.spec.volumes"
+    assert str(apply_reason(desired, live)) == "drift at .spec.template.spec.volumes"
+
+
+def test_a_fingerprinted_object_fingerprints_the_same_again():
+    once = fingerprinted(DESIRED)
+    assert fingerprinted(once) == once
+
+
+SCALED = {
+    "apiVersion": "keda.sh/v1alpha1",
+    "kind": "ScaledObject",
+    "metadata": {"name": "glm", "namespace": "ml", "labels": {"a": "b"}},
+    "spec": {"minReplicaCount": 1, "maxReplicaCount": 8, "fallback": {"failureThreshold": 3, "replicas": 1},
+             "triggers": [{"type": "prometheus", "metadata": {"threshold": "6"}}]},
+}
+
+
+def _with(obj: dict, **spec) -> dict:
+    changed = copy.deepcopy(obj)
+    changed["spec"].update(spec)
+    return fingerprinted(changed)
+
+
+def _applied(desired: dict) -> dict:
+    live = copy.deepcopy(desired)
+    live["metadata"].update(uid="u1", resourceVersion="7")
+    return live
+
+
+def test_a_floor_or_replica_change_alone_is_routine():
+    """The predictor moves the floor every few seconds: logged, but no Event each time (37 in 4 minutes)."""
+    live = _applied(fingerprinted(SCALED))
+    reason = apply_reason(_with(SCALED, minReplicaCount=4, fallback={"failureThreshold": 3, "replicas": 4}), live)
+    assert reason == ApplyReason("rescaled spec.minReplicaCount 1 -> 4, spec.fallback.replicas 1 -> 4", routine=True)
+    hpa = {**SCALED, "kind": "HorizontalPodAutoscaler", "spec": {"minReplicas": 1, "maxReplicas": 8}}
+    assert apply_reason(_with(hpa, minReplicas=3), _applied(fingerprinted(hpa))).routine
+    assert apply_reason(_with(DESIRED, replicas=5), _live(fingerprinted(DESIRED))) == ApplyReason(
+        "rescaled spec.replicas 2 -> 5", routine=True)
+
+
+def test_a_floor_change_with_anything_else_is_not_routine():
+    live = _applied(fingerprinted(SCALED))
+    other = copy.deepcopy(SCALED)
+    other["spec"]["triggers"][0]["metadata"]["threshold"] = "8"
+    assert apply_reason(_with(other, minReplicaCount=4), live) == ApplyReason("updated")
+    drifted = copy.deepcopy(live)
+    drifted["spec"]["maxReplicaCount"] = 2  # someone else's edit, reverted by this apply
+    assert apply_reason(_with(SCALED, minReplicaCount=4), drifted) == ApplyReason("updated")
+    started = copy.deepcopy(live)
+    del started["spec"]["minReplicaCount"]
+    assert apply_reason(_with(SCALED, minReplicaCount=4), started) == ApplyReason("updated")
+    pdb = {**SCALED, "kind": "PodDisruptionBudget"}  # a kind without replica counts
+    assert apply_reason(_with(pdb, minReplicaCount=4), _applied(fingerprinted(pdb))) == ApplyReason("updated")
 
 
 def test_scalars_compare_strictly_except_quantities():

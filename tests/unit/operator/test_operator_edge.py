@@ -244,14 +244,37 @@ def _observation(edge: list[dict]) -> Observation:
     return Observation(generation=1, desired="r1", serving="r1", selector="s", deployments={"r1": serving}, pods=[], edge=edge)
 
 
-def test_unplaceable_edge_group_degrades_but_cloud_stays_ready():
+def _conditions(status: dict) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def test_unplaceable_edge_group_degrades_and_is_not_ready():
+    """06-edge with no edge node for a site: the cloud serves, the site does not, and Ready says so."""
     edge = [{"name": "site-c", "desired": 1, "ready": 0, "reason": "NoMatchingEdgeNodes", "message": "no edge node"}]
     status = compute_status({}, _observation(edge), NOW)
-    conditions = {c["type"]: c for c in status["conditions"]}
-    assert conditions["Ready"]["status"] == "True"
-    assert (conditions["Degraded"]["status"], conditions["Degraded"]["reason"]) == ("True", "NoMatchingEdgeNodes")
-    assert conditions["Degraded"]["message"] == "edge group site-c: no edge node"
+    assert _conditions(status) == {"Ready": ("False", "EdgeNotReady"), "Progressing": ("False", "NoMatchingEdgeNodes"),
+                                   "Degraded": ("True", "NoMatchingEdgeNodes")}
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["message"] == "edge group site-c: 0/1 pods Ready (NoMatchingEdgeNodes); revision r1: 1/1 pods Ready"
+    assert next(c for c in status["conditions"] if c["type"] == "Degraded")["message"] == "edge group site-c: no edge node"
+    assert status["phase"] == "Degraded"
     assert status["edge"] == edge
+
+
+def test_ready_waits_for_a_ready_pod_in_every_edge_group():
+    starting = [{"name": "site-a", "desired": 1, "ready": 0}, {"name": "site-b", "desired": 2, "ready": 1}]
+    status = compute_status({}, _observation(starting), NOW)
+    assert _conditions(status) == {"Ready": ("False", "EdgeNotReady"), "Progressing": ("True", "EdgePodsStarting"),
+                                   "Degraded": ("False", "AsExpected")}
+    assert status["phase"] == "Progressing"
+    # Every group serves (one Ready pod each, as for the cloud revision); more are starting.
+    serving = [{"name": "site-a", "desired": 1, "ready": 1}, {"name": "site-b", "desired": 2, "ready": 1},
+               {"name": "site-off", "desired": 0, "ready": 0}]
+    status = compute_status({}, _observation(serving), NOW)
+    assert _conditions(status) == {"Ready": ("True", "Serving"), "Progressing": ("True", "EdgePodsStarting"),
+                                   "Degraded": ("False", "AsExpected")}
+    complete = [{"name": "site-a", "desired": 1, "ready": 1}, {"name": "site-b", "desired": 2, "ready": 2}]
+    assert _conditions(compute_status({}, _observation(complete), NOW))["Progressing"] == ("False", "Complete")
 
 
 def test_no_edge_groups_leaves_status_edge_unset():

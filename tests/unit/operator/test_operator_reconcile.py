@@ -233,3 +233,31 @@ def test_a_canary_step_is_recorded_before_the_route_follows_it_and_announced_aft
         assert writes[:3] == ["status", "event CanaryStep", "apply VirtualService glm"], writes
         assert cluster.resource["status"]["canary"]["weight"] == weight
         clock.now += timedelta(seconds=10)
+
+
+def test_forecast_floor_changes_are_applied_without_events_and_shown_in_status(make_cr):
+    """The predictor moves the floor all day: each change is applied, none is an Event (37 in 4 minutes
+    were), and status.autoscaling says the minimum in effect and the forecast behind it, if any."""
+    reconciler, cluster, _ = _setup(make_cr, autoscaling={"enabled": True, "maxReplicas": 8, "predictive": {"enabled": True}})
+    reconciler.converge("ml", "glm")
+    assert cluster.resource["status"]["autoscaling"] == {"minReplicas": 1, "forecast": "Missing"}
+    assert cluster.events == ["Applied"]
+    cluster.events.clear()
+    for floor in (3, 5, 2):
+        cluster.writes.clear()
+        cluster.resource["status"]["forecast"] = {"recommendedMinReplicas": floor, "predicted": floor * 6.0,
+                                                  "updatedAt": "2026-01-01T00:00:00Z"}
+        reconciler.converge("ml", "glm")
+        assert cluster.writes == ["apply ScaledObject glm", "status"]
+        assert cluster.live[("ScaledObject", "glm")]["spec"]["minReplicaCount"] == floor
+        assert cluster.resource["status"]["autoscaling"] == {"minReplicas": floor, "forecast": "Used", "predicted": floor * 6.0}
+    # The forecast goes stale: the floor falls back and the forecast no longer shows as the one in effect.
+    cluster.resource["status"]["forecast"]["updatedAt"] = "2025-12-31T23:00:00Z"
+    reconciler.converge("ml", "glm")
+    assert cluster.live[("ScaledObject", "glm")]["spec"]["minReplicaCount"] == 1
+    assert cluster.resource["status"]["autoscaling"] == {"minReplicas": 1, "forecast": "Stale"}
+    assert cluster.events == []
+    # A change a human made is still announced.
+    cluster.resource["spec"]["autoscaling"]["maxReplicas"] = 6
+    reconciler.converge("ml", "glm")
+    assert cluster.events == ["Applied"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from autoglm_operator.schema import InvalidSpec
-from autoglm_operator.spec import check_capabilities, parse_instance
+from autoglm_operator.schema import InvalidSpec, parse
+from autoglm_operator.spec import Spec, check_capabilities, parse_instance
 
 
 def test_defaults_fill_a_minimal_spec(make_instance):
@@ -70,6 +70,52 @@ def test_schema_rules(make_cr, spec, words):
     with pytest.raises(InvalidSpec) as err:
         parse_instance(cr)
     assert words in str(err.value)
+
+
+# Every string the spec requires to say something, left empty: the words are the CRD rule's message
+# (schema.NOT_EMPTY, NO_EMPTY_ITEM) or its pattern, as `kubectl apply` reports them.
+EMPTY_STRINGS = [
+    ({"model": {"name": ""}}, "spec.model.name: must not be empty"),
+    ({"model": {"name": "m", "revision": ""}}, "spec.model.revision: must not be empty"),
+    ({"model": {"name": "m", "loraAdapters": [{"name": "", "source": "pvc://c"}]}}, "spec.model.loraAdapters[0].name: "),
+    ({"runtime": {"args": ["--enforce-eager", ""]}}, "spec.runtime.args: must not contain an empty string"),
+    ({"runtime": {"env": [{"name": ""}]}}, "spec.runtime.env[0].name: "),
+    ({"traffic": {"hosts": [""]}}, "spec.traffic.hosts: must not contain an empty string"),
+    ({"traffic": {"gateways": [""]}}, "spec.traffic.gateways: must not contain an empty string"),
+    ({"traffic": {"retries": {"attempts": 1, "retryOn": ""}}}, "spec.traffic.retries.retryOn: must not be empty"),
+    ({"security": {"allowedPrincipals": [""]}}, "spec.security.allowedPrincipals: must not contain an empty string"),
+    ({"security": {"allowedNamespaces": [""]}}, "spec.security.allowedNamespaces: must not contain an empty string"),
+    ({"security": {"jwt": {"issuer": "", "jwksUri": "https://i/jwks"}}}, "spec.security.jwt.issuer: must not be empty"),
+    ({"security": {"jwt": {"issuer": "i", "jwksUri": "https://i/jwks", "audiences": [""]}}},
+     "spec.security.jwt.audiences: must not contain an empty string"),
+    ({"edge": [{"name": "", "nodeLabels": {"a": "b"}}]}, "spec.edge[0].name: "),
+    ({"edge": [{"name": "a", "nodeLabels": {"a": "b"}, "args": [""]}]}, "spec.edge[0].args: must not contain an empty string"),
+    ({"rollout": {"analysis": {"metrics": [{"name": "kv", "query": "", "max": 1}]}}},
+     "spec.rollout.analysis.metrics[0].query: must not be empty"),
+    ({"rollout": {"header": {"name": "x-canary", "value": ""}}}, "spec.rollout.header.value: must not be empty"),
+]
+
+
+@pytest.mark.parametrize("spec,words", EMPTY_STRINGS, ids=[w.split(":")[0] for _, w in EMPTY_STRINGS])
+def test_required_strings_are_not_empty(make_cr, spec, words):
+    """`vllm serve ""` (and an empty host, flag, issuer, query ...) is refused, never rendered."""
+    with pytest.raises(InvalidSpec) as err:
+        parse_instance(make_cr(**spec))
+    assert str(err.value).startswith(words)
+
+
+def test_replicas_are_fixed_while_autoscaling_decides():
+    """The Python twin of the transition rule the API server applies to `kubectl scale` and edits."""
+    (rule,) = Spec.TRANSITION_RULES
+
+    def spec(replicas: int, enabled: bool) -> Spec:
+        return parse(Spec, {"model": {"name": "m"}, "replicas": replicas, "autoscaling": {"enabled": enabled}}, "spec")
+
+    assert not rule.check((spec(1, True), spec(3, True))), "kubectl scale on an autoscaled resource"
+    assert rule.check((spec(1, True), spec(1, True)))
+    assert rule.check((spec(1, False), spec(3, False))), "without autoscaling spec.replicas is the count"
+    assert rule.check((spec(1, True), spec(3, False))), "switching autoscaling off with a count"
+    assert rule.check((spec(1, False), spec(3, True))), "switching it on in the same update"
 
 
 @pytest.mark.parametrize(
