@@ -214,7 +214,7 @@ def _program(words: list[str]) -> str:
         return ""
     if words[:2] == ["kubectl", "autoglm"] or Path(words[0]).name in ("autoglm", "kubectl-autoglm"):
         return "autoglm"
-    return Path(words[0]).name if "/" in words[0] and words[0].startswith(".venv/") else words[0]
+    return Path(words[0]).name
 
 
 def _flag_values(words: list[str], flags: tuple[str, ...]) -> list[str]:
@@ -233,17 +233,13 @@ def _is_placeholder(word: str) -> bool:
 
 
 def _path_problems(words: list[str], repo: Path) -> list[str]:
-    problems = []
     program = _program(words)
     paths = [v for v in _flag_values(words, FILE_FLAGS.get(program, ())) if not _is_placeholder(v)]
     for word in words:
         value = word.partition("=")[2] if word.startswith("-") else word
         if value.split("/")[0] in SOURCE_DIRS and "/" in value:
             paths.append(value)
-    for path in dict.fromkeys(paths):
-        if not (repo / path).exists():
-            problems.append(f"{path} does not exist in the repository")
-    return problems
+    return [f"{path} does not exist in the repository" for path in dict.fromkeys(paths) if not (repo / path).exists()]
 
 
 def autoglm_deployments(repo: Path = REPO) -> set[tuple[str, str]]:
@@ -297,16 +293,16 @@ def make_targets_and_variables(makefile: Path) -> tuple[set[str], set[str]]:
 
 def _make_problems(words: list[str], repo: Path) -> list[str]:
     targets, variables = make_targets_and_variables(repo / "Makefile")
-    problems = []
+    found = []
     for word in words[1:]:
         if word.startswith("-"):
             continue
         name, equals, _ = word.partition("=")
         if equals and name not in variables:
-            problems.append(f"the Makefile sets no variable {name}")
+            found.append(f"the Makefile sets no variable {name}")
         elif not equals and word not in targets:
-            problems.append(f"the Makefile has no target {word}")
-    return problems
+            found.append(f"the Makefile has no target {word}")
+    return found
 
 
 def _helm_values_problems(words: list[str], repo: Path) -> list[str]:
@@ -314,16 +310,16 @@ def _helm_values_problems(words: list[str], repo: Path) -> list[str]:
     if chart is None:
         return []
     values = yaml.safe_load((repo / chart / "values.yaml").read_text())
-    problems = []
+    found = []
     for setting in _flag_values(words, ("--set",)):
         for assignment in setting.split(","):
             node = values
             for key in assignment.partition("=")[0].split("."):
                 if not isinstance(node, dict) or key not in node:
-                    problems.append(f"{chart}/values.yaml has no {assignment.partition('=')[0]}")
+                    found.append(f"{chart}/values.yaml has no {assignment.partition('=')[0]}")
                     break
                 node = node[key]
-    return problems
+    return found
 
 
 def _docker_problems(words: list[str], repo: Path) -> list[str]:
@@ -466,6 +462,7 @@ VERIFIED: dict[str, How] = {
     APPLY_CANARY: Run(needs=(HELM_INSTALL, CREATE_ML)),
     "kubectl patch agd glm-canary -n ml --type merge -p '{\"spec\":{\"model\":{\"name\":\"zai-org/GLM-4-9B-0414-v2\"}}}'":
         Run(needs=(APPLY_CANARY,)),
+    "kubectl wait --for=condition=Ready agd/glm-canary -n ml --timeout=30m": Run(needs=(APPLY_CANARY,)),
     "autoglm rollout status glm-canary -n ml": Run(needs=(APPLY_CANARY,)),
     "autoglm rollout pause glm-canary -n ml": Run(needs=(APPLY_CANARY,)),
     "autoglm rollout resume glm-canary -n ml": Run(needs=(APPLY_CANARY,)),
