@@ -195,11 +195,17 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _PLACEHOLDER = re.compile(r"^(<.*>|[A-Z][A-Z0-9_]*|\.\.\.)$")  # NAME, NS, FILE, <name>, ...
 
 
+_SHELL_OPERATORS = frozenset({"|", "||", "&&", ";", "&", ">", ">>", "<", "2>", "2>&1"})
+
+
 def argv(text: str) -> list[str]:
-    """The words of a command without leading VAR=value assignments; a Usage line's [ ] brackets
-    and `...` are dropped and `a|b|c` keeps its first alternative."""
+    """The words of a command up to the first pipe, redirection or list operator, without leading
+    VAR=value assignments; a Usage line's [ ] brackets and `...` are dropped and `a|b|c` keeps its
+    first alternative."""
     words = []
     for word in shlex.split(text):
+        if word in _SHELL_OPERATORS:
+            break
         word = word.strip("[]")
         if word and word != "...":
             words.append(word.split("|")[0] if re.fullmatch(r"[\w-]+(\|[\w-]+)+", word) else word)

@@ -161,6 +161,8 @@ def test_wrong_references_are_found(command: str, problem: str) -> None:
         "make bench BENCH_N=1000 BENCH_JSON=out/bench-1000.json",
         "pkill -f autoglm-testenv-",
         "kubectl autoglm --help",
+        "autoglm crd > crds/autoglm.io_autoglmdeployments.yaml",
+        "kubectl get agd glm-chat -n ml -o json | python3 -m json.tool",
     ],
 )
 def test_right_references_and_placeholders_pass(command: str) -> None:
