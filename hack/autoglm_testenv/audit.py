@@ -31,3 +31,22 @@ def writes(audit_log: Path, user: str, since: int) -> list[dict[str, Any]]:
             if entry.get("stage") == "ResponseComplete" and entry["user"]["username"] == user and entry["verb"] in WRITE_VERBS:
                 found.append(entry)
     return found
+
+
+def writes_to(audit_log: Path, resource: str, namespace: str, name: str, since: int,
+              subresource: str | None = None) -> list[dict[str, Any]]:
+    """Write requests anyone completed on one object (or one subresource of it) since `since` bytes."""
+    quoted = json.dumps(name)
+    found = []
+    with open(audit_log, encoding="utf-8") as log:
+        log.seek(since)
+        for line in log:
+            if quoted not in line:
+                continue
+            entry = json.loads(line)
+            ref = entry.get("objectRef") or {}
+            if (entry.get("stage") == "ResponseComplete" and entry["verb"] in WRITE_VERBS
+                    and (ref.get("resource"), ref.get("namespace"), ref.get("name"), ref.get("subresource"))
+                    == (resource, namespace, name, subresource)):
+                found.append(entry)
+    return found
