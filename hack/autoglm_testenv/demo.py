@@ -1,61 +1,91 @@
-"""`make demo`: the whole product on the local environment, with time running 60x faster.
+"""`make demo`: the whole product on the local environment, with time running 60x faster, and the
+predictive floor measured against the same fleet without it.
 
-The operator, collector and predictor run under the Helm chart's ServiceAccounts; an
-AutoGLMDeployment is applied; a simulated engine stands for its pods and the NASA trace is replayed
-against it (one trace minute per second). The environment has no KEDA controller, so the demo
-plays KEDA's part: it scales the serving Deployment to ceil(load / perReplica), never below the
-ScaledObject's minReplicaCount (the floor the operator renders from the predictor's forecast), and
-a pod serves only after a (compressed) cold start. It prints a live summary and ends with a
-markdown report and a PNG plot of demand, forecast and capacity.
+The operator, collector and predictor run under the Helm chart's ServiceAccounts. Two
+AutoGLMDeployments are applied, identical but for the predictive floor: `glm-chat`
+(hack/demo/glm-chat.yaml, floor on) and its twin `glm-chat-reactive` (floor off). Each gets its
+own simulated engine standing for its pods, and every arrival of the replayed trace goes to both
+(two load generators on the same series and seed), so both fleets see the same demand at the
+same time. Before the replay the demo publishes the load records of the preceding trace days
+(demo_history.py), as if the system had been running for that long; the predictor learns the
+daily ramp from them. The environment has no KEDA controller, so keda_standin.py plays KEDA and
+the HPA for both deployments alike, and a pod serves only after a (compressed) cold start. The
+demo prints a live line per deployment and ends with both side by side: seconds and requests
+above ready capacity, pod-seconds, and one PNG with a panel per deployment.
+
+`make run` (--operator-only) runs just the operator in the foreground, as the demo runs it.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import json
 import math
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import requests
 import yaml
 
-from autoglm_predictor import sample_traces
+from autoglm_predictor import records, sample_traces
 from autoglm_predictor.queries import default_load_query
 from autoglm_predictor.series import load_trace
-from autoglm_testenv import components, config, loadgen, procs
+from autoglm_testenv import audit, components, config, demo_history, keda_standin, loadgen, procs
+from autoglm_testenv.engine import EngineConfig
 from autoglm_testenv.env import Env, up_shared
 
 CR_FILE = config.HACK_DIR / "demo" / "glm-chat.yaml"
-SLOTS_PER_POD = 8
+# The chart's identities for the demo: a release name of its own, so the README's
+# `helm install autoglm ...` on the cluster the demo leaves finds no objects it does not own.
+RELEASE = "autoglm-demo"
+PROMPT_TOKENS, MAX_TOKENS = 64, 64  # every request; 1.28 s in a batch slot (EngineConfig defaults)
+WAITED_TTFT = 0.1  # seconds; a request without a queue gets its first token after 3 ms of prefill
+STEPS = 8
 
 
 @dataclass
 class Sample:
     t: float  # real seconds since the replay started
     trace_time: str
-    demand: float  # requests per second offered
-    load: float  # running + waiting requests (the autoscaling signal)
+    demand: float  # requests per second offered (the same to both fleets)
+    load: float  # requests in flight: running + waiting (the autoscaling signal)
     serving_pods: int  # pods past their cold start
     replicas: int  # pods asked for
     floor: int  # ScaledObject minReplicaCount
-    predicted: float | None
-    recommended: int | None
+    predicted: float | None  # status.forecast.predicted: requests in flight, peak over the lead time
 
 
-def step(n: int, total: int, text: str) -> None:
-    print(f"[{n}/{total}] {text}", flush=True)
+@dataclass
+class Fleet:
+    """One AutoGLMDeployment with its engine, its KEDA stand-in state and its samples."""
+
+    name: str
+    predictive: bool
+    kube: Cluster
+    engine: str  # base URL of its simulated engine
+    scaler: keda_standin.ScalerState
+    slots: int = -1  # batch slots last configured on the engine
+    samples: list[Sample] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)  # the load generator's, then the engine's
+
+
+def step(n: int, text: str) -> None:
+    print(f"[{n}/{STEPS}] {text}", flush=True)
 
 
 class Cluster:
-    """The few reads and writes the demo's KEDA stand-in needs (admin client; the product's own
-    processes run under their chart identities)."""
+    """The few reads and writes the KEDA stand-in needs for one deployment (admin client; the
+    product's own processes run under their chart identities)."""
 
     def __init__(self, env: Env, namespace: str, name: str) -> None:
         from kubernetes import client
@@ -94,160 +124,400 @@ def prometheus_value(url: str, query: str) -> float:
     return float(result[0]["value"][1]) if result else 0.0
 
 
+def reactive_twin(cr: dict[str, Any]) -> dict[str, Any]:
+    """The same AutoGLMDeployment with the predictive floor off, under the name NAME-reactive."""
+    twin = copy.deepcopy(cr)
+    twin["metadata"]["name"] += "-reactive"
+    twin["spec"]["autoscaling"]["predictive"] = {"enabled": False}
+    return twin
+
+
+def operator_args(namespace: str) -> list[str]:
+    """The operator's flags in the demo and in `make run`: one namespace, a short resync."""
+    return ["operator", f"--namespace={namespace}", "--resync-seconds=5", "--metrics-port=0", "--health-port=0",
+            "--log-format=plain"]
+
+
 def run(args: argparse.Namespace) -> int:
-    total = 7
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    cr = yaml.safe_load(CR_FILE.read_text())
+    crs = [cr, reactive_twin(cr)]
+    namespace, name = cr["metadata"]["namespace"], cr["metadata"]["name"]
+    scaling = cr["spec"]["autoscaling"]
+    scaler = keda_standin.Scaler(float(scaling["target"]["perReplica"]), int(scaling["maxReplicas"]),
+                                 float(scaling["scaleDownStabilizationSeconds"]))
+    engine_config = EngineConfig(batch_slowdown=0.0)  # a constant service time: demo_history's derivation needs it
+    trace = load_trace(args.trace)
+    series = loadgen.window(trace, args.start, None)
+    past = demo_history.past_records(f"{namespace}/{name}", trace, pd.Timestamp(args.start), args.history_days,
+                                     args.scale, args.speedup, engine_config.service_seconds(PROMPT_TOKENS, MAX_TOKENS),
+                                     replay_start=0)
+    # Both fleets start where the reactive stand-in leaves them after the last minutes of that history.
+    start_state = keda_standin.ScalerState(1)
+    for record in past[-120:]:
+        start_state = keda_standin.decide(scaler, start_state, float(record.ts), record.load or 0.0, 1)
+    cold_start = args.cold_start_minutes * 60 / args.speedup
+
     t0 = time.monotonic()
-    step(1, total, "local environment (Kubernetes 1.34 + kwok nodes, Kafka, Prometheus)")
+    step(1, "local environment (Kubernetes 1.34 + kwok nodes, Kafka, Prometheus)")
     env = up_shared()
     print(f"      ready after {time.monotonic() - t0:.0f}s; kubeconfig {env.kubeconfig}")
-
-    cr = yaml.safe_load(CR_FILE.read_text())
-    namespace, name = cr["metadata"]["namespace"], cr["metadata"]["name"]
-    per_replica = float(cr["spec"]["autoscaling"]["target"]["perReplica"])
-    max_replicas = int(cr["spec"]["autoscaling"]["maxReplicas"])
     logs = Path(tempfile.mkdtemp(prefix="autoglm-demo-"))
     pids: list[int] = []
+    fleets: list[Fleet] = []
     try:
-        step(2, total, "CRDs, and the chart's ServiceAccounts + RBAC for operator, collector, predictor")
+        step(2, f"CRDs, and the chart's ServiceAccounts + RBAC (release {RELEASE}) for operator, collector, predictor")
         components.install_crds(env)
         env.kubectl("create", "namespace", namespace, check=False)
-        ids = components.chart_identities(env, "autoglm", "autoglm-system", [namespace], logs)
+        ids = components.chart_identities(env, RELEASE, namespace, [namespace], logs)
 
-        step(3, total, f"operator, collector, predictor started (logs in {logs})")
+        step(3, f"operator started (logs in {logs})")
+        pids.append(components.start_autoglm("operator", operator_args(namespace), ids["operator"], logs))
+
+        step(4, f"AutoGLMDeployments {namespace}/{name} (predictive floor) and {crs[1]['metadata']['name']} "
+                "(reactive only) applied; predictor started once they are Ready")
+        apply_fresh(env, namespace, crs)
         pipeline = {"AUTOGLM_PROMETHEUS_URL": env.prometheus_url, "AUTOGLM_KAFKA_BOOTSTRAP": env.kafka_bootstrap,
                     "AUTOGLM_KAFKA_TOPIC": f"autoglm.demo.{int(time.time())}"}
-        pids.append(components.start_autoglm("operator", ["operator", f"--namespace={namespace}", "--resync-seconds=5",
-                                                          "--metrics-port=0", "--health-port=0", "--log-format=plain"],
-                                             ids["operator"], logs))
+        # Started after apply_fresh (it must not list an earlier demo's objects) and early enough to
+        # have joined its consumer group by the time the history is published.
+        pids.append(components.start_autoglm("predictor", predictor_args(args.speedup), ids["predictor"], logs, pipeline))
+        warn_if_short_of_gpus(env, 2 * scaler.max_replicas, cr["spec"]["resources"]["gpu"]["product"])
+
+        step(5, f"a simulated vLLM engine per deployment, scraped by Prometheus; both fleets at {start_state.replicas} pods")
+        for each in crs:
+            engine, pid = start_engine(env, namespace, each["metadata"]["name"], engine_config, logs)
+            pids.append(pid)
+            fleets.append(Fleet(each["metadata"]["name"], each is cr, Cluster(env, namespace, each["metadata"]["name"]),
+                                engine, start_state))
+        for fleet in fleets:
+            warm_up(fleet, scaler, cold_start)
+
+        step(6, f"{len(past)} load records of the {args.history_days:g} trace days before {args.start} published "
+                "(demo_history.py); collector started")
+        replay_start = math.ceil(time.time()) + 1  # the history ends here, the replay begins here
+        publish(env, pipeline["AUTOGLM_KAFKA_TOPIC"], [shifted(r, replay_start) for r in past])
         pids.append(components.start_autoglm("collector", ["collector", "--step-seconds=1", "--metrics-port=0",
-                                                           "--refresh-seconds=5"], ids["collector"], logs, pipeline))
-        pids.append(components.start_autoglm("predictor", ["predictor", "--step-seconds=1", "--bucket-seconds=5",
-                                                           "--season-seconds=1440", "--decision-seconds=2",
-                                                           "--heartbeat-seconds=10", "--stale-after-seconds=30",
-                                                           "--retrain-seconds=10",
-                                                           "--metrics-port=0", "--no-lstm"],
-                                             ids["predictor"], logs, pipeline))
+                                                           "--refresh-seconds=5", "--backfill-seconds=10"],
+                                             ids["collector"], logs, pipeline))
 
-        step(4, total, f"AutoGLMDeployment {namespace}/{name} applied; waiting for Ready")
-        env.kubectl("apply", "-f", str(CR_FILE))
-        env.kubectl("wait", "--for=condition=Ready", f"autoglmdeployments/{name}", "-n", namespace, "--timeout=120s")
-        print(env.kubectl("get", "autoglmdeployments", "-n", namespace).stdout)
+        step(7, f"replaying {Path(args.trace).name} from {args.start} at {args.speedup:g}x for {args.seconds:g}s "
+                f"to both deployments (cold start {args.cold_start_minutes:g} trace minutes = {cold_start:g}s)")
+        audit_start = audit.offset(env.audit_log)
+        replay_and_scale(env, args, series, namespace, fleets, scaler, cold_start, replay_start)
+        warn_if_overwritten(env, namespace, name, {ids["predictor"].user, ids["operator"].user}, audit_start)
+        for fleet in fleets:
+            fleet.stats.update(engine_stats(fleet.engine))
 
-        step(5, total, "simulated vLLM engine standing for the pods, scraped by Prometheus")
-        port = procs.free_port()
-        revision = env.kubectl_json("get", "autoglmdeployment", name, "-n", namespace)["status"]["currentRevision"]
-        pids.append(procs.start("engine", [sys.executable, "-m", "autoglm_testenv.engine", f"--port={port}",
-                                           f"--namespace={namespace}", f"--deployment={name}", f"--revision={revision}",
-                                           f"--max-running={SLOTS_PER_POD}"], logs,
-                                {"PYTHONPATH": str(config.HACK_DIR)}))
-        engine = f"http://127.0.0.1:{port}"
-        procs.wait_until("engine", lambda: procs.http_ok(f"{engine}/health"), 30, pids[-1], logs / "engine.log")
-        env.add_scrape_target("demo-engine", f"127.0.0.1:{port}")
-
-        step(6, total, f"replaying {args.trace} from {args.start} at {args.speedup:g}x for {args.seconds:g}s")
-        samples = replay_and_scale(env, args, namespace, name, engine, per_replica, max_replicas)
-
-        step(7, total, "report")
-        report(samples, out, args, per_replica)
+        step(8, "report")
+        report(fleets, out, args, scaler, series, float(scaling["predictive"]["horizonSeconds"]))
     finally:
         for pid in reversed(pids):
             procs.stop(pid)
-        (env.prometheus_targets / "demo-engine.json").unlink(missing_ok=True)
+        for fleet in fleets:
+            (env.prometheus_targets / f"demo-engine-{fleet.name}.json").unlink(missing_ok=True)
     print(EXPLORE.format(namespace=namespace, name=name, logs=logs, out=out))
     return 0
 
 
-def replay_and_scale(env: Env, args: argparse.Namespace, namespace: str, name: str, engine: str,
-                     per_replica: float, max_replicas: int) -> list[Sample]:
-    """Run the load generator in a thread while this thread plays KEDA and samples the state."""
-    series = loadgen.window(load_trace(args.trace), args.start, None)
-    stats: dict[str, Any] = {}
+def predictor_args(speedup: float) -> list[str]:
+    """Intervals for compressed time: a 1 s collector step, 5 s buckets, one trace day as the season."""
+    return ["predictor", "--group=autoglm-demo", "--step-seconds=1", "--bucket-seconds=5",
+            f"--season-seconds={round(86400 / speedup)}", "--decision-seconds=2", "--heartbeat-seconds=10",
+            "--stale-after-seconds=30", "--metrics-port=0", "--no-lstm"]
+
+
+def apply_fresh(env: Env, namespace: str, crs: list[dict[str, Any]]) -> None:
+    """Apply `crs` as new objects and wait until they are Ready: what an earlier demo left is
+    deleted first (its status.forecast would still be fresh, its pods past their cold start)."""
+    names = [cr["metadata"]["name"] for cr in crs]
+    env.kubectl("delete", "autoglmdeployments", *names, "-n", namespace, "--ignore-not-found", "--timeout=60s")
+    env.kubectl("wait", "--for=delete", "pods", "-n", namespace, "-l", f"autoglm.io/instance in ({','.join(names)})",
+                "--timeout=60s")
+    env.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": crs}))
+    for name in names:
+        env.kubectl("wait", "--for=condition=Ready", f"autoglmdeployments/{name}", "-n", namespace, "--timeout=120s")
+    print(env.kubectl("get", "autoglmdeployments", "-n", namespace).stdout)
+
+
+def warm_up(fleet: Fleet, scaler: keda_standin.Scaler, cold_start: float) -> None:
+    """Scale `fleet` to its starting replicas and wait until they serve (past the cold start)."""
+    target = fleet.kube.scaled_object()["spec"]["scaleTargetRef"]["name"]
+    fleet.kube.scale(target, fleet.scaler.replicas)
+    procs.wait_until(f"{fleet.name}: {fleet.scaler.replicas} pods serving",
+                     lambda: fleet.kube.serving_pods(target, cold_start) == fleet.scaler.replicas, 60)
+    configure_slots(fleet, fleet.scaler.replicas, scaler)
+
+
+def warn_if_overwritten(env: Env, namespace: str, name: str, own: set[str], since: int) -> None:
+    """Collectors and predictors serve every predictive AutoGLMDeployment in the cluster: another
+    pipeline running beside the demo (an e2e test on a shared environment) writes floors too."""
+    others = [w for w in audit.writes_to(env.audit_log, "autoglmdeployments", namespace, name, since, "status")
+              if w["user"]["username"] not in own]
+    if others:
+        users = sorted({w["user"]["username"] for w in others})
+        print(f"      note: {len(others)} writes to {name}'s status by other identities during the replay "
+              f"({', '.join(users)}): another predictor in this cluster overrode the demo's floor at times")
+
+
+def warn_if_short_of_gpus(env: Env, needed: int, product: str) -> None:
+    """Both fleets at maxReplicas need `needed` GPUs; pods other work holds can leave some Pending."""
+    nodes = env.kubectl_json("get", "nodes", "-l", f"nvidia.com/gpu.product={product}")["items"]
+    total = sum(int(n["status"]["allocatable"].get("nvidia.com/gpu", 0)) for n in nodes)
+    names = {n["metadata"]["name"] for n in nodes}
+    pods = env.kubectl_json("get", "pods", "-A", "--field-selector=status.phase!=Succeeded,status.phase!=Failed")["items"]
+    used = sum(int(c.get("resources", {}).get("requests", {}).get("nvidia.com/gpu", 0))
+               for p in pods if p["spec"].get("nodeName") in names for c in p["spec"]["containers"])
+    if total - used < needed:
+        print(f"      note: {total - used} of {total} {product} GPUs free, both fleets at maxReplicas need {needed}; "
+              "pods beyond that stay Pending and count as not serving")
+
+
+def start_engine(env: Env, namespace: str, name: str, cfg: EngineConfig, logs: Path) -> tuple[str, int]:
+    """A simulated engine labelled as `name`'s current revision, scraped by Prometheus."""
+    port = procs.free_port()
+    revision = env.kubectl_json("get", "autoglmdeployment", name, "-n", namespace)["status"]["currentRevision"]
+    pid = procs.start(f"engine-{name}", [sys.executable, "-m", "autoglm_testenv.engine", f"--port={port}",
+                                         f"--namespace={namespace}", f"--deployment={name}", f"--revision={revision}",
+                                         f"--batch-slowdown={cfg.batch_slowdown}"], logs,
+                      {"PYTHONPATH": str(config.HACK_DIR)})
+    url = f"http://127.0.0.1:{port}"
+    procs.wait_until(f"engine for {name}", lambda: procs.http_ok(f"{url}/health"), 30, pid, logs / f"engine-{name}.log")
+    env.add_scrape_target(f"demo-engine-{name}", f"127.0.0.1:{port}")
+    return url, pid
+
+
+def shifted(record: records.LoadRecord, replay_start: int) -> records.LoadRecord:
+    """`past_records` end before 0; the replay starts at `replay_start` (epoch seconds)."""
+    return records.LoadRecord(deployment=record.deployment, ts=record.ts + replay_start, step=record.step,
+                              load=record.load)
+
+
+def publish(env: Env, topic: str, batch: list[records.LoadRecord]) -> None:
+    """Publish as the collector does (key = deployment, records.encode); all acknowledged on return."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=env.kafka_bootstrap, acks="all", linger_ms=20)
+    try:
+        for future in [producer.send(topic, key=r.key, value=records.encode(r)) for r in batch]:
+            future.get(timeout=30)
+    finally:
+        producer.close(timeout=10)
+
+
+def configure_slots(fleet: Fleet, serving: int, scaler: keda_standin.Scaler) -> None:
+    """The engine stands for all of the fleet's pods: its batch slots are serving pods x perReplica."""
+    slots = round(serving * scaler.per_replica)
+    if slots != fleet.slots:
+        # No pod serving: one slot keeps the engine answering, as a queue in front of nothing would not.
+        requests.post(f"{fleet.engine}/admin/config", json={"max_running": max(slots, 1)}, timeout=5)
+        fleet.slots = slots
+
+
+def keda_step(fleet: Fleet, now: float, load: float, scaler: keda_standin.Scaler, cold_start: float) -> tuple[int, int]:
+    """One KEDA evaluation for `fleet` at `now` (seconds into the replay); returns the
+    ScaledObject's minReplicaCount (the floor) and the pods serving."""
+    so = fleet.kube.scaled_object()["spec"]
+    target, floor = so["scaleTargetRef"]["name"], int(so.get("minReplicaCount", 1))
+    fleet.scaler = keda_standin.decide(scaler, fleet.scaler, now, load, floor)
+    if fleet.kube.replicas(target) != fleet.scaler.replicas:
+        fleet.kube.scale(target, fleet.scaler.replicas)
+    serving = fleet.kube.serving_pods(target, cold_start)
+    configure_slots(fleet, serving, scaler)
+    return floor, serving
+
+
+def replay_and_scale(env: Env, args: argparse.Namespace, series: pd.Series, namespace: str, fleets: list[Fleet],
+                     scaler: keda_standin.Scaler, cold_start: float, replay_start: float) -> None:
+    """From `replay_start` (epoch seconds), replay the trace to every fleet at once (same
+    arrivals: same series and seed) in a thread, while this thread plays KEDA for each fleet
+    and samples it once a second."""
 
     def generate_load() -> None:
-        result = asyncio.run(loadgen.replay(series, [f"{engine}/v1/completions"], args.speedup, args.scale,
-                                            args.seconds, [(64, 16)], progress=False))
-        stats.update(asdict(result))
+        async def both() -> list[loadgen.Stats]:
+            return await asyncio.gather(*[
+                loadgen.replay(series, [f"{fleet.engine}/v1/completions"], args.speedup, args.scale, args.seconds,
+                               [(PROMPT_TOKENS, MAX_TOKENS)], progress=False) for fleet in fleets])
+
+        for fleet, stats in zip(fleets, asyncio.run(both())):
+            fleet.stats.update(asdict(stats))
 
     worker = threading.Thread(target=generate_load, daemon=True)
-    kube = Cluster(env, namespace, name)
-    query = default_load_query(namespace, name)
-    cold_start = args.cold_start_minutes * 60 / args.speedup
-    samples: list[Sample] = []
-    slots, below_since = -1, None
+    queries = {fleet.name: default_load_query(namespace, fleet.name) for fleet in fleets}
+    time.sleep(max(0.0, replay_start - time.time()))
     started = time.monotonic()
     worker.start()
-    while worker.is_alive() and time.monotonic() - started < args.seconds + 5:
+    for tick in range(int(args.seconds)):
+        time.sleep(max(0.0, started + tick + 1 - time.monotonic()))
         t = time.monotonic() - started
-        so = kube.scaled_object()["spec"]
-        target, floor = so["scaleTargetRef"]["name"], int(so.get("minReplicaCount", 1))
-        load = prometheus_value(env.prometheus_url, query)
-        replicas = kube.replicas(target)
-        want = min(max_replicas, max(floor, math.ceil(load / per_replica)))
-        # KEDA/HPA: up at once, down only after the (compressed) stabilisation window.
-        if want > replicas or (want < replicas and below_since is not None and t - below_since >= args.scale_down_seconds):
-            kube.scale(target, want)
-            replicas, below_since = want, None
-        elif want < replicas and below_since is None:
-            below_since = t
-        elif want >= replicas:
-            below_since = None
-        serving = kube.serving_pods(target, cold_start)
-        if serving * SLOTS_PER_POD != slots:
-            slots = serving * SLOTS_PER_POD
-            requests.post(f"{engine}/admin/config", json={"max_running": max(slots, 1) if serving else 1}, timeout=5)
-        forecast = kube.resource().get("status", {}).get("forecast", {})
         index = min(len(series) - 1, int(t * args.speedup / 60))
-        sample = Sample(round(t, 1), str(series.index[index]), float(series.iloc[index]) * args.scale * args.speedup / 60,
-                        load, serving, replicas, floor, forecast.get("predicted"), forecast.get("recommendedMinReplicas"))
-        samples.append(sample)
-        if len(samples) % 5 == 1:
-            print(f"      {sample.trace_time[11:16]}  demand {sample.demand:5.1f} req/s  load {load:5.1f}  "
-                  f"capacity {serving * per_replica:4.0f}  pods {serving}/{replicas}  floor {floor}  "
-                  f"forecast {sample.predicted if sample.predicted is not None else '-'}", flush=True)
-        time.sleep(1.0)
-    worker.join(timeout=60)
-    print(f"      load generator: sent {stats.get('sent', 0)}, ok {stats.get('ok', 0)}, failed {stats.get('failed', 0)}")
-    return samples
+        demand = float(series.iloc[index]) * args.scale * args.speedup / 60
+        for fleet in fleets:
+            load = prometheus_value(env.prometheus_url, queries[fleet.name])
+            floor, serving = keda_step(fleet, t, load, scaler, cold_start)
+            forecast = fleet.kube.resource().get("status", {}).get("forecast", {}) if fleet.predictive else {}
+            fleet.samples.append(Sample(round(t, 1), str(series.index[index]), demand, load, serving,
+                                        fleet.scaler.replicas, floor, forecast.get("predicted")))
+        if tick % 10 == 0:
+            print(live_lines(fleets, scaler), flush=True)
+    worker.join(timeout=120)
 
 
-def report(samples: list[Sample], out: Path, args: argparse.Namespace, per_replica: float) -> None:
+def live_lines(fleets: list[Fleet], scaler: keda_standin.Scaler) -> str:
+    """`06:40  demand 7.5 req/s` and one line per fleet, every number with its unit."""
+    first = fleets[0].samples[-1]
+    lines = [f"      {first.trace_time[11:16]}  demand {first.demand:5.1f} req/s"]
+    for fleet in fleets:
+        s = fleet.samples[-1]
+        line = (f"        {'predictive' if fleet.predictive else 'reactive':<10}  load {s.load:5.1f} in flight  "
+                f"capacity {s.serving_pods * scaler.per_replica:3.0f} in flight  pods {s.serving_pods}/{s.replicas}  "
+                f"floor {s.floor}")
+        if fleet.predictive:
+            line += f"  forecast {'-' if s.predicted is None else f'{s.predicted:5.1f} in flight'}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def engine_stats(engine: str) -> dict[str, float]:
+    """From the engine's own metrics: requests served, and those that waited for a batch slot
+    (time to first token above WAITED_TTFT, a vLLM histogram bucket edge)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{engine}/metrics", timeout=5).text
+    served = waited_le = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "vllm:time_to_first_token_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                served = sample.value
+            elif sample.name.endswith("_bucket") and float(sample.labels["le"]) == WAITED_TTFT:
+                waited_le = sample.value
+    return {"served": served, "waited": served - waited_le}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One fleet's numbers in the closing table."""
+
+    samples: int
+    over: int  # seconds with load above ready capacity
+    pod_seconds: int  # replicas asked for, summed over the 1 s samples
+    peak_pods: int
+    sent: int
+    waited: int
+    failed: int
+    p50: float
+    p99: float
+
+
+def summarise(fleet: Fleet, per_replica: float) -> Summary:
+    samples, stats = fleet.samples, fleet.stats
+    latencies = sorted(stats.get("latencies", [])) or [math.nan]
+    return Summary(
+        samples=len(samples), over=sum(1 for s in samples if s.load > s.serving_pods * per_replica),
+        pod_seconds=sum(s.replicas for s in samples), peak_pods=max((s.replicas for s in samples), default=0),
+        sent=int(stats.get("sent", 0)), waited=int(stats.get("waited", 0)),
+        failed=int(stats.get("failed", 0)) + int(stats.get("dropped", 0)),
+        p50=latencies[len(latencies) // 2], p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))])
+
+
+def forecast_lines(fleet: Fleet, horizon: float) -> list[str]:
+    """How the forecast compares with the instantaneous load and with the peak that followed."""
+    samples = fleet.samples
+    ratios, covered, to_peak = [], 0, []
+    for i, s in enumerate(samples):
+        ahead = [x.load for x in samples[i + 1:] if x.t <= s.t + horizon]
+        if s.predicted is None or not ahead or samples[-1].t < s.t + horizon:
+            continue
+        peak = max(ahead)
+        ratios.append(s.predicted / max(s.load, 1.0))
+        to_peak.append(s.predicted / max(peak, 1.0))
+        covered += s.predicted >= peak
+    if not ratios:
+        return ["| forecast | none was written |"]
+    return [
+        f"| forecast / load at the same second (median) | {statistics.median(ratios):.2f} |",
+        f"| forecast / peak load of the next {horizon:g} s (median) | {statistics.median(to_peak):.2f} |",
+        f"| seconds whose forecast covered that peak | {covered} of {len(ratios)} ({100 * covered / len(ratios):.0f}%) |",
+    ]
+
+
+def report(fleets: list[Fleet], out: Path, args: argparse.Namespace, scaler: keda_standin.Scaler,
+           series: pd.Series, horizon: float) -> None:
+    per_replica = scaler.per_replica
+    summaries = [summarise(f, per_replica) for f in fleets]
+    plot(fleets, summaries, out / "demo.png", args, per_replica, series.index[0])
+    (out / "samples.json").write_text(json.dumps({f.name: [asdict(s) for s in f.samples] for f in fleets}))
+
+    def row(label: str, cell: Any) -> str:
+        return f"| {label} | " + " | ".join(cell(s) for s in summaries) + " |"
+
+    def share(part: int, whole: int) -> str:
+        return f"{part} of {whole} ({100 * part / max(1, whole):.1f}%)"
+
+    table = [
+        "| | " + " | ".join(f"`{f.name}` ({'predictive floor' if f.predictive else 'reactive only'})" for f in fleets) + " |",
+        "|---|" + "---|" * len(fleets),
+        row("seconds with load above ready capacity", lambda s: share(s.over, s.samples)),
+        row(f"requests that waited for a batch slot (TTFT > {WAITED_TTFT:g} s)", lambda s: share(s.waited, s.sent)),
+        row("requests failed or dropped", lambda s: str(s.failed)),
+        row("latency p50 / p99 (s)", lambda s: f"{s.p50:.2f} / {s.p99:.2f}"),
+        row("pod-seconds asked for", lambda s: str(s.pod_seconds)),
+        row("most pods asked for", lambda s: str(s.peak_pods)),
+    ]
+    predictive = next((f for f in fleets if f.predictive), None)
+    forecast = ["| forecast (requests in flight) | value |", "|---|---|",
+                *forecast_lines(predictive, horizon)] if predictive else []
+    lines = [
+        "# AutoGLM demo report", "",
+        f"Trace `{Path(args.trace).name}` from {args.start} ({series.index[0]:%A}), {args.speedup:g}x (one trace minute "
+        f"per {60 / args.speedup:g} s), scale {args.scale:g} requests per trace request, each request {PROMPT_TOKENS} "
+        f"prompt + {MAX_TOKENS} generated tokens; {args.history_days:g} trace days of load history published first; "
+        f"cold start {args.cold_start_minutes:g} trace minutes; {per_replica:g} requests in flight per pod; the "
+        f"same arrivals to both deployments at the same time.", "",
+        *table, "", *forecast, "",
+        "![load, capacity, floor and forecast of both deployments](demo.png)", "",
+    ]
+    (out / "report.md").write_text("\n".join(lines))
+    print("\n".join(table + [""] + forecast))
+    print(f"      report: {out / 'report.md'}  plot: {out / 'demo.png'}")
+
+
+def plot(fleets: list[Fleet], summaries: list[Summary], path: Path, args: argparse.Namespace, per_replica: float,
+         trace_start: pd.Timestamp) -> None:
+    """One panel per fleet, same axes: load, ready capacity, overload shaded; floor and forecast."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    t = [s.t for s in samples]
-    over = sum(1 for s in samples if s.load > s.serving_pods * per_replica)
-    floor_raised = sum(1 for s in samples if s.floor > 1)
-    pod_seconds = sum(s.replicas for s in samples)
-    fig, ax = plt.subplots(figsize=(10, 5))
-    ax.plot(t, [s.load for s in samples], label="load (running + waiting)")
-    ax.plot(t, [s.serving_pods * per_replica for s in samples], label="ready capacity", drawstyle="steps-post")
-    ax.plot(t, [s.floor * per_replica for s in samples], label="predictive floor x perReplica", drawstyle="steps-post")
-    ax.plot(t, [s.predicted if s.predicted is not None else float("nan") for s in samples], label="forecast (q0.95)")
-    ax.set_xlabel(f"seconds ({args.speedup:g}x: one second is {args.speedup / 60:g} trace minute)")
-    ax.set_ylabel("requests in flight")
-    ax.legend()
-    ax.set_title("AutoGLM demo: demand, forecast and capacity")
+    fig, axes = plt.subplots(len(fleets), 1, figsize=(11, 3.6 * len(fleets)), sharex=True, sharey=True)
+    for ax, fleet, summary in zip(axes, fleets, summaries):
+        t = [s.t for s in fleet.samples]
+        load = [s.load for s in fleet.samples]
+        capacity = [s.serving_pods * per_replica for s in fleet.samples]
+        ax.plot(t, load, label="load (running + waiting)", color="tab:blue", linewidth=1)
+        ax.plot(t, capacity, label="ready capacity", color="tab:green", drawstyle="steps-post")
+        ax.fill_between(t, capacity, load, where=[x > c for x, c in zip(load, capacity)], step="post",
+                        color="tab:red", alpha=0.35, label="load above ready capacity")
+        if fleet.predictive:
+            ax.plot(t, [s.floor * per_replica for s in fleet.samples], label="predictive floor x perReplica",
+                    color="tab:orange", drawstyle="steps-post")
+            ax.plot(t, [math.nan if s.predicted is None else s.predicted for s in fleet.samples],
+                    label="forecast (peak over the lead time)", color="tab:purple", linewidth=1, linestyle="--")
+        kind = "predictive floor" if fleet.predictive else "reactive only"
+        ax.set_title(f"{fleet.name} ({kind}): {summary.over} s above ready capacity, {summary.pod_seconds} pod-seconds")
+        ax.set_ylabel("requests in flight")
+        ax.legend(loc="upper left", fontsize=8)
+    axes[-1].xaxis.set_major_formatter(FuncFormatter(
+        lambda x, _: f"{x:.0f}\n{trace_start + pd.Timedelta(seconds=x * args.speedup):%H:%M}"))
+    axes[-1].set_xlabel(f"seconds into the replay, and trace time ({args.speedup:g}x)")
     fig.tight_layout()
-    fig.savefig(out / "demo.png", dpi=100)
-    (out / "samples.json").write_text(json.dumps([asdict(s) for s in samples]))
-    lines = [
-        "# AutoGLM demo report", "",
-        f"Trace `{args.trace}` from {args.start}, {args.speedup:g}x, scale {args.scale:g}, "
-        f"cold start {args.cold_start_minutes:g} trace minutes.", "",
-        "| what | value |", "|---|---|",
-        f"| samples (1 s) | {len(samples)} |",
-        f"| seconds with load above ready capacity | {over} ({100 * over / max(1, len(samples)):.1f}%) |",
-        f"| seconds with the predictive floor above the minimum | {floor_raised} |",
-        f"| pod-seconds asked for | {pod_seconds} |", "",
-        "![demand, forecast and capacity](demo.png)", "",
-    ]
-    (out / "report.md").write_text("\n".join(lines))
-    print("\n".join(lines[4:9]))
-    print(f"      report: {out / 'report.md'}  plot: {out / 'demo.png'}")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 EXPLORE = """
@@ -257,26 +527,50 @@ Explore:
   kubectl get scaledobject,deploy,svc,pdb,virtualservice -n {namespace}
   kubectl get autoglmdeployment {name} -n {namespace} -o jsonpath='{{.status}}' | python3 -m json.tool
   .venv/bin/autoglm render -f hack/demo/glm-chat.yaml --capabilities keda,istio
-  less {logs}/operator.log        # also collector.log, predictor.log, engine.log
+  make run                        # the operator again, in the foreground (Ctrl-C stops it); the demo stopped its own
+  less {logs}/operator.log        # also collector.log, predictor.log, engine-*.log
   open {out}/report.md
   hack/testenv down               # stop the environment
 """
 
 
+def run_operator() -> int:
+    """`make run`: the operator in the foreground against the local environment, under the
+    same chart identity and with the same flags as in the demo; Ctrl-C stops it."""
+    env = up_shared()
+    namespace = yaml.safe_load(CR_FILE.read_text())["metadata"]["namespace"]
+    components.install_crds(env)
+    env.kubectl("create", "namespace", namespace, check=False)
+    with tempfile.TemporaryDirectory(prefix="autoglm-run-") as directory:
+        identity = components.chart_identities(env, RELEASE, namespace, [namespace], Path(directory),
+                                               token_seconds=86400)["operator"]
+        print(f"operator as {identity.user}, watching namespace {namespace}; Ctrl-C stops it", flush=True)
+        proc = subprocess.Popen(components.autoglm_argv(operator_args(namespace)),
+                                env=components.identity_environment(identity))
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the operator got the same SIGINT from the terminal and shuts down
+            return proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="make demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trace", default=str(sample_traces.NASA_PER_MINUTE))
-    p.add_argument("--start", default="1995-07-05T05:00", help="first trace minute replayed")
+    p.add_argument("--start", default="1995-07-12T06:30", help="first trace minute replayed (a Wednesday's morning ramp)")
     p.add_argument("--seconds", type=float, default=240.0, help="real seconds of replay")
-    p.add_argument("--speedup", type=float, default=60.0)
+    p.add_argument("--speedup", type=float, default=60.0, help="trace seconds per real second")
     p.add_argument("--scale", type=float, default=0.25, help="requests per trace request")
+    p.add_argument("--history-days", type=float, default=3.0, help="trace days of load history published before the replay")
     p.add_argument("--cold-start-minutes", type=float, default=5.0, help="trace minutes before a new pod serves")
-    p.add_argument("--scale-down-seconds", type=float, default=20.0, help="compressed scale-down stabilisation")
     p.add_argument("--out", default=str(config.REPO_DIR / "out" / "demo"))
+    p.add_argument("--operator-only", action="store_true",
+                   help="only run the operator in the foreground, as the demo does (make run)")
     args = p.parse_args(argv)
+    if args.speedup <= 0 or args.seconds <= 0 or args.scale < 0 or args.history_days <= 0:
+        p.error("--speedup, --seconds and --history-days must be > 0 and --scale >= 0")
     try:
-        return run(args)
-    except procs.TestenvError as exc:
+        return run_operator() if args.operator_only else run(args)
+    except (procs.TestenvError, ValueError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
 
