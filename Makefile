@@ -7,11 +7,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/hack
 
-.PHONY: help prereqs venv tools test unit e2e demo bench testenv-up testenv-down crd manifests clean
+.PHONY: help prereqs venv tools test unit e2e demo run bench testenv-up testenv-down crd manifests clean
 
 help:
 	@echo "make test   - unit + e2e tests against a real local cluster, Kafka and Prometheus"
 	@echo "make demo   - local end-to-end demo"
+	@echo "make run    - the operator in the foreground against the local environment, as the demo runs it (Ctrl-C stops it)"
 	@echo "make unit   - unit tests only (no services)"
 	@echo "make e2e    - e2e tests only"
 	@echo "make testenv-up / testenv-down - keep an environment running between test runs"
@@ -45,6 +46,10 @@ e2e: venv tools
 
 demo: venv tools
 	$(PY) -m autoglm_testenv.demo
+
+# The demo stops its operator at the end; this runs it again (same ServiceAccount, same flags).
+run: venv tools
+	$(PY) -m autoglm_testenv.demo --operator-only
 
 # The operator at scale (docs/benchmarks.md): BENCH_N AutoGLMDeployments on 200 kwok GPU nodes,
 # against the floor of creating the same children directly; not a test, not run by `make test`.
