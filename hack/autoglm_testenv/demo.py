@@ -60,6 +60,7 @@ class Sample:
     demand: float  # requests per second offered (the same to both fleets)
     load: float  # requests in flight: running + waiting (the autoscaling signal)
     serving_pods: int  # pods past their cold start
+    pending_pods: int  # pods the scheduler could not place (no free GPU)
     replicas: int  # pods asked for
     floor: int  # ScaledObject minReplicaCount
     predicted: float | None  # status.forecast.predicted: requests in flight, peak over the lead time
@@ -107,15 +108,16 @@ class Cluster:
     def scale(self, deployment: str, replicas: int) -> None:
         self.apps.patch_namespaced_deployment_scale(deployment, self.namespace, {"spec": {"replicas": replicas}})
 
-    def serving_pods(self, deployment: str, cold_start: float) -> int:
-        """Running pods of `deployment` older than the cold start: kwok makes pods Ready at once."""
+    def pods(self, deployment: str, cold_start: float) -> tuple[int, int]:
+        """(serving, pending) pods of `deployment`: serving ones are Running and older than the
+        cold start (kwok makes pods Ready at once); pending ones wait for a node with a free GPU."""
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"autoglm.io/instance={self.name}").items
+        live = [pod for pod in pods
+                if pod.metadata.name.startswith(deployment + "-") and pod.metadata.deletion_timestamp is None]
         now = datetime.now(timezone.utc)
-        return sum(
-            1 for pod in pods
-            if pod.metadata.name.startswith(deployment + "-") and pod.metadata.deletion_timestamp is None
-            and pod.status.phase == "Running" and (now - pod.metadata.creation_timestamp).total_seconds() >= cold_start
-        )
+        serving = sum(1 for pod in live if pod.status.phase == "Running"
+                      and (now - pod.metadata.creation_timestamp).total_seconds() >= cold_start)
+        return serving, sum(1 for pod in live if pod.status.phase == "Pending" and not pod.spec.node_name)
 
 
 def prometheus_value(url: str, query: str) -> float:
@@ -183,7 +185,6 @@ def run(args: argparse.Namespace) -> int:
         # Started after apply_fresh (it must not list an earlier demo's objects) and early enough to
         # have joined its consumer group by the time the history is published.
         pids.append(components.start_autoglm("predictor", predictor_args(args.speedup), ids["predictor"], logs, pipeline))
-        warn_if_short_of_gpus(env, 2 * scaler.max_replicas, cr["spec"]["resources"]["gpu"]["product"])
 
         step(5, f"a simulated vLLM engine per deployment, scraped by Prometheus; both fleets at {start_state.replicas} pods")
         for each in crs:
@@ -246,7 +247,7 @@ def warm_up(fleet: Fleet, scaler: keda_standin.Scaler, cold_start: float) -> Non
     target = fleet.kube.scaled_object()["spec"]["scaleTargetRef"]["name"]
     fleet.kube.scale(target, fleet.scaler.replicas)
     procs.wait_until(f"{fleet.name}: {fleet.scaler.replicas} pods serving",
-                     lambda: fleet.kube.serving_pods(target, cold_start) == fleet.scaler.replicas, 60)
+                     lambda: fleet.kube.pods(target, cold_start)[0] == fleet.scaler.replicas, 60)
     configure_slots(fleet, fleet.scaler.replicas, scaler)
 
 
@@ -259,19 +260,6 @@ def warn_if_overwritten(env: Env, namespace: str, name: str, own: set[str], sinc
         users = sorted({w["user"]["username"] for w in others})
         print(f"      note: {len(others)} writes to {name}'s status by other identities during the replay "
               f"({', '.join(users)}): another predictor in this cluster overrode the demo's floor at times")
-
-
-def warn_if_short_of_gpus(env: Env, needed: int, product: str) -> None:
-    """Both fleets at maxReplicas need `needed` GPUs; pods other work holds can leave some Pending."""
-    nodes = env.kubectl_json("get", "nodes", "-l", f"nvidia.com/gpu.product={product}")["items"]
-    total = sum(int(n["status"]["allocatable"].get("nvidia.com/gpu", 0)) for n in nodes)
-    names = {n["metadata"]["name"] for n in nodes}
-    pods = env.kubectl_json("get", "pods", "-A", "--field-selector=status.phase!=Succeeded,status.phase!=Failed")["items"]
-    used = sum(int(c.get("resources", {}).get("requests", {}).get("nvidia.com/gpu", 0))
-               for p in pods if p["spec"].get("nodeName") in names for c in p["spec"]["containers"])
-    if total - used < needed:
-        print(f"      note: {total - used} of {total} {product} GPUs free, both fleets at maxReplicas need {needed}; "
-              "pods beyond that stay Pending and count as not serving")
 
 
 def start_engine(env: Env, namespace: str, name: str, cfg: EngineConfig, logs: Path) -> tuple[str, int]:
@@ -315,17 +303,18 @@ def configure_slots(fleet: Fleet, serving: int, scaler: keda_standin.Scaler) -> 
         fleet.slots = slots
 
 
-def keda_step(fleet: Fleet, now: float, load: float, scaler: keda_standin.Scaler, cold_start: float) -> tuple[int, int]:
+def keda_step(fleet: Fleet, now: float, load: float, scaler: keda_standin.Scaler,
+              cold_start: float) -> tuple[int, int, int]:
     """One KEDA evaluation for `fleet` at `now` (seconds into the replay); returns the
-    ScaledObject's minReplicaCount (the floor) and the pods serving."""
+    ScaledObject's minReplicaCount (the floor) and the pods serving and pending."""
     so = fleet.kube.scaled_object()["spec"]
     target, floor = so["scaleTargetRef"]["name"], int(so.get("minReplicaCount", 1))
     fleet.scaler = keda_standin.decide(scaler, fleet.scaler, now, load, floor)
     if fleet.kube.replicas(target) != fleet.scaler.replicas:
         fleet.kube.scale(target, fleet.scaler.replicas)
-    serving = fleet.kube.serving_pods(target, cold_start)
+    serving, pending = fleet.kube.pods(target, cold_start)
     configure_slots(fleet, serving, scaler)
-    return floor, serving
+    return floor, serving, pending
 
 
 def replay_and_scale(env: Env, args: argparse.Namespace, series: pd.Series, namespace: str, fleets: list[Fleet],
@@ -355,9 +344,9 @@ def replay_and_scale(env: Env, args: argparse.Namespace, series: pd.Series, name
         demand = float(series.iloc[index]) * args.scale * args.speedup / 60
         for fleet in fleets:
             load = prometheus_value(env.prometheus_url, queries[fleet.name])
-            floor, serving = keda_step(fleet, t, load, scaler, cold_start)
+            floor, serving, pending = keda_step(fleet, t, load, scaler, cold_start)
             forecast = fleet.kube.resource().get("status", {}).get("forecast", {}) if fleet.predictive else {}
-            fleet.samples.append(Sample(round(t, 1), str(series.index[index]), demand, load, serving,
+            fleet.samples.append(Sample(round(t, 1), str(series.index[index]), demand, load, serving, pending,
                                         fleet.scaler.replicas, floor, forecast.get("predicted")))
         if tick % 10 == 0:
             print(live_lines(fleets, scaler), flush=True)
@@ -403,6 +392,7 @@ class Summary:
 
     samples: int
     over: int  # seconds with load above ready capacity
+    pending: int  # seconds with a pod Pending: the cluster had no free GPU for it
     pod_seconds: int  # replicas asked for, summed over the 1 s samples
     peak_pods: int
     sent: int
@@ -417,6 +407,7 @@ def summarise(fleet: Fleet, per_replica: float) -> Summary:
     latencies = sorted(stats.get("latencies", [])) or [math.nan]
     return Summary(
         samples=len(samples), over=sum(1 for s in samples if s.load > s.serving_pods * per_replica),
+        pending=sum(1 for s in samples if s.pending_pods),
         pod_seconds=sum(s.replicas for s in samples), peak_pods=max((s.replicas for s in samples), default=0),
         sent=int(stats.get("sent", 0)), waited=int(stats.get("waited", 0)),
         failed=int(stats.get("failed", 0)) + int(stats.get("dropped", 0)),
@@ -467,6 +458,8 @@ def report(fleets: list[Fleet], out: Path, args: argparse.Namespace, scaler: ked
         row("pod-seconds asked for", lambda s: str(s.pod_seconds)),
         row("most pods asked for", lambda s: str(s.peak_pods)),
     ]
+    if any(s.pending for s in summaries):  # other work on a shared cluster held GPUs the fleets asked for
+        table.append(row("seconds with a pod Pending (no free GPU)", lambda s: str(s.pending)))
     predictive = next((f for f in fleets if f.predictive), None)
     forecast = ["| forecast (requests in flight) | value |", "|---|---|",
                 *forecast_lines(predictive, horizon)] if predictive else []
