@@ -109,15 +109,21 @@ class Cluster:
         self.apps.patch_namespaced_deployment_scale(deployment, self.namespace, {"spec": {"replicas": replicas}})
 
     def pods(self, deployment: str, cold_start: float) -> tuple[int, int]:
-        """(serving, pending) pods of `deployment`: serving ones are Running and older than the
-        cold start (kwok makes pods Ready at once); pending ones wait for a node with a free GPU."""
+        """(serving, unschedulable) pods of `deployment`: serving ones are Running and older than
+        the cold start (kwok makes pods Ready at once); unschedulable ones found no free GPU."""
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"autoglm.io/instance={self.name}").items
         live = [pod for pod in pods
                 if pod.metadata.name.startswith(deployment + "-") and pod.metadata.deletion_timestamp is None]
         now = datetime.now(timezone.utc)
         serving = sum(1 for pod in live if pod.status.phase == "Running"
                       and (now - pod.metadata.creation_timestamp).total_seconds() >= cold_start)
-        return serving, sum(1 for pod in live if pod.status.phase == "Pending" and not pod.spec.node_name)
+        return serving, sum(1 for pod in live if unschedulable(pod))
+
+
+def unschedulable(pod: Any) -> bool:
+    """The scheduler found no node for `pod` (here: no free GPU), as opposed to not having tried yet."""
+    return any(c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable"
+               for c in pod.status.conditions or [])
 
 
 def prometheus_value(url: str, query: str) -> float:
