@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import dataclasses
 import json
 import math
 import statistics
@@ -284,8 +285,7 @@ def start_engine(env: Env, namespace: str, name: str, cfg: EngineConfig, logs: P
 
 def shifted(record: records.LoadRecord, replay_start: int) -> records.LoadRecord:
     """`past_records` end before 0; the replay starts at `replay_start` (epoch seconds)."""
-    return records.LoadRecord(deployment=record.deployment, ts=record.ts + replay_start, step=record.step,
-                              load=record.load)
+    return dataclasses.replace(record, ts=record.ts + replay_start)
 
 
 def publish(env: Env, topic: str, batch: list[records.LoadRecord]) -> None:
