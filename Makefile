@@ -24,7 +24,7 @@ prereqs:
 venv: $(VENV)/.installed
 
 # setuptools warns "Editable installation ... be careful with folders in your working directory
-# with the same name" on every editable install through a package-dir mapping (pyproject.toml):
+# with the same name" on every editable install of packages from two folders (operator/, predictor/):
 # only that message is muted.
 $(VENV)/.installed: pyproject.toml | prereqs
 	$(PYTHON) -m venv $(VENV)

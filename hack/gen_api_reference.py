@@ -1,5 +1,5 @@
 """Writes docs/reference.md, a table of every AutoGLMDeployment field, from the committed CRD
-(itself generated from operator/spec.py), so the reference cannot drift from the schema.
+(itself generated from operator/autoglm_operator/api/spec.py), so the reference cannot drift from the schema.
 
     python hack/gen_api_reference.py            # rewrite docs/reference.md
     python hack/gen_api_reference.py --check    # exit 1 if it is stale

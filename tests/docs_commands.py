@@ -345,7 +345,7 @@ def cli_module(words: list[str]) -> tuple[str, list[str]] | None:
     """(module whose `main(argv)` runs the command, its argv) for our own tools, else None."""
     program = _program(words)
     if program == "autoglm":
-        return "autoglm_operator.cli", words[2:] if words[:2] == ["kubectl", "autoglm"] else words[1:]
+        return "autoglm_operator.cli.main", words[2:] if words[:2] == ["kubectl", "autoglm"] else words[1:]
     if Path(words[0]).name in ("python", "python3") and words[1:2] == ["-m"] and words[2].startswith("autoglm"):
         return words[2], words[3:]
     if words[0] == "hack/testenv":
@@ -463,7 +463,7 @@ VERIFIED: dict[str, How] = {
     "autoglm operator --resync-seconds 300 --metrics-port 8080 --health-port 8081 --log-level info":
         Elsewhere(OPERATOR_E2E),
     "autoglm operator --peering autoglm --priority 100":
-        Elsewhere("tests/e2e/operator/test_e2e_operator_peering.py (--peering=autoglm with priorities 200 and 100)"),
+        Elsewhere("tests/e2e/operator/test_peering.py (--peering=autoglm with priorities 200 and 100)"),
     # Canary rollouts (docs/rollouts.md, worked example).
     APPLY_CANARY: Run(needs=(HELM_INSTALL, CREATE_ML)),
     "kubectl patch agd glm-canary -n ml --type merge -p '{\"spec\":{\"model\":{\"name\":\"zai-org/GLM-4-9B-0414-v2\"}}}'":
@@ -482,19 +482,19 @@ VERIFIED: dict[str, How] = {
     "autoglm backtest --trace FILE [--test-start DATE] [--step 1min] [--capacity 15/min] [--target 0.8] "
     "[--cold-start 5min] [--max-replicas 40] [--sweep 0.6,0.7,0.8,0.9] [--model model.keras] "
     "[--report out/backtest] [--json out/backtest.json]": Usage(),
-    "autoglm backtest --trace predictor/traces/nasa_http_1995_per_minute.csv.gz --test-start 1995-08-15 "
+    "autoglm backtest --trace predictor/autoglm_predictor/traces/nasa_http_1995_per_minute.csv.gz --test-start 1995-08-15 "
     "--report out/backtest-nasa --json out/backtest-nasa.json": Elsewhere(
-        f"{BY_HAND_BENCHMARK} (52 s with the LSTM); tests/unit/predictor/test_predictor_commands.py runs "
+        f"{BY_HAND_BENCHMARK} (52 s with the LSTM); tests/unit/predictor/cli/test_commands.py runs "
         "`autoglm backtest` and `autoglm train` on a small trace"),
-    "autoglm train --trace predictor/traces/nasa_http_1995_per_minute.csv.gz --test-start 1995-08-15 "
-    "--out out/nasa-lstm.keras": Elsewhere(f"{BY_HAND_BENCHMARK} (43 s); tests/unit/predictor/test_predictor_commands.py "
+    "autoglm train --trace predictor/autoglm_predictor/traces/nasa_http_1995_per_minute.csv.gz --test-start 1995-08-15 "
+    "--out out/nasa-lstm.keras": Elsewhere(f"{BY_HAND_BENCHMARK} (43 s); tests/unit/predictor/cli/test_commands.py "
                                            "runs `autoglm train` on a small trace"),
-    **{f"autoglm backtest --trace predictor/traces/azure_llm_2023_{kind}_per_second.csv.gz "
+    **{f"autoglm backtest --trace predictor/autoglm_predictor/traces/azure_llm_2023_{kind}_per_second.csv.gz "
        "--test-start \"2023-11-16 18:45\" --step 10s --bucket 10s --horizon 60s --report-horizons 10s,30s,60s "
        "--window 2min --cold-start 30s --capacity 1/s --max-replicas 20 --p99-fraction 0.5 --scale-down-window 2min "
        f"--report out/backtest-azure-{kind} --json out/backtest-azure-{kind}.json": Elsewhere(BY_HAND_BENCHMARK)
        for kind in ("code", "conv")},
-    "python -m autoglm_predictor.bench --kafka-bootstrap \"$AUTOGLM_KAFKA_BOOTSTRAP\" --deployments 500 "
+    "python -m autoglm_predictor.pipeline.bench --kafka-bootstrap \"$AUTOGLM_KAFKA_BOOTSTRAP\" --deployments 500 "
     "--history-samples 240 --latency-seconds 20": Elsewhere(f"{BY_HAND_BENCHMARK} (a few minutes)"),
     "make bench BENCH_N=1000 BENCH_JSON=out/bench-1000.json": Elsewhere(
         f"{BY_HAND_BENCHMARK} (about 12 min on an environment of its own); "

@@ -1,6 +1,6 @@
 """Hypothesis strategies for hostile `AutoGLMDeployment` resources, shared by unit and e2e tests.
 
-Valid specs are drawn field by field from the typed spec (operator/spec.py): each field's type,
+Valid specs are drawn field by field from the typed spec (operator/autoglm_operator/api/spec.py): each field's type,
 range, pattern, length, list size, map key and the classes' cross-field RULES, so a new field is
 covered without touching this module. Invalid specs are valid ones with one hostile mutation at a
 drawn place: a wrong type, a number out of range, a huge or unicode or NaN-like string, an unknown
@@ -18,8 +18,8 @@ from typing import Any, Literal, TypeVar
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from autoglm_operator.schema import InvalidSpec, camel, has_default, matches, parse, rules_of, unwrap_optional
-from autoglm_operator.spec import GROUP, KIND, LABEL_KEY, LABEL_VALUE, NAME_RULE, VERSION, EdgeGroup, Spec
+from autoglm_operator.api.schema import InvalidSpec, camel, has_default, matches, parse, rules_of, unwrap_optional
+from autoglm_operator.api.spec import GROUP, KIND, LABEL_KEY, LABEL_VALUE, NAME_RULE, VERSION, EdgeGroup, Spec
 
 T = TypeVar("T")
 INT64 = 2**63 - 1  # the API server's integers
@@ -273,7 +273,7 @@ def hostile_spec() -> st.SearchStrategy[dict[str, Any]]:
 
 
 # -------------------------------------------------------------------------------------------------
-# Hostile Kafka records for the predictor (predictor/records.py)
+# Hostile Kafka records for the predictor (predictor/autoglm_predictor/pipeline/records.py)
 
 
 NUMBERS = st.one_of(

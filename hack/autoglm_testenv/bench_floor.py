@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from autoglm_operator.kinds import kind_of
-from autoglm_operator.render import Capabilities, desired_objects
+from autoglm_operator.reconcile.kinds import kind_of
+from autoglm_operator.render.desired import Capabilities, desired_objects
 
 
 def children_of(crs: list[dict[str, Any]], capabilities: Capabilities) -> list[dict[str, Any]]:

@@ -38,9 +38,10 @@ import pandas as pd
 import requests
 import yaml
 
-from autoglm_predictor import records, sample_traces
-from autoglm_predictor.queries import default_load_query
-from autoglm_predictor.series import load_trace
+from autoglm_operator.api.queries import default_load_query
+from autoglm_predictor import traces as sample_traces
+from autoglm_predictor.forecast.series import load_trace
+from autoglm_predictor.pipeline import records
 from autoglm_testenv import audit, components, config, demo_history, keda_standin, loadgen, procs
 from autoglm_testenv.engine import EngineConfig
 from autoglm_testenv.env import Env, up_shared

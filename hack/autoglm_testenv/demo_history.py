@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from autoglm_predictor.records import LoadRecord
+from autoglm_predictor.pipeline.records import LoadRecord
 from autoglm_testenv.loadgen import step_counts
 
 

@@ -6,7 +6,7 @@ fractions carry over so the total is kept. Missing steps (gaps in the logs) send
 sizes are fixed or sampled from an Azure LLM trace's (context, generated) token pairs. Requests go
 round-robin over the targets, like a Service would spread them. Bounded in time and concurrency.
 
-    python -m autoglm_testenv.loadgen --trace predictor/traces/nasa_http_1995_per_minute.csv.gz \\
+    python -m autoglm_testenv.loadgen --trace predictor/autoglm_predictor/traces/nasa_http_1995_per_minute.csv.gz \\
         --start 1995-07-03T06:00 --speedup 60 --scale 0.2 --duration 120 --target http://127.0.0.1:8000
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import pandas as pd
 
-from autoglm_predictor.series import load_trace
+from autoglm_predictor.forecast.series import load_trace
 
 CHARS_PER_TOKEN = 4
 

@@ -133,7 +133,7 @@ def test_template_lines_match_their_renderings() -> None:
         ("autoglm rollout pause glm-minimal -n ml", "AutoGLMDeployment ml/glm-minimal"),
         ("kubectl apply -f glm-chat.yaml", "glm-chat.yaml does not exist"),
         ("kubectl apply --server-side -k manifests/nothere", "manifests/nothere does not exist"),
-        ("autoglm backtest --trace predictor/traces/none.csv", "predictor/traces/none.csv does not exist"),
+        ("autoglm backtest --trace predictor/autoglm_predictor/traces/none.csv", "predictor/autoglm_predictor/traces/none.csv does not exist"),
         ("make tests", "the Makefile has no target tests"),
         ("make bench BENCH_COUNT=10", "the Makefile sets no variable BENCH_COUNT"),
         ("helm install autoglm charts/autoglm-operator --set operator.bogus=1", "values.yaml has no operator.bogus"),

@@ -1,6 +1,7 @@
-"""The repository's `operator/` folder must never shadow the standard library's `operator` module:
-anything run from the repository root (`python -m venv`, `python -m pytest`) imports `operator`
-early. The folder therefore has no `__init__.py`; setuptools maps it to `autoglm_operator`."""
+"""Folder name = import name: operator/autoglm_operator and predictor/autoglm_predictor are ordinary
+packages inside top-level folders that hold nothing importable, so nothing run from the repository
+root (`python -m venv`, `python -m pytest`, which import the standard library's `operator` early)
+can be shadowed, and no package-dir mapping is needed."""
 from __future__ import annotations
 
 import subprocess
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+PACKAGES = (REPO / "operator" / "autoglm_operator", REPO / "predictor" / "autoglm_predictor")
 
 
 def test_stdlib_operator_wins_from_the_repo_root() -> None:
@@ -17,11 +19,20 @@ def test_stdlib_operator_wins_from_the_repo_root() -> None:
     assert not result.stdout.strip().startswith(str(REPO))
 
 
-def test_operator_folder_is_not_a_regular_package() -> None:
-    assert not (REPO / "operator" / "__init__.py").exists()
+def test_top_level_folders_hold_no_module() -> None:
+    for folder in ("operator", "predictor"):
+        assert sorted(p.name for p in (REPO / folder).glob("*.py")) == []
 
 
-def test_package_imports_under_its_own_name() -> None:
-    import autoglm_operator.render
+def test_packages_import_from_their_folders() -> None:
+    import autoglm_operator
+    import autoglm_predictor
 
-    assert Path(autoglm_operator.render.__file__).parent == REPO / "operator"
+    assert [Path(autoglm_operator.__file__).parent, Path(autoglm_predictor.__file__).parent] == list(PACKAGES)
+
+
+def test_every_folder_of_code_is_a_regular_package() -> None:
+    """A folder without __init__.py would import as a namespace package, which the import contract
+    (.importlinter) and setuptools' package discovery both miss."""
+    folders = {p.parent for package in PACKAGES for p in package.rglob("*.py")}
+    assert sorted(str(f.relative_to(REPO)) for f in folders if not (f / "__init__.py").exists()) == []

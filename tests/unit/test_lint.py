@@ -2,6 +2,8 @@
 running anything; keeping the tree clean keeps dead code from piling up between reviews."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from pyflakes.api import checkPath
@@ -32,3 +34,12 @@ def test_pyflakes_finds_nothing() -> None:
     for path in files:
         checkPath(str(path), reporter)
     assert reporter.problems == []
+
+
+def test_imports_only_point_down() -> None:
+    """The contracts in .importlinter: layers inside each package, the predictor sees only the
+    operator's api. Run in a subprocess because import-linter configures logging globally."""
+    script = ("import sys; from importlinter.cli import lint_imports; "
+              "sys.exit(lint_imports(config_filename='.importlinter', no_cache=True, no_logo=True))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -74,12 +74,10 @@ def climb(base: Inside, relative: str) -> Inside | None:
 
 
 def module_name(path: str) -> str:
-    """The import name of a tracked Python file (package-dir mapping from pyproject.toml; hack/ and
-    tests/ are on the test PYTHONPATH)."""
+    """The import name of a tracked Python file (operator/ and predictor/ hold the packages; hack/
+    and tests/ are on the test PYTHONPATH)."""
     parts = list(PurePosixPath(path).with_suffix("").parts)
-    if parts[0] in ("operator", "predictor"):
-        parts[0] = f"autoglm_{parts[0]}"
-    elif parts[0] in ("hack", "tests"):
+    if parts[0] in ("operator", "predictor", "hack", "tests"):
         parts = parts[1:]
     if parts[-1] == "__init__":
         parts = parts[:-1]

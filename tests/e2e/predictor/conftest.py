@@ -19,12 +19,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 import autoglm_testenv
-from autoglm_predictor.sample_traces import NASA_PER_MINUTE
+from autoglm_predictor.traces import NASA_PER_MINUTE
 from autoglm_testenv import components, procs
 
 REPO = Path(__file__).resolve().parents[3]
-# operator_support (audit-log write counting) lives beside the operator's e2e tests.
-sys.path.insert(0, str(REPO / "tests" / "e2e" / "operator"))
 
 
 @pytest.fixture
@@ -75,7 +73,7 @@ def pipeline(testenv: autoglm_testenv.Env, namespace: str, tmp_path: Path) -> It
     def start(command: str, *flags: str, log_name: str | None = None, **env: str) -> Component:
         port = procs.free_port()
         name = log_name or command
-        argv = [sys.executable, "-m", "autoglm_operator.cli", command, f"--metrics-port={port}", *flags]
+        argv = [sys.executable, "-m", "autoglm_operator.cli.main", command, f"--metrics-port={port}", *flags]
         variables = {"KUBECONFIG": str(identities[command].kubeconfig), "AUTOGLM_PROMETHEUS_URL": testenv.prometheus_url,
                      "AUTOGLM_KAFKA_BOOTSTRAP": testenv.kafka_bootstrap, **env}
         pid = procs.start(name, argv, tmp_path, variables)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from autoglm_operator.rollout_commands import ACTION_ANNOTATION, action_patch
+from autoglm_operator.cli.rollout import ACTION_ANNOTATION, action_patch
 
 ACTIONS = yaml.safe_load((Path(__file__).resolve().parents[3] / "manifests" / "argocd" / "actions.yaml").read_text())
 

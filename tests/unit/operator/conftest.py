@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from autoglm_operator.spec import Instance, parse_instance
+from autoglm_operator.api.spec import Instance, parse_instance
 from schema_support import CACHE, load_upstream_schemas
 
 REPO = Path(__file__).resolve().parents[3]

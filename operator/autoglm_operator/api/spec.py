@@ -1,0 +1,432 @@
+"""The `AutoGLMDeployment` spec: one typed model that parses resources and generates the CRD.
+
+Rules the API server can check are `RULES` (CEL in the CRD, the same check in Python). Rules that
+depend on what is installed in the cluster are in `check_capabilities`, because only the operator
+knows that.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, ClassVar, Literal
+
+from autoglm_operator.api.rollout_spec import Rollout
+from autoglm_operator.api.schema import NO_EMPTY_ITEM, NOT_EMPTY, InvalidSpec, Rule, matches, parse, spec_field
+
+GROUP = "autoglm.io"
+VERSION = "v1alpha1"
+KIND = "AutoGLMDeployment"
+PLURAL = "autoglmdeployments"
+
+Engine = Literal["vllm", "sglang", "tgi"]
+Quantization = Literal["none", "awq", "gptq", "fp8"]
+
+PVC_SOURCE = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Kubernetes label syntax, which node selectors and affinities must follow: a key is a name with
+# an optional DNS-subdomain prefix (at most 253 characters, checked apart: RE2 has no lookahead).
+# Checked by the operator (check_labels): as CEL over map keys inside spec.edge[] it would exceed
+# the API server's cost budget for the CRD by 100 times.
+_DNS_PART = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+LABEL_KEY = rf"^({_DNS_PART}(\.{_DNS_PART})*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+# What the API server's CEL url() (Istio's jwksUri rule) can parse: a plain host, an optional
+# port, then printable ASCII without spaces, quotes or broken %-escapes.
+HTTP_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?]([!#$&-~]|%[0-9A-Fa-f]{2})*)?$"
+# An image reference without whitespace (the API server refuses images with surrounding spaces).
+IMAGE = r"^[A-Za-z0-9][-A-Za-z0-9._/:@]*$"
+
+# `<name>-<10 hex>` must stay a DNS label (63), and Service names must start with a letter.
+NAME_RULE = Rule(
+    cel="self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+    message="metadata.name must be a DNS label of at most 52 characters starting with a letter",
+    check=lambda name: len(name) <= 52 and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) is not None,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraAdapter:
+    """A LoRA adapter loaded at start-up and served under its own model name."""
+
+    name: str = spec_field("Model name clients pass to select this adapter.", pattern=DNS_LABEL, max_length=63)
+    source: str = spec_field("Where the adapter weights are: pvc://<claim>/<path>.", pattern=PVC_SOURCE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """The model to serve. Every field here changes the pods and so makes a new revision."""
+
+    name: str = spec_field("Hugging Face model id, also the model name clients request (e.g. zai-org/GLM-4-9B).",
+                           max_length=253, rules=(NOT_EMPTY,))
+    revision: str = spec_field("Hub revision (branch, tag or commit) used when weights are downloaded.", default="main",
+                               rules=(NOT_EMPTY,))
+    source: str = spec_field(
+        "Pre-downloaded weights as pvc://<claim>/<path>; empty downloads `name` from the Hub at start-up.",
+        default="",
+        pattern=r"^$|" + PVC_SOURCE,
+    )
+    quantization: Quantization = spec_field("Weight quantization the engine applies when loading.", default="none")
+    lora_adapters: list[LoraAdapter] = spec_field(
+        "LoRA adapters served next to the base model.", default_factory=list, max_items=16, map_key="name"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvVar:
+    """An extra environment variable for the engine container."""
+
+    name: str = spec_field("Variable name.", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: str = spec_field("Variable value.", default="")
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """The inference engine and how it is started."""
+
+    engine: Engine = spec_field("Inference engine.", default="vllm")
+    image: str = spec_field(
+        "Container image; empty uses the operator's pinned image for the engine.", default="", pattern=r"^$|" + IMAGE
+    )
+    tensor_parallel_size: int = spec_field("GPUs one model copy is split across.", default=1, minimum=1, maximum=16)
+    max_model_len: int = spec_field("Maximum context length in tokens; 0 keeps the model's own.", default=0, minimum=0)
+    args: list[str] = spec_field(
+        "Extra engine flags appended to the generated ones; flags the operator sets are refused.",
+        default_factory=list,
+        max_items=64,
+        rules=(NO_EMPTY_ITEM,),
+    )
+    env: list[EnvVar] = spec_field("Extra environment variables.", default_factory=list, max_items=64, map_key="name")
+    startup_timeout_seconds: int = spec_field(
+        "How long weight loading may take before the pod is restarted (startup probe budget).",
+        default=1800,
+        minimum=60,
+        maximum=7200,
+    )
+    drain_seconds: int = spec_field(
+        "Seconds a stopping pod keeps serving in-flight streams after leaving the endpoints.",
+        default=30,
+        minimum=0,
+        maximum=3600,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Gpu:
+    """GPUs per pod."""
+
+    count: int = spec_field("nvidia.com/gpu per pod.", default=1, minimum=1, maximum=16)
+    product: str = spec_field(
+        "Required value of the node label nvidia.com/gpu.product (e.g. NVIDIA-H100-80GB-HBM3); empty accepts any.",
+        default="",
+        pattern=LABEL_VALUE,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """Compute per pod."""
+
+    gpu: Gpu = spec_field("GPUs per pod.", default_factory=Gpu)
+    cpu: str = spec_field("CPU request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
+    memory: str = spec_field("Memory request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
+    shm_size: str = spec_field("Size of the /dev/shm memory volume engines use between workers.", default="8Gi", pattern=QUANTITY)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalingTarget:
+    """The load signal and the load one replica serves at the SLO."""
+
+    query: str = spec_field(
+        "PromQL returning the total load of this deployment; empty uses the engine's running plus waiting requests.",
+        default="",
+    )
+    per_replica: float = spec_field("Load one replica serves at the SLO (the scaling threshold).", default=8.0, minimum=0.001)
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictive:
+    """Forecast-driven replica floor: the predictor writes status.forecast, the operator raises the minimum to it."""
+
+    enabled: bool = spec_field(
+        "Raise the autoscaler's minimum to the predictor's fresh forecast; false returns to purely reactive scaling at once.",
+        default=False,
+    )
+    quantile: float = spec_field(
+        "Forecast quantile the floor covers (higher: fewer SLO misses, more GPU-hours).", default=0.95, minimum=0.5, maximum=0.99
+    )
+    horizon_seconds: int | None = spec_field(
+        "How far ahead to forecast; unset uses the measured cold start plus the pipeline lag.",
+        default=None,
+        minimum=1,
+        maximum=86400,
+    )
+    max_floor: int | None = spec_field(
+        "Highest replica floor the forecast may set; unset allows up to maxReplicas.", default=None, minimum=1, maximum=1000
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Autoscaling:
+    """Replica autoscaling; when disabled `spec.replicas` is used."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="autoscaling.minReplicas must be <= autoscaling.maxReplicas",
+            check=lambda a: a.min_replicas <= a.max_replicas,
+        ),
+        Rule(
+            cel="self.minReplicas >= 1 || self.engine == 'keda'",
+            message="autoscaling.minReplicas 0 (scale to zero) needs engine keda",
+            check=lambda a: a.min_replicas >= 1 or a.engine == "keda",
+        ),
+        Rule(
+            cel="!has(self.predictive) || !has(self.predictive.maxFloor) || self.predictive.maxFloor <= self.maxReplicas",
+            message="autoscaling.predictive.maxFloor must be <= autoscaling.maxReplicas",
+            check=lambda a: a.predictive.max_floor is None or a.predictive.max_floor <= a.max_replicas,
+        ),
+    )
+
+    enabled: bool = spec_field("Scale replicas on load instead of using spec.replicas.", default=False)
+    engine: Literal["keda", "hpa"] = spec_field(
+        "keda renders a KEDA ScaledObject (an HPA is used instead when KEDA is not installed); hpa renders an autoscaling/v2 HPA.",
+        default="keda",
+    )
+    min_replicas: int = spec_field("Fewest replicas; 0 allows scale to zero (KEDA only).", default=1, minimum=0, maximum=1000)
+    max_replicas: int = spec_field("Most replicas.", default=4, minimum=1, maximum=1000)
+    target: ScalingTarget = spec_field("Load signal and per-replica capacity.", default_factory=ScalingTarget)
+    prometheus_address: str = spec_field(
+        "Prometheus URL KEDA queries.", default="http://prometheus-operated.monitoring.svc:9090", pattern=HTTP_URL
+    )
+    polling_interval_seconds: int = spec_field("How often KEDA evaluates the query.", default=15, minimum=5, maximum=600)
+    cooldown_seconds: int = spec_field("KEDA wait before scaling to zero.", default=300, minimum=0, maximum=86400)
+    scale_down_stabilization_seconds: int = spec_field(
+        "Scale-down stabilisation window: GPU pods are slow to come back, so shed them slowly.",
+        default=600,
+        minimum=0,
+        maximum=3600,
+    )
+    predictive: Predictive = spec_field(
+        "Predictive floor from the forecast in status.forecast (see docs/pipeline.md).", default_factory=Predictive
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Retries:
+    """Istio retries. Every retry repeats a full GPU generation, so the default is none."""
+
+    attempts: int = spec_field("Retry attempts; 0 disables retries.", default=0, minimum=0, maximum=3)
+    retry_on: str = spec_field(
+        "Envoy retry conditions; the default only retries requests that never reached the engine.",
+        default="connect-failure,refused-stream,reset-before-request",
+        rules=(NOT_EMPTY,),  # empty would mean Istio's default, which also retries requests the engine saw
+    )
+    per_try_timeout_seconds: int = spec_field(
+        "Timeout of each attempt; 0 uses the route timeout.", default=0, minimum=0, maximum=86400
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Traffic:
+    """Istio routing to the current revision (needs Istio)."""
+
+    hosts: list[str] = spec_field("Extra hosts routed to this model, e.g. glm.example.com.", default_factory=list, max_items=16,
+                                  rules=(NO_EMPTY_ITEM,))
+    gateways: list[str] = spec_field(
+        "Istio gateways (namespace/name) the hosts are exposed on; in-mesh traffic is always routed.",
+        default_factory=list,
+        max_items=16,
+        rules=(NO_EMPTY_ITEM,),
+    )
+    timeout_seconds: int = spec_field(
+        "Request timeout; long because streamed generations last minutes.", default=600, minimum=1, maximum=86400
+    )
+    retries: Retries = spec_field("Retry policy.", default_factory=Retries)
+
+
+@dataclasses.dataclass(frozen=True)
+class Jwt:
+    """End-user JWT validation; requests without a valid token are refused."""
+
+    issuer: str = spec_field("Token issuer (iss claim).", rules=(NOT_EMPTY,))
+    jwks_uri: str = spec_field("URL of the issuer's JSON Web Key Set.", pattern=HTTP_URL, max_length=2048)
+    audiences: list[str] = spec_field("Accepted aud values; empty accepts any.", default_factory=list, max_items=16,
+                                      rules=(NO_EMPTY_ITEM,))
+
+
+@dataclasses.dataclass(frozen=True)
+class Security:
+    """Istio mTLS and caller authorization (needs Istio)."""
+
+    mtls: Literal["STRICT", "PERMISSIVE"] = spec_field("Peer authentication mode for the model's pods.", default="STRICT")
+    allowed_principals: list[str] = spec_field(
+        "SPIFFE principals allowed to call, e.g. cluster.local/ns/web/sa/frontend.", default_factory=list, max_items=64,
+        rules=(NO_EMPTY_ITEM,),
+    )
+    allowed_namespaces: list[str] = spec_field(
+        "Namespaces allowed to call; when both lists are empty only the model's own namespace may call.",
+        default_factory=list,
+        max_items=64,
+        rules=(NO_EMPTY_ITEM,),
+    )
+    jwt: Jwt | None = spec_field("Require an end-user JWT from this issuer.", default=None)
+
+
+EDGE_QUANTIZATION = Literal["", "none", "awq", "gptq", "fp8"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeResources:
+    """Compute per edge pod; edge nodes are small, so nothing is inherited from the cloud pods."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.gpuProduct == '' || self.gpuCount > 0",
+            message="edge resources.gpuProduct needs resources.gpuCount > 0",
+            check=lambda r: not r.gpu_product or r.gpu_count > 0,
+        ),
+    )
+
+    gpu_count: int = spec_field("nvidia.com/gpu per edge pod; 0 runs without a GPU.", default=0, minimum=0, maximum=16)
+    gpu_product: str = spec_field(
+        "Required value of the node label nvidia.com/gpu.product (e.g. NVIDIA-Jetson-AGX-Orin); empty accepts any.",
+        default="",
+        pattern=LABEL_VALUE,
+    )
+    cpu: str = spec_field("CPU request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
+    memory: str = spec_field("Memory request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeGroup:
+    """The model on one group of edge nodes (a KubeEdge NodeGroup), with its own overrides."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.nodeLabels.size() > 0",
+            message="edge[].nodeLabels must select the group's nodes with at least one label",
+            check=lambda g: len(g.node_labels) > 0,
+        ),
+    )
+
+    name: str = spec_field("Group name, unique in spec.edge (part of the NodeGroup and Deployment names).",
+                           pattern=DNS_LABEL, max_length=20)
+    node_labels: dict[str, str] = spec_field(
+        "Labels an edge node (node-role.kubernetes.io/edge) must carry to belong to this group, "
+        "e.g. autoglm.io/edge-group: site-a.",
+        max_items=16,
+    )
+    replicas: int = spec_field("Pods in this group.", default=1, minimum=0, maximum=100)
+    image: str = spec_field(
+        "Container image for this group (e.g. an ARM64 build); empty uses the cloud image. Digests are not supported.",
+        default="",
+        pattern=r"^$|^[A-Za-z0-9][-A-Za-z0-9._/:]*$",
+    )
+    quantization: EDGE_QUANTIZATION = spec_field("Weight quantization for this group; empty keeps the cloud setting.",
+                                                default="")
+    max_model_len: int = spec_field("Maximum context length for this group; 0 keeps the cloud setting.", default=0, minimum=0)
+    args: list[str] = spec_field("Extra engine flags for this group, after the cloud ones.", default_factory=list, max_items=32,
+                                 rules=(NO_EMPTY_ITEM,))
+    env: list[EnvVar] = spec_field("Environment variables for this group (added, or replacing the cloud ones).",
+                                   default_factory=list, max_items=32, map_key="name")
+    resources: EdgeResources = spec_field("Compute per pod in this group.", default_factory=EdgeResources)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Desired state of one served model."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.resources.gpu.count % self.runtime.tensorParallelSize == 0",
+            message="resources.gpu.count must be a multiple of runtime.tensorParallelSize",
+            check=lambda s: s.resources.gpu.count % s.runtime.tensor_parallel_size == 0,
+        ),
+    )
+    # While autoscaling is on, the autoscaler sets the replica count and spec.replicas is unused:
+    # `kubectl scale agd/NAME` (the scale subresource writes spec.replicas, and the API server checks
+    # the resulting object against these rules) or an edit of it would be accepted and do nothing.
+    # Switching autoscaling on or off may set spec.replicas in the same update.
+    TRANSITION_RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!self.autoscaling.enabled || !oldSelf.autoscaling.enabled || self.replicas == oldSelf.replicas",
+            message="spec.replicas cannot change while autoscaling.enabled is true (the autoscaler sets the replicas): "
+                    "change autoscaling.minReplicas or maxReplicas, or set autoscaling.enabled to false in the same update",
+            check=lambda pair: (not pair[1].autoscaling.enabled or not pair[0].autoscaling.enabled
+                                or pair[1].replicas == pair[0].replicas),
+        ),
+    )
+
+    model: Model = spec_field("The model to serve.")
+    runtime: Runtime = spec_field("Inference engine settings.", default_factory=Runtime)
+    resources: Resources = spec_field("Compute per pod.", default_factory=Resources)
+    replicas: int = spec_field("Replicas when autoscaling is disabled.", default=1, minimum=0, maximum=1000)
+    autoscaling: Autoscaling = spec_field("Load-based autoscaling.", default_factory=Autoscaling)
+    traffic: Traffic = spec_field("Istio routing.", default_factory=Traffic)
+    security: Security = spec_field("Istio security.", default_factory=Security)
+    rollout: Rollout | None = spec_field(
+        "Progressive delivery of new revisions (canary through Istio); absent: switch once the new revision is Ready.",
+        default=None,
+    )
+    edge: list[EdgeGroup] = spec_field(
+        "Edge node groups that also serve the model (KubeEdge NodeGroups, or pinned Deployments without KubeEdge).",
+        default_factory=list,
+        max_items=16,
+        map_key="name",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """A parsed resource: its identity plus its spec."""
+
+    name: str
+    namespace: str
+    spec: Spec
+
+
+def parse_instance(cr: dict[str, Any]) -> Instance:
+    """Parse and validate a whole `AutoGLMDeployment`, raising InvalidSpec with the field path."""
+    if cr.get("apiVersion") != f"{GROUP}/{VERSION}" or cr.get("kind") != KIND:
+        raise InvalidSpec(f"expected apiVersion {GROUP}/{VERSION} kind {KIND}")
+    meta = cr.get("metadata") or {}
+    name = meta.get("name", "")
+    if not NAME_RULE.check(name):
+        raise InvalidSpec(f"{NAME_RULE.message}, got {name!r}")
+    return Instance(name=name, namespace=meta.get("namespace") or "default", spec=parse(Spec, cr.get("spec"), "spec"))
+
+
+def check_labels(spec: Spec) -> None:
+    """Edge node labels become node affinity terms, which the API server refuses unless they are labels."""
+    for group in spec.edge:
+        for key, value in group.node_labels.items():
+            if key.find("/") > 253 or not matches(LABEL_KEY, key):
+                raise InvalidSpec(f"spec.edge[{group.name}].nodeLabels: {key[:80]!r} is not a label key "
+                                  "(a name of at most 63 characters with an optional DNS prefix, e.g. example.com/site)")
+            if not matches(LABEL_VALUE, value):
+                raise InvalidSpec(f"spec.edge[{group.name}].nodeLabels.{key}: {value[:80]!r} is not a label value "
+                                  "(at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)")
+
+
+def check_capabilities(spec: Spec, *, keda: bool, istio: bool) -> None:
+    """Refuse specs that ask for something the cluster cannot provide, instead of dropping it."""
+    scaling = spec.autoscaling
+    if scaling.enabled and scaling.min_replicas == 0 and not keda:
+        raise InvalidSpec("spec.autoscaling.minReplicas 0 needs KEDA, which is not installed (an HPA cannot scale to zero)")
+    uses_keda = scaling.engine == "keda" and keda
+    if scaling.enabled and scaling.target.query and not uses_keda:
+        raise InvalidSpec("spec.autoscaling.target.query needs KEDA (an HPA reads the engine's metric, not PromQL)")
+    if not istio:
+        wanted = [
+            ("spec.traffic.hosts", spec.traffic.hosts),
+            ("spec.traffic.gateways", spec.traffic.gateways),
+            ("spec.traffic.retries.attempts", spec.traffic.retries.attempts),
+            ("spec.security.allowedPrincipals", spec.security.allowed_principals),
+            ("spec.security.allowedNamespaces", spec.security.allowed_namespaces),
+            ("spec.security.jwt", spec.security.jwt),
+            ("spec.rollout", spec.rollout),
+        ]
+        used = [path for path, value in wanted if value]
+        if used:
+            raise InvalidSpec(f"{', '.join(used)} need Istio, which is not installed")

@@ -1,0 +1,1 @@
+"""The `autoglm` and `kubectl autoglm` commands."""

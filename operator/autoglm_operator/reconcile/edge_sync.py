@@ -1,0 +1,80 @@
+"""The reconciler's edge steps: what to hold back during a rollout, and the cluster-scoped NodeGroups.
+
+Namespaced edge objects (EdgeApplication, fallback Deployments, edge Service) go through the normal
+apply and prune path with owner references. NodeGroups are cluster-scoped and cannot have a
+namespaced owner, so they are found by labels (managed-by, instance, namespace), pruned here when
+their group goes, and deleted by `delete_node_groups` from the resource's delete handler.
+
+Edge groups follow rollouts: while a new cloud revision starts (serving != desired), live edge
+objects are neither changed nor pruned; they move once the new revision serves traffic.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from autoglm_operator.reconcile.diff import ObjectKey, apply_reason, fingerprinted
+from autoglm_operator.render.edge import is_cluster_scoped, is_edge, node_group_selector
+
+log = logging.getLogger("autoglm.edge")
+
+
+class NodeGroupCluster(Protocol):
+    def list_node_groups(self, selector: str) -> list[dict[str, Any]]: ...
+    def apply_cluster_scoped(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+    def delete_node_group(self, obj: Mapping[str, Any]) -> None: ...
+
+
+def split(objects: Sequence[dict[str, Any]], held: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(namespaced objects to apply, cluster-scoped NodeGroups) from the fingerprinted, owned render.
+
+    NodeGroups lose the owner reference (a cluster-scoped object cannot have a namespaced owner)
+    and are fingerprinted again without it. Edge objects are dropped while `held`.
+    """
+    namespaced, cluster = [], []
+    for obj in objects:
+        if held and is_edge(obj):
+            continue
+        if is_cluster_scoped(obj):
+            meta = {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}
+            cluster.append(fingerprinted({**obj, "metadata": meta}))
+        else:
+            namespaced.append(obj)
+    return namespaced, cluster
+
+
+def held_keys(children: Mapping[ObjectKey, Mapping[str, Any]], held: bool) -> set[ObjectKey]:
+    """Live edge children kept from pruning while the rollout holds them."""
+    return {key for key, obj in children.items() if held and is_edge(obj)} if held else set()
+
+
+def sync_node_groups(
+    cluster: NodeGroupCluster, namespace: str, name: str, desired: Sequence[dict[str, Any]], served: bool, held: bool
+) -> list[str]:
+    """Apply the desired NodeGroups, delete this resource's others; the changes made, as Event text."""
+    if not served or held:
+        return []
+    live = {obj["metadata"]["name"]: obj for obj in cluster.list_node_groups(node_group_selector(namespace, name))}
+    changes = []
+    for obj in desired:
+        reason = apply_reason(obj, live.get(obj["metadata"]["name"]))
+        if reason:
+            cluster.apply_cluster_scoped(obj)
+            changes.append(f"{reason} NodeGroup {obj['metadata']['name']}")
+    wanted = {obj["metadata"]["name"] for obj in desired}
+    for group_name, obj in sorted(live.items()):
+        if group_name not in wanted and not obj["metadata"].get("deletionTimestamp"):
+            cluster.delete_node_group(obj)
+            changes.append(f"deleted NodeGroup {group_name}")
+    return changes
+
+
+def delete_node_groups(cluster: NodeGroupCluster, namespace: str, name: str) -> int:
+    """Every NodeGroup of the resource (its delete handler); how many were deleted."""
+    groups = cluster.list_node_groups(node_group_selector(namespace, name))
+    for obj in groups:
+        cluster.delete_node_group(obj)
+    if groups:
+        log.info("deleted NodeGroups of %s/%s: %s", namespace, name, ", ".join(g["metadata"]["name"] for g in groups))
+    return len(groups)

@@ -1,0 +1,1 @@
+"""Spec (plus the rollout's decisions) -> the Kubernetes objects wanted, as plain dicts; pure."""

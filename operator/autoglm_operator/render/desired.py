@@ -1,0 +1,99 @@
+"""Everything the operator wants to exist for one `AutoGLMDeployment`, as plain dicts.
+
+Pure: no API calls. The apply layer (apply.py) server-side-applies the result with the field
+manager `autoglm-operator`, adds the owner reference, and prunes managed objects that are no
+longer listed (by the `app.kubernetes.io/managed-by` and `autoglm.io/instance` labels).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from autoglm_operator.api.engines import check_user_args
+from autoglm_operator.api.revision import revision
+from autoglm_operator.api.schema import InvalidSpec
+from autoglm_operator.api.spec import Instance, check_capabilities, check_labels, parse_instance
+from autoglm_operator.render.autoscaling import autoscaler
+from autoglm_operator.render.edge import check_edge, render_edge
+from autoglm_operator.render.istio import destination_rule, virtual_service
+from autoglm_operator.render.pdb import pod_disruption_budget
+from autoglm_operator.render.security import authorization_policy, peer_authentication, request_authentication
+from autoglm_operator.render.service import service
+from autoglm_operator.render.workload import deployment
+from autoglm_operator.rollout.canary import Route
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """Which optional APIs the cluster serves; rendering adapts instead of failing to apply."""
+
+    keda: bool = False
+    istio: bool = False
+    kubeedge: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Capabilities:
+        """From a comma-separated list such as `keda,istio`."""
+        names = {part.strip() for part in text.split(",") if part.strip()}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(names - known)
+        if unknown:
+            raise InvalidSpec(f"unknown capabilities {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**{name: True for name in names})
+
+
+def validate(cr: dict[str, Any], capabilities: Capabilities) -> Instance:
+    """Every check, before anything is rendered or applied, so a bad spec never half-applies."""
+    inst = parse_instance(cr)
+    check_capabilities(inst.spec, keda=capabilities.keda, istio=capabilities.istio)
+    check_labels(inst.spec)
+    check_user_args(inst.spec.runtime)
+    check_edge(inst)
+    return inst
+
+
+def render(
+    inst: Instance,
+    capabilities: Capabilities,
+    serving: str | None = None,
+    *,
+    forecast: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+    route: Route | None = None,
+) -> list[dict[str, Any]]:
+    """The objects for the spec's revision, with traffic and autoscaling on `serving`.
+
+    `serving` is the revision that currently takes traffic (the spec's own when None). While it
+    differs, the new revision's Deployment starts beside it and routing stays where it is.
+    `forecast` (status.forecast) judged at `now` may raise the autoscaler's minimum
+    (spec.autoscaling.predictive; autoscaling.py).
+    """
+    rev = revision(inst.spec)
+    serving = serving or rev
+    objects = [
+        deployment(inst, rev),
+        service(inst, None if capabilities.istio else serving),
+        pod_disruption_budget(inst),
+    ]
+    scaler = autoscaler(inst, serving, keda=capabilities.keda, forecast=forecast, now=now)
+    if scaler:
+        objects.append(scaler)
+    if capabilities.istio:
+        # Routing before subsets: when traffic moves on, the old subset goes only after nothing names it.
+        # `route` (a canary's weights and mirror, canary.py) names its own subsets.
+        subsets = sorted(set(route.revisions)) if route else sorted({serving, rev})
+        objects += [virtual_service(inst, serving, route), destination_rule(inst, subsets)]
+        objects += [peer_authentication(inst), authorization_policy(inst)]
+        jwt = request_authentication(inst)
+        if jwt:
+            objects.append(jwt)
+    # Edge groups (KubeEdge NodeGroups + EdgeApplication, or pinned Deployments); see edge.py.
+    objects += render_edge(inst, rev, kubeedge=capabilities.kubeedge)
+    return objects
+
+
+def desired_objects(cr: dict[str, Any], capabilities: Capabilities) -> list[dict[str, Any]]:
+    """Raises InvalidSpec, before rendering anything, when the resource cannot be served."""
+    return render(validate(cr, capabilities), capabilities)

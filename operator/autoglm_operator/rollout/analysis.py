@@ -1,0 +1,206 @@
+"""Canary analysis from Prometheus: the PromQL of each check, and judging the numbers (pure), apart
+from the one class that sends the queries (prometheus-api-client).
+
+Series are selected by `namespace`, `autoglm_deployment` and `autoglm_revision` labels. vLLM does
+not publish them itself: the PodMonitor (or scrape config) must copy the pod labels
+`autoglm.io/instance` -> `autoglm_deployment` and `autoglm.io/revision` -> `autoglm_revision`, and
+the pod's namespace to `namespace` (see docs/rollouts.md). Every rate uses the step interval as its
+window (at least 5 s), so a step is judged on its own traffic.
+
+Built-in checks (each on the canary and, for the relative comparison, on the stable revision):
+- successRate = ok / (ok + errors), with
+  ok     = sum(rate(vllm:request_success_total{SEL}[W]))
+  errors = sum(rate(http_requests_total{SEL,status=~"5.."}[W])) or vector(0)
+  (vLLM's HTTP middleware labels status as "5xx"; the regex also matches exact codes).
+- ttftP95 = histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{SEL}[W])))
+- queueDepth = avg(avg_over_time(vllm:num_requests_waiting{SEL}[W]))  (per canary pod)
+A query returning nothing or NaN (no requests in the window) is "no data", never a pass. A query
+that fails is "no data" too, its message leading with the innermost error (`error_cause`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from autoglm_operator.api.rollout_spec import Analysis
+from autoglm_operator.api.spec import Instance
+from autoglm_operator.rollout.canary import Check
+
+MIN_WINDOW_SECONDS = 5
+MAX_CAUSE_CHARS = 300  # the innermost error of a failed query, enough for a DNS or TLS error with its host
+MAX_MESSAGE_CHARS = 512  # a failed query's whole message; at most 19 checks stay far below a condition's 32768
+TTFT_FLOOR_SECONDS = 0.05  # relative TTFT checks ignore differences smaller than this
+QUEUE_FLOOR = 1.0  # ... and queue differences below one request
+ERROR_FLOOR = 0.01  # ... and error-rate differences below one percentage point
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    name: str
+    canary: str
+    stable: str | None  # None: no relative comparison
+    min: float | None = None
+    max: float | None = None
+    kind: str = "user"  # successRate, ttftP95, queueDepth or user
+
+
+def selector(inst: Instance, revision: str) -> str:
+    return f'namespace="{inst.namespace}",autoglm_deployment="{inst.name}",autoglm_revision="{revision}"'
+
+
+def _success(sel: str, w: str) -> str:
+    ok = f"sum(rate(vllm:request_success_total{{{sel}}}[{w}]))"
+    errors = f'(sum(rate(http_requests_total{{{sel},status=~"5.."}}[{w}])) or vector(0))'
+    return f"{ok} / ({ok} + {errors})"
+
+
+def _ttft(sel: str, w: str) -> str:
+    return f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{{{sel}}}[{w}])))"
+
+
+def _queue(sel: str, w: str) -> str:
+    return f"avg(avg_over_time(vllm:num_requests_waiting{{{sel}}}[{w}]))"
+
+
+def render_template(query: str, inst: Instance, revision: str) -> str:
+    return query.replace("{{namespace}}", inst.namespace).replace("{{name}}", inst.name).replace("{{revision}}", revision)
+
+
+def queries(inst: Instance, analysis: Analysis, canary: str, stable: str, interval_seconds: int) -> list[Query]:
+    w = f"{max(interval_seconds, MIN_WINDOW_SECONDS)}s"
+    c, s = selector(inst, canary), selector(inst, stable)
+    relative = analysis.max_relative_degradation is not None
+    out = []
+    if analysis.success_rate_min is not None or relative:
+        out.append(Query("successRate", _success(c, w), _success(s, w) if relative else None,
+                         min=analysis.success_rate_min, kind="successRate"))
+    if analysis.ttft_p95_max_seconds is not None or relative:
+        out.append(Query("ttftP95", _ttft(c, w), _ttft(s, w) if relative else None,
+                         max=analysis.ttft_p95_max_seconds, kind="ttftP95"))
+    if analysis.queue_depth_max is not None or relative:
+        out.append(Query("queueDepth", _queue(c, w), _queue(s, w) if relative else None,
+                         max=analysis.queue_depth_max, kind="queueDepth"))
+    for m in analysis.metrics:
+        out.append(Query(m.name, render_template(m.query, inst, canary), None, min=m.min, max=m.max))
+    return out
+
+
+def judge(q: Query, value: float | None, stable: float | None, max_relative: float | None) -> Check:
+    """Pure: one check's verdict from its measured values."""
+    if value is None or math.isnan(value):
+        return Check(q.name, "NoData", None, _clean(stable), "no samples in the window")
+    stable = _clean(stable)
+    if q.min is not None and value < q.min:
+        return Check(q.name, "Fail", value, stable, f"below min {q.min:g}")
+    if q.max is not None and value > q.max:
+        return Check(q.name, "Fail", value, stable, f"above max {q.max:g}")
+    if stable is not None and max_relative is not None:
+        d = max_relative
+        if q.kind == "successRate":
+            err, stable_err = 1 - value, 1 - stable
+            if err > stable_err * (1 + d) + ERROR_FLOOR:
+                return Check(q.name, "Fail", value, stable, f"error rate {err:.3g} vs stable {stable_err:.3g} (+{d:.0%} allowed)")
+        elif q.kind in ("ttftP95", "queueDepth"):
+            floor = TTFT_FLOOR_SECONDS if q.kind == "ttftP95" else QUEUE_FLOOR
+            if value > stable * (1 + d) and value - stable > floor:
+                return Check(q.name, "Fail", value, stable, f"{value / stable if stable else math.inf:.2g}x stable "
+                                                            f"(+{d:.0%} allowed)")
+    return Check(q.name, "Pass", value, stable)
+
+
+def _clean(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def first_value(result: Sequence[dict[str, Any]]) -> float | None:
+    """The number of an instant-vector (first series) or scalar answer; None when empty."""
+    if not result:
+        return None
+    if isinstance(result, list) and isinstance(result[0], dict):
+        return float(result[0]["value"][1])
+    return float(result[1]) if isinstance(result, list) and len(result) == 2 else None
+
+
+# urllib3 starts an error with its connection: `HTTPConnection(host='p', port=9090): ` (2.x) or
+# `<urllib3.connection.HTTPConnection object at 0x7f...>: ` (1.x); the message names the address instead.
+_CONNECTION_PREFIX = re.compile(r"^(<[^<>]*>|[A-Za-z]*Connection(Pool)?\([^()]*\)): ")
+
+
+def error_cause(exc: BaseException) -> str:
+    """The innermost error of a failed query in words, at most MAX_CAUSE_CHARS characters.
+
+    requests raises its ConnectionError with urllib3's MaxRetryError as the argument, which holds
+    the cause as `reason`; both messages repeat the whole URL, i.e. the PromQL, hundreds of
+    characters, before `(Caused by ...)`, so a message cut at 200 characters showed the query and
+    lost the cause (a DNS failure for the Prometheus address). The cause is what is kept.
+    """
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException) and len(exc.args) == 1 and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = _CONNECTION_PREFIX.sub("", str(exc), count=1).strip() or type(exc).__name__
+    return _bounded(text, MAX_CAUSE_CHARS)
+
+
+def query_failure(address: str, exc: BaseException) -> str:
+    """A failed query's check message: the cause first, then which Prometheus was asked."""
+    return _bounded(f"query failed: {error_cause(exc)} (Prometheus {address})", MAX_MESSAGE_CHARS)
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class PrometheusAnalyzer:
+    """Sends the queries; a query that fails (Prometheus down, bad PromQL) is no data with the error.
+
+    A failure to reach Prometheus at all (requests' errors are OSErrors; an answer Prometheus refused,
+    such as bad PromQL, is not) ends the analysis: the remaining checks get the same message
+    without being sent, since each unreachable query costs the client's retries (about 6 s) and
+    the converge waits for them.
+    """
+
+    def __init__(self, connect: Callable[[str], Any] | None = None) -> None:
+        self._connect = connect or _connect
+        self._clients: dict[str, Any] = {}
+
+    def run(self, address: str, inst: Instance, analysis: Analysis, canary: str, stable: str, interval: int) -> list[Check]:
+        client = self._clients.get(address)
+        if client is None:
+            client = self._clients[address] = self._connect(address)
+        checks = []
+        unreachable: str | None = None
+        for q in queries(inst, analysis, canary, stable, interval):
+            if unreachable is not None:
+                checks.append(Check(q.name, "NoData", message=unreachable))
+                continue
+            try:
+                value = first_value(client.custom_query(q.canary))
+                base = first_value(client.custom_query(q.stable)) if q.stable else None
+            except Exception as exc:  # noqa: BLE001 - any failure of the query is "no data", reported
+                checks.append(Check(q.name, "NoData", message=query_failure(address, exc)))
+                if isinstance(exc, OSError):
+                    unreachable = checks[-1].message
+                continue
+            checks.append(judge(q, value, base, analysis.max_relative_degradation))
+        return checks
+
+
+def _connect(address: str) -> Any:
+    from prometheus_api_client import PrometheusConnect
+
+    return PrometheusConnect(url=address, disable_ssl=False)
+
+
+def prometheus_address(inst: Instance) -> str:
+    rollout = inst.spec.rollout
+    assert rollout is not None
+    return rollout.analysis.prometheus_address or inst.spec.autoscaling.prometheus_address

@@ -1,0 +1,1 @@
+"""The operator process: startup, kopf handlers and their in-memory state, debouncing."""

@@ -1,0 +1,178 @@
+"""kopf wiring: every event that may need a converge calls `Reconciler.request`, and nothing else.
+
+Handlers that converge are synchronous, so kopf runs them in its thread pool and the blocking
+Kubernetes client never stalls the event loop; child event handlers are async and only record
+(children_cache.py) and schedule (debounce.py). kopf's handler bookkeeping is kept in memory
+(kopf_state.py: no annotation patches per change) and its finalizer is `autoglm.io/finalizer`:
+kopf puts it on every resource because the resync timer must be stopped before the resource goes
+(children need nothing: the garbage collector removes them through their owner references). Only the reconciler's `kopf.event` calls for real transitions
+become Events, never kopf's log lines (kopf's default).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+
+from autoglm_operator.api.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from autoglm_operator.api.spec import GROUP, PLURAL, VERSION
+from autoglm_operator.reconcile.children_cache import POD, ChildrenCache
+from autoglm_operator.reconcile.converge import Reconciler
+from autoglm_operator.reconcile.kinds import CHILD_KINDS, DEPLOYMENT
+from autoglm_operator.rollout.canary import ACTIVE
+from autoglm_operator.runtime.debounce import Debouncer
+from autoglm_operator.runtime.forecast_watch import ForecastWatch
+from autoglm_operator.runtime.kopf_state import MemoryDiffBaseStorage, MemoryProgressStorage
+from autoglm_operator.status.conditions import Event
+
+ANNOTATION_PREFIX = "autoglm.io"
+FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
+RETRY_SECONDS = 10.0
+CHILD_EVENT_DELAY = 1.0  # converge once this long after the first of a burst of child events (debounce.py)
+DEBOUNCED_WORKERS = 4
+WORKER_LIMIT = 100  # kopf's per-kind limit of resources processed at once
+WORKER_IDLE_SECONDS = 0.5
+ROLLOUT_TICK_SECONDS = 2.0  # step timers and drain delays are checked this often while a rollout runs
+# A timer that fails (the API server unreachable) runs again after its own backoff, and kopf's
+# default of 60 s held every canary step for a minute after an API server outage.
+
+
+def settings() -> kopf.OperatorSettings:
+    """Peering (name, priority, standalone) is passed to kopf.run, which sets it on these settings."""
+    configured = kopf.OperatorSettings()
+    configured.persistence.finalizer = FINALIZER
+    configured.persistence.progress_storage = MemoryProgressStorage(prefix=ANNOTATION_PREFIX)
+    configured.persistence.diffbase_storage = MemoryDiffBaseStorage(prefix=ANNOTATION_PREFIX)
+    # On deletion kopf must stop the resync timer before it drops the finalizer. A sync converge
+    # cannot be interrupted, so wait for it briefly, then re-check soon (kopf's default is 60 s,
+    # which holds every deletion that races a resync for a minute).
+    configured.background.instant_exit_timeout = 1.0
+    configured.background.cancellation_polling = 2.0
+    # At most this many resources (per watched kind) are being processed at once; the rest wait as
+    # queued events. Unlimited (kopf's default), a thousand resources created together each held
+    # kopf's copies of its body while waiting for the converge threads: 450 MB at 1,000 (`make bench`).
+    # A worker holds its slot until it was idle this long (kopf's default 5 s let 20 slots pass only
+    # 4 pods a second, and readiness lagged minutes behind).
+    configured.queueing.worker_limit = WORKER_LIMIT
+    configured.queueing.idle_timeout = WORKER_IDLE_SECONDS
+    configured.posting.reporting_component = "autoglm-operator"
+    configured.posting.event_name_prefix = "autoglm-"
+    return configured
+
+
+def post_event(resource: Mapping[str, Any], event: Event) -> None:
+    kopf.event(dict(resource), type=event.type, reason=event.reason, message=event.message[:1000])
+
+
+def forget_handled(configured: kopf.OperatorSettings, uid: str) -> None:
+    """Drop kopf's in-memory bookkeeping of a deleted resource."""
+    for storage in (configured.persistence.progress_storage, configured.persistence.diffbase_storage):
+        if isinstance(storage, (MemoryProgressStorage, MemoryDiffBaseStorage)):
+            storage.forget(uid)
+
+
+def rolling_out(status: Mapping[str, Any], **_: Any) -> bool:
+    """A canary runs or a drained revision waits to retire: only then does the rollout timer exist
+    (kopf starts and stops a filtered timer as the resource matches), so a thousand resources at
+    rest cost no timer runs."""
+    canary = status.get("canary") or {}
+    return canary.get("phase") in ACTIVE or bool(canary.get("retiring"))
+
+
+def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Callable[[str], None] = lambda uid: None,
+                   cache: ChildrenCache | None = None) -> kopf.OperatorRegistry:
+    """`forget(uid)` is called once a resource is gone (for state kept per resource). A `cache`
+    (the one the reconciler's Cluster reads) is fed from watches of every child kind and of pods."""
+    registry = kopf.OperatorRegistry()
+    on_resource: dict[str, Any] = {"registry": registry, "errors": kopf.ErrorsMode.TEMPORARY, "backoff": RETRY_SECONDS}
+
+    def converge(namespace: str, name: str, **_: Any) -> None:
+        reconciler.request(namespace, name)
+
+    children_settled = Debouncer(lambda key: reconciler.request(*key), CHILD_EVENT_DELAY, DEBOUNCED_WORKERS)
+
+    async def child_changed(namespace: str, labels: Mapping[str, str], body: Mapping[str, Any], type: str | None,
+                            child_kind: str = "", **_: Any) -> None:
+        """A Deployment or pod of ours changed: drift to correct, readiness or scheduling to report
+        (with a cache: only when the event told it something new, children_cache.py). Async: it
+        only records and schedules, so the cache is current before any converge reads it."""
+        instance = labels.get(INSTANCE_LABEL)
+        news = cache is None or cache.observe(child_kind, body, deleted=type == "DELETED")
+        if instance and news:
+            children_settled.request((namespace, instance))
+
+    def delete_edge(namespace: str, name: str, **_: Any) -> None:
+        """NodeGroups are cluster-scoped: no owner reference can take them away with the resource."""
+        reconciler.delete_edge(namespace, name)
+
+    def rollout_tick(namespace: str, name: str, **_: Any) -> None:
+        """A canary step or a drain delay ends at a time, not on an event (canary.py)."""
+        reconciler.request(namespace, name)
+
+    def resync(namespace: str, name: str, **_: Any) -> None:
+        """Read everything afresh: a watch that was down does not replay what it missed."""
+        if cache is not None:
+            cache.expire(namespace, name)
+        reconciler.request(namespace, name)
+
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+    kopf.timer(GROUP, VERSION, PLURAL, id="rollout", registry=registry, interval=ROLLOUT_TICK_SECONDS,
+               backoff=ROLLOUT_TICK_SECONDS, when=rolling_out)(rollout_tick)
+    kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
+    kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
+    kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)
+    kopf.on.delete(GROUP, VERSION, PLURAL, id="edge-cleanup", **on_resource)(delete_edge)
+    kopf.timer(
+        GROUP, VERSION, PLURAL, id="resync", registry=registry, interval=resync_seconds, initial_delay=resync_seconds,
+        backoff=min(resync_seconds, RETRY_SECONDS),
+    )(resync)
+    forecasts = ForecastWatch(reconciler.request)
+
+    def forecast_seen(namespace: str, name: str, body: Mapping[str, Any], type: str | None, **_: Any) -> None:
+        """status.forecast (the predictor's) changed the floor, or will go stale: converge then (forecast_watch.py)."""
+        if type == "DELETED":
+            forecasts.forget(namespace, name)
+            forget(body["metadata"]["uid"])
+            if cache is not None:
+                cache.forget(namespace, name)
+        else:
+            forecasts.observe(namespace, name, body)
+
+    kopf.on.event(GROUP, VERSION, PLURAL, id="forecast", registry=registry)(forecast_seen)
+    ours = {MANAGED_BY_LABEL: MANAGED_BY}
+    if cache is not None:
+        _feed(registry, cache, ours, children_settled)
+    for kind in (DEPLOYMENT, POD):
+        async def trigger(child_kind: str = kind.kind, **kwargs: Any) -> None:
+            await child_changed(child_kind=child_kind, **kwargs)
+
+        kopf.on.event(kind.group, kind.version, kind.plural, id=f"child-{kind.plural}", registry=registry,
+                      labels=ours)(trigger)
+    return registry
+
+
+def _feed(registry: kopf.OperatorRegistry, cache: ChildrenCache, labels: Mapping[str, str], converge: Debouncer) -> None:
+    """Watch the child kinds other than Deployments into `cache` (Deployments and pods feed it in
+    child_changed, which converges on what they tell). These handlers are async, so they run in
+    kopf's event loop at once instead of queueing behind converges in the thread pool."""
+    for kind in CHILD_KINDS:
+        if kind == DEPLOYMENT:
+            continue
+
+        async def cached(body: Mapping[str, Any], type: str | None, child_kind: str = kind.kind, **_: Any) -> None:
+            cache.observe(child_kind, body, deleted=type == "DELETED")
+
+        kopf.on.event(kind.group, kind.version, kind.plural, id=f"cache-{kind.plural}", registry=registry,
+                      labels=dict(labels))(cached)
+
+    async def child_deleted(namespace: str, labels: Mapping[str, str], type: str | None, **_: Any) -> None:
+        """Someone deleted a child: recreate it now (changes to the other kinds wait for the resync)."""
+        instance = labels.get(INSTANCE_LABEL)
+        if type == "DELETED" and instance:
+            converge.request((namespace, instance))
+
+    for kind in CHILD_KINDS:
+        if kind != DEPLOYMENT:
+            kopf.on.event(kind.group, kind.version, kind.plural, id=f"deleted-{kind.plural}", registry=registry,
+                          labels=dict(labels))(child_deleted)

@@ -1,0 +1,1 @@
+"""Observed children -> status conditions and the Events their changes deserve; pure."""

@@ -1,0 +1,1 @@
+"""Offline evaluation: backtests of forecasters and scaling policies, and their reports."""

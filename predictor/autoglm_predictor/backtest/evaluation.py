@@ -1,0 +1,233 @@
+"""Backtests: forecast accuracy per horizon, and closed-loop replay of every scaling policy.
+
+Both use a chronological split. Forecasts for the test period are made at every bucket
+boundary from the data before it, and the closed loop only uses a forecast once the pipeline
+would have delivered it, so no policy except the oracle sees the future.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from autoglm_predictor.forecast.forecasters import Forecaster, LinearAR, Persistence, SeasonalNaive
+from autoglm_predictor.forecast.policy import PolicyConfig, PolicyInput, decide, initial_state
+from autoglm_predictor.forecast.scores import Accuracy, accuracy, naive_scale
+from autoglm_predictor.forecast.series import Split, rescale_factor, resample, split
+from autoglm_predictor.forecast.simulator import ClusterConfig, Outcome, Trajectory, score, simulate
+
+DAY = pd.Timedelta(days=1)
+
+
+class ScenarioError(ValueError):
+    """An inconsistent backtest scenario (message says which setting to change)."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Steps and buckets as Timedeltas; cluster capacity is in requests per decision step."""
+
+    step: pd.Timedelta
+    bucket: pd.Timedelta
+    horizon: int  # forecast buckets (must cover the lead time)
+    report_horizons: tuple[int, ...]  # buckets ahead to score, 1-based
+    quantile: float
+    cluster: ClusterConfig
+    pipeline_lag_steps: int = 1
+    max_step_up: int = 10
+    max_step_down: int = 2
+    hysteresis: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.step <= pd.Timedelta(0) or self.bucket % self.step != pd.Timedelta(0):
+            raise ScenarioError(f"bucket {self.bucket} must be a whole multiple of the step {self.step}")
+        if not self.report_horizons or not all(1 <= h <= self.horizon for h in self.report_horizons):
+            raise ScenarioError(f"report horizons {self.report_horizons} must lie within the horizon ({self.horizon} buckets)")
+        if self.pipeline_lag_steps < 0:
+            raise ScenarioError("pipeline lag must be >= 0")
+        # The last bucket a lead window can reach, counted from the forecast's origin.
+        k = self.steps_per_bucket
+        needed = (k + self.pipeline_lag_steps + self.cluster.lead_steps - 2) // k + 1
+        if self.horizon < needed:
+            raise ScenarioError(f"forecast horizon of {self.horizon} buckets does not cover the lead time "
+                                f"(cold start + sync + pipeline lag need {needed}); raise --horizon")
+
+    @property
+    def steps_per_bucket(self) -> int:
+        return int(self.bucket / self.step)
+
+    def policy(self, target: float) -> PolicyConfig:
+        c = self.cluster
+        return PolicyConfig(capacity_per_replica=c.capacity_per_replica, max_replicas=c.max_replicas,
+                            min_replicas=c.min_replicas, target_utilisation=target,
+                            max_step_up=self.max_step_up, max_step_down=self.max_step_down,
+                            hysteresis=self.hysteresis,
+                            stale_after_seconds=2 * self.bucket.total_seconds() + self.step.total_seconds())
+
+
+@dataclass(frozen=True)
+class Data:
+    """The same trace at the decision step and at the forecast bucket, split the same way."""
+
+    steps: Split
+    buckets: Split
+
+    @property
+    def all_buckets(self) -> pd.Series:
+        return pd.concat([self.buckets.train, self.buckets.test])
+
+
+def prepare(raw: pd.Series, scenario: Scenario, test_start: str | None, test_end: str | None,
+            train_start: str | None, p99_fraction: float | None = None) -> Data:
+    """Optionally rescale, then resample twice and split both at the same bucket boundary."""
+    if p99_fraction is not None:
+        c = scenario.cluster
+        raw = raw * rescale_factor(resample(raw, scenario.step), p99_fraction, c.max_replicas, c.capacity_per_replica)
+    buckets = resample(raw, scenario.bucket)
+    bucket_split = split(buckets, test_start, test_end, train_start)
+    boundary = str(bucket_split.test.index[0])
+    end = None if test_end is None else str(bucket_split.test.index[-1] + scenario.bucket)
+    steps = split(resample(raw, scenario.step), boundary, end, str(bucket_split.train.index[0]))
+    return Data(steps=steps, buckets=bucket_split)
+
+
+def baselines(scenario: Scenario, data: Data) -> list[Forecaster]:
+    """Persistence, seasonal-naive (1 and 7 days when the history holds two seasons), linear AR."""
+    quantiles = tuple(sorted({0.5, scenario.quantile}))
+    history = len(data.buckets.train)
+    seasons = {label: int(length / scenario.bucket) for label, length in (("1 day", DAY), ("7 days", 7 * DAY))}
+    usable = {label: s for label, s in seasons.items() if 2 * s <= history}
+    forecasters: list[Forecaster] = [Persistence(scenario.horizon, quantiles)]
+    forecasters += [SeasonalNaive(s, scenario.horizon, quantiles, label=f" ({label})") for label, s in usable.items()]
+    forecasters.append(LinearAR(scenario.horizon, lags=12, seasons=tuple(usable.values()), quantiles=quantiles))
+    return forecasters
+
+
+def test_forecasts(forecaster: Forecaster, data: Data) -> np.ndarray:
+    """Forecasts at every test bucket boundary: shape (test buckets, horizon, quantiles)."""
+    start = len(data.buckets.train)
+    return forecaster.predict(data.all_buckets, np.arange(start, start + len(data.buckets.test)))
+
+
+def forecast_accuracy(scenario: Scenario, data: Data, forecasts: np.ndarray, forecaster: Forecaster) -> dict[int, Accuracy]:
+    """Score each reported horizon on the test buckets it can still reach."""
+    values = data.all_buckets.to_numpy()
+    start = len(data.buckets.train)
+    scale = naive_scale(data.buckets.train.to_numpy())
+    median, upper = forecaster.quantile_index(0.5), forecaster.quantile_index(scenario.quantile)
+    scores = {}
+    for h in scenario.report_horizons:
+        rows = np.arange(len(forecasts) - h + 1)
+        actual = values[start + rows + h - 1]
+        scores[h] = accuracy(actual, forecasts[rows, h - 1, median], forecasts[rows, h - 1, upper],
+                             scenario.quantile, scale)
+    return scores
+
+
+def lead_forecasts(scenario: Scenario, upper: np.ndarray, n_steps: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """For each control point, the forecast load per step over its lead window, and its age.
+
+    The control point after step t may use the forecast from bucket boundary b once
+    `b * k - 1 + lag <= t`; its lead window is steps t+1 .. t+lead.
+    """
+    k, lead = scenario.steps_per_bucket, scenario.cluster.lead_steps
+    per_step = upper / k
+    windows, made = [], np.full(n_steps, np.nan)
+    for t in range(n_steps):
+        b = (t + 1 - scenario.pipeline_lag_steps) // k
+        if b < 0 or b >= len(per_step):
+            windows.append(np.empty(0))
+            continue
+        first, last = (t + 1) // k - b, (t + lead) // k - b
+        windows.append(per_step[b, first : last + 1])
+        made[t] = b * k - 1 + scenario.pipeline_lag_steps
+    return windows, made
+
+
+def oracle_windows(scenario: Scenario, demand: np.ndarray) -> list[np.ndarray]:
+    lead = scenario.cluster.lead_steps
+    return [np.nan_to_num(demand[t + 1 : t + 1 + lead]) for t in range(len(demand))]
+
+
+def floors(scenario: Scenario, target: float, demand: np.ndarray, windows: Sequence[np.ndarray],
+           made: np.ndarray | None) -> np.ndarray:
+    """Run the pure policy over the replay; `made=None` means always fresh (the oracle)."""
+    config = scenario.policy(target)
+    seconds = scenario.step.total_seconds()
+    state = initial_state(config)
+    out = np.empty(len(demand))
+    for t, window in enumerate(windows):
+        made_at = t if made is None else made[t]
+        inputs = PolicyInput(now_seconds=t * seconds, forecast=window,
+                             forecast_seconds=None if np.isnan(made_at) else made_at * seconds,
+                             observed_load=None if np.isnan(demand[t]) else float(demand[t]))
+        decision, state = decide(config, state, inputs)
+        out[t] = decision.min_replicas
+    return out
+
+
+def static_peak(scenario: Scenario, data: Data, target: float) -> int:
+    """Provision for the training peak at the target utilisation, all the time."""
+    peak = np.nanmax(data.steps.train.to_numpy())
+    return scenario.policy(target).replicas_for(float(peak))
+
+
+@dataclass(frozen=True)
+class Replay:
+    outcome: Outcome
+    trajectory: Trajectory
+
+
+def closed_loop(scenario: Scenario, data: Data, uppers: dict[str, np.ndarray], target: float,
+                include_static: bool = True) -> dict[str, Replay]:
+    """Replay the test period under every policy at one target utilisation.
+
+    `uppers` maps a forecaster name to its upper-quantile test forecasts (buckets x horizon).
+    """
+    demand = data.steps.test.to_numpy()
+    cluster = replace(scenario.cluster, target_utilisation=target)
+
+    # Every policy starts with what the opening minutes need: nobody could have acted earlier.
+    opening = int(cluster.needed(np.nan_to_num(demand[: cluster.lead_steps + 1]), target).max())
+
+    def run(config: ClusterConfig, floor: np.ndarray | None = None, initial: int | None = None) -> Replay:
+        trajectory = simulate(config, demand, floor, opening if initial is None else initial)
+        return Replay(score(config, demand, trajectory), trajectory)
+
+    replays: dict[str, Replay] = {}
+    if include_static:
+        fixed = static_peak(scenario, data, target)
+        replays["static peak"] = run(replace(cluster, min_replicas=fixed, max_replicas=fixed), initial=fixed)
+    replays["reactive"] = run(cluster)
+    for name, upper in uppers.items():
+        windows, made = lead_forecasts(scenario, upper, len(demand))
+        replays[f"{name} floor"] = run(cluster, floors(scenario, target, demand, windows, made))
+    replays["oracle"] = run(cluster, floors(scenario, target, demand, oracle_windows(scenario, demand), None))
+    return replays
+
+
+@dataclass(frozen=True)
+class Backtest:
+    accuracy: dict[str, dict[int, Accuracy]]  # forecaster -> horizon (buckets) -> scores
+    replays: dict[str, Replay]  # policy -> replay at the scenario's target utilisation
+    sweep: dict[float, dict[str, Outcome]]  # target utilisation -> policy -> outcome
+
+
+def backtest(scenario: Scenario, data: Data, forecasters: Sequence[Forecaster], targets: Sequence[float],
+             progress=print) -> Backtest:
+    """Score fitted forecasters, then replay every policy at the scenario target and the sweep."""
+    scores, uppers = {}, {}
+    for forecaster in forecasters:
+        forecasts = test_forecasts(forecaster, data)
+        scores[forecaster.name] = forecast_accuracy(scenario, data, forecasts, forecaster)
+        uppers[forecaster.name] = forecasts[:, :, forecaster.quantile_index(scenario.quantile)]
+    target = scenario.cluster.target_utilisation
+    progress(f"closed loop at target {target:.2f}")
+    replays = closed_loop(scenario, data, uppers, target)
+    sweep = {}
+    for swept in targets:
+        progress(f"closed loop at target {swept:.2f}")
+        sweep[swept] = {name: replay.outcome for name, replay in closed_loop(scenario, data, uppers, swept, False).items()}
+    return Backtest(accuracy=scores, replays=replays, sweep=sweep)

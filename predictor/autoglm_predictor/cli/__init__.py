@@ -1,0 +1,1 @@
+"""The predictor's `autoglm` subcommands: train, backtest, collector, predictor."""

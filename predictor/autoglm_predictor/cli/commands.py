@@ -1,0 +1,324 @@
+"""Subcommands of `autoglm` that belong to this package (see autoglm_operator.cli.main).
+
+Heavy imports (pandas, TensorFlow, matplotlib) happen inside the command functions so that
+`autoglm --help` and the operator's subcommands stay fast.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autoglm_predictor import traces as sample_traces
+
+# The NASA trace shipped with the package, so the default works from any directory and any install.
+DEFAULT_TRACE = str(sample_traces.NASA_PER_MINUTE)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add this package's subcommands; each sets `func(args) -> int`."""
+    train = subparsers.add_parser("train", help="fit the LSTM forecaster on a trace and save it (.keras + .json)")
+    _data_arguments(train)
+    _model_arguments(train)
+    train.add_argument("--out", required=True, help="model path ending in .keras (a .json sidecar is written beside it)")
+    train.set_defaults(func=train_command)
+
+    backtest = subparsers.add_parser(
+        "backtest", help="forecast accuracy per horizon and closed-loop replay of every scaling policy")
+    _data_arguments(backtest)
+    _model_arguments(backtest)
+    backtest.add_argument("--step", default="1min", help="decision step of the simulated control loop")
+    backtest.add_argument("--report-horizons", default="5min,15min,30min", help="horizons to score (comma-separated)")
+    backtest.add_argument("--capacity", default="15/min", help="requests one replica serves, e.g. 15/min or 2/s")
+    backtest.add_argument("--target", type=float, default=0.8, help="reactive target utilisation")
+    backtest.add_argument("--sweep", default="0.6,0.7,0.75,0.8,0.9", help="target utilisations for the trade-off curve")
+    backtest.add_argument("--cold-start", default="5min", help="time for a new pod to become Ready")
+    backtest.add_argument("--sync-period", default="15s", help="HPA sync period")
+    backtest.add_argument("--scale-up-window", default="0s", help="HPA scale-up stabilisation window")
+    backtest.add_argument("--scale-down-window", default="5min", help="HPA scale-down stabilisation window")
+    backtest.add_argument("--min-replicas", type=int, default=1)
+    backtest.add_argument("--max-replicas", type=int, default=40)
+    backtest.add_argument("--p99-fraction", type=float, default=None,
+                          help="rescale the trace so its p99 is this fraction of max replicas x capacity")
+    backtest.add_argument("--pipeline-lag", type=int, default=1, help="decision steps before a forecast is usable")
+    backtest.add_argument("--model", default=None, help="load this trained .keras model instead of training one")
+    backtest.add_argument("--save-model", default=None, help="save the LSTM trained here (.keras)")
+    backtest.add_argument("--no-lstm", action="store_true", help="baselines only (fast)")
+    backtest.add_argument("--report", default="out/backtest", help="directory for report.md and the PNG plots")
+    backtest.add_argument("--json", default=None, help="also write the results as JSON to this path")
+    backtest.set_defaults(func=backtest_command)
+
+    from autoglm_predictor.pipeline import connections
+
+    collector = subparsers.add_parser("collector", help="publish per-deployment load from Prometheus to Kafka every step")
+    connections.add_arguments(collector)
+    collector.add_argument("--metrics-port", type=int, default=9100, help="port of this process's /metrics (0: off)")
+    collector.add_argument("--step-seconds", type=int, default=15, help="sampling step (records are aligned to it)")
+    collector.add_argument("--rate-window", default="1m", help="PromQL rate() window for requests/s and TTFT")
+    collector.add_argument("--backfill-seconds", type=int, default=300, help="re-published on start (duplicates are harmless)")
+    collector.add_argument("--refresh-seconds", type=float, default=15.0, help="how often deployments are re-listed")
+    collector.set_defaults(func=collector_command)
+
+    predictor = subparsers.add_parser("predictor", help="consume load records, forecast, write status.forecast floors")
+    connections.add_arguments(predictor)
+    predictor.add_argument("--metrics-port", type=int, default=9101, help="port of this process's /metrics (0: off)")
+    predictor.add_argument("--group", default="autoglm-predictor", help="Kafka consumer group (replicas share it)")
+    predictor.add_argument("--step-seconds", type=int, default=15, help="the collector's step (part of the lead time)")
+    predictor.add_argument("--bucket-seconds", type=int, default=60, help="forecast aggregation (peak load per bucket)")
+    predictor.add_argument("--season-seconds", type=int, default=86400, help="length of the demand cycle")
+    predictor.add_argument("--decision-seconds", type=float, default=15.0, help="decision interval per deployment")
+    predictor.add_argument("--heartbeat-seconds", type=float, default=60.0, help="rewrite an unchanged floor this often")
+    predictor.add_argument("--stale-after-seconds", type=float, default=180.0,
+                           help="no sample for this long: decay the floor to the reactive minimum")
+    predictor.add_argument("--history-seconds", type=int, default=8 * 86400, help="history kept and replayed on start")
+    predictor.add_argument("--retrain-seconds", type=float, default=600.0, help="LSTM re-training interval (fallbacks refit on every new bucket)")
+    predictor.add_argument("--no-lstm", action="store_true", help="fallback forecasters only (no TensorFlow)")
+    predictor.set_defaults(func=predictor_command)
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trace", default=DEFAULT_TRACE,
+                        help="CSV or .csv.gz with timestamp and requests (or value) columns (default: the shipped NASA trace)")
+    parser.add_argument("--column", default=None, help="value column (default: requests, else value)")
+    parser.add_argument("--train-start", default=None, help="first training timestamp (default: trace start)")
+    parser.add_argument("--test-start", default=None, help="first test timestamp (default: after 70%% of the trace)")
+    parser.add_argument("--test-end", default=None, help="end of the test period (exclusive; default: trace end)")
+    parser.add_argument("--bucket", default="5min", help="forecast aggregation: requests per bucket")
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--horizon", default="30min", help="how far the forecast reaches (must cover the lead time)")
+    parser.add_argument("--quantile", type=float, default=0.95,
+                        help="upper quantile the scaling floor uses (it must cover minute peaks inside a bucket)")
+    parser.add_argument("--window", default="3h", help="LSTM input window")
+    parser.add_argument("--units", type=int, default=64, help="LSTM units")
+    parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (early stopping on the last 20%%)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads")
+
+
+def _buckets(duration: str, bucket) -> int:
+    import pandas as pd
+
+    count = pd.Timedelta(duration) / bucket
+    if count < 1 or count != int(count):
+        raise ValueError(f"{duration} is not a whole number of {bucket} buckets")
+    return int(count)
+
+
+def _lstm(args: argparse.Namespace, bucket, history_buckets: int):
+    from autoglm_predictor.forecast.lstm import LSTMForecaster, LSTMSettings
+
+    seasons = tuple(s for s in (_buckets("1D", bucket), _buckets("7D", bucket)) if 2 * s <= history_buckets)
+    settings = LSTMSettings(horizon=_buckets(args.horizon, bucket), quantiles=tuple(sorted({0.5, args.quantile})),
+                            window=_buckets(args.window, bucket), seasons=seasons, units=args.units,
+                            epochs=args.epochs, seed=args.seed, threads=args.threads)
+    return LSTMForecaster(settings, progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
+
+
+def _reporting_errors(command):
+    """Turn invalid input (every package error is a ValueError) into a message and exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except ValueError as error:
+            print(f"autoglm {args.command}: error: {error}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_reporting_errors
+def train_command(args: argparse.Namespace) -> int:
+    import time
+
+    import pandas as pd
+
+    from autoglm_predictor.forecast.series import load_trace, resample, split
+
+    bucket = pd.Timedelta(args.bucket)
+    buckets = split(resample(load_trace(args.trace, args.column), bucket), args.test_start, args.test_end, args.train_start)
+    forecaster = _lstm(args, bucket, len(buckets.train))
+    print(f"training on {len(buckets.train)} buckets of {args.bucket} "
+          f"({buckets.train.index[0]} .. {buckets.train.index[-1]})", file=sys.stderr)
+    started = time.perf_counter()
+    forecaster.fit(buckets.train)
+    path = forecaster.save(args.out)
+    print(f"trained in {time.perf_counter() - started:.1f} s; saved {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def _capacity_per_step(capacity: str, step) -> float:
+    import pandas as pd
+
+    amount, _, per = capacity.partition("/")
+    try:
+        value = float(amount)
+        unit = pd.Timedelta("1" + per if per and not per[0].isdigit() else per or "1min")
+    except ValueError:
+        raise ValueError(f"capacity must look like 15/min or 2/s, got {capacity!r}") from None
+    if value <= 0:
+        raise ValueError(f"capacity must be > 0, got {capacity!r}")
+    return value * (step / unit)
+
+
+@_reporting_errors
+def backtest_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from autoglm_predictor.backtest import evaluation
+    from autoglm_predictor.backtest import report
+    from autoglm_predictor.forecast.series import load_trace
+    from autoglm_predictor.forecast.simulator import ClusterConfig
+
+    step, bucket = pd.Timedelta(args.step), pd.Timedelta(args.bucket)
+    cluster = ClusterConfig(
+        step_seconds=step.total_seconds(), capacity_per_replica=_capacity_per_step(args.capacity, step),
+        max_replicas=args.max_replicas, min_replicas=args.min_replicas,
+        cold_start_seconds=pd.Timedelta(args.cold_start).total_seconds(), target_utilisation=args.target,
+        sync_period_seconds=pd.Timedelta(args.sync_period).total_seconds(),
+        scale_up_window_seconds=pd.Timedelta(args.scale_up_window).total_seconds(),
+        scale_down_window_seconds=pd.Timedelta(args.scale_down_window).total_seconds())
+    scenario = evaluation.Scenario(
+        step=step, bucket=bucket, horizon=_buckets(args.horizon, bucket),
+        report_horizons=tuple(_buckets(h, bucket) for h in args.report_horizons.split(",")),
+        quantile=args.quantile, cluster=cluster, pipeline_lag_steps=args.pipeline_lag)
+    data = evaluation.prepare(load_trace(args.trace, args.column), scenario, args.test_start, args.test_end,
+                              args.train_start, args.p99_fraction)
+    print(f"train {data.buckets.train.index[0]} .. {data.buckets.train.index[-1]}, "
+          f"test {data.buckets.test.index[0]} .. {data.buckets.test.index[-1]}", file=sys.stderr)
+    forecasters = evaluation.baselines(scenario, data)
+    for forecaster in forecasters:
+        forecaster.fit(data.buckets.train)
+    costs: dict[str, object] = {}
+    if not args.no_lstm:
+        costs = _lstm_costs(args, bucket, data, forecasters)
+    targets = [float(t) for t in args.sweep.split(",") if t]
+    result = evaluation.backtest(scenario, data, forecasters, targets,
+                                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    settings = {"trace": args.trace, "step": args.step, "bucket": args.bucket, "horizon": args.horizon,
+                "quantile": args.quantile, "capacity": args.capacity,
+                "capacity per replica per step": round(cluster.capacity_per_replica, 4),
+                "replicas": f"{args.min_replicas}..{args.max_replicas}", "target": args.target,
+                "cold start": args.cold_start, "sync period": args.sync_period,
+                "scale-up / scale-down windows": f"{args.scale_up_window} / {args.scale_down_window}",
+                "pipeline lag (steps)": args.pipeline_lag, "p99 fraction": args.p99_fraction,
+                "train": f"{data.buckets.train.index[0]} .. {data.buckets.train.index[-1]}",
+                "test": f"{data.buckets.test.index[0]} .. {data.buckets.test.index[-1]}"}
+    directory = Path(args.report)
+    plots = report.plot(scenario, data, result, directory)
+    text = report.markdown("Backtest", settings, scenario, result, costs, plots)
+    (directory / "report.md").write_text(text)
+    print(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(report.to_json(settings, scenario, result, costs))
+    print(f"wrote {directory / 'report.md'}" + (f" and {args.json}" if args.json else ""), file=sys.stderr)
+    return 0
+
+
+def _lstm_costs(args: argparse.Namespace, bucket, data, forecasters: list) -> dict[str, object]:
+    """Train (or load) the LSTM, append it to `forecasters`, and measure what it costs."""
+    import os
+    import statistics
+    import tempfile
+    import time
+
+    import numpy as np
+
+    from autoglm_predictor.forecast.lstm import LSTMForecaster
+
+    costs: dict[str, object] = {"load average before (1/5/15 min)": " / ".join(f"{x:.1f}" for x in os.getloadavg())}
+    started = time.perf_counter()
+    if args.model:
+        lstm = LSTMForecaster.load(args.model)
+        costs["LSTM load time (s)"] = round(time.perf_counter() - started, 2)
+    else:
+        lstm = _lstm(args, bucket, len(data.buckets.train))
+        print(f"training the LSTM on {len(data.buckets.train)} buckets", file=sys.stderr)
+        lstm.fit(data.buckets.train)
+        costs["LSTM training time (s)"] = round(time.perf_counter() - started, 1)
+        costs["LSTM epochs run"] = len(lstm.scaler.history)
+        costs["load average after training"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        if args.save_model:
+            lstm.save(args.save_model)
+    forecasters.append(lstm)
+    history = data.all_buckets
+    recent = history.iloc[-(lstm.settings.window + max(lstm.settings.seasons, default=0)):]
+
+    def median_seconds(call, repeats: int) -> float:
+        call()  # warm-up: the first call traces the graph
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            call()
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings)
+
+    # One deployment: just the history the model reads. A batch: 500 origins in one call.
+    single = median_seconds(lambda: lstm.predict(recent, [len(recent)]), 20)
+    origins = np.resize(np.arange(max(1, len(history) - 499), len(history) + 1), 500)  # short traces repeat
+    batch = median_seconds(lambda: lstm.predict(history, origins), 5)
+    costs["predict one deployment (ms, median of 20)"] = round(1000 * single, 1)
+    costs["predict batch of 500 (ms, median of 5)"] = round(1000 * batch, 1)
+    with tempfile.TemporaryDirectory() as directory:
+        path = lstm.save(Path(directory) / "model.keras")
+        costs["model size (KB, .keras + .json)"] = round((path.stat().st_size + path.with_suffix(".json").stat().st_size) / 1024, 1)
+    return costs
+
+
+def _serve(args: argparse.Namespace, service_factory) -> int:
+    """Run a pipeline service until SIGTERM/SIGINT; settings errors exit 2 with one line."""
+    import logging
+    import signal
+    import threading
+
+    from autoglm_predictor.pipeline import connections
+    from autoglm_predictor.pipeline.metrics import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    try:
+        prometheus, kafka = connections.from_environment(args)
+    except connections.SettingsError as error:
+        print(f"autoglm {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    service, registry = service_factory(prometheus, kafka, connections.kubernetes_api())
+    serve(registry, args.metrics_port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service.run(stop)
+    return 0
+
+
+def collector_command(args: argparse.Namespace) -> int:
+    from autoglm_predictor.pipeline.collector import Collector, CollectorSettings
+    from autoglm_predictor.pipeline.metrics import CollectorMetrics
+
+    def build(prometheus, kafka, kube_api):
+        metrics = CollectorMetrics()
+        settings = CollectorSettings(step_seconds=args.step_seconds, rate_window=args.rate_window,
+                                     backfill_seconds=args.backfill_seconds, refresh_seconds=args.refresh_seconds)
+        return Collector(settings, prometheus, kafka, kube_api, metrics), metrics.registry
+
+    return _serve(args, build)
+
+
+def predictor_command(args: argparse.Namespace) -> int:
+    from autoglm_predictor.pipeline.predictor import Predictor, PredictorSettings
+    from autoglm_predictor.forecast.models import ModelSettings
+    from autoglm_predictor.pipeline.metrics import PredictorMetrics
+
+    def build(prometheus, kafka, kube_api):
+        metrics = PredictorMetrics()
+        models = ModelSettings(bucket_seconds=args.bucket_seconds, season_seconds=args.season_seconds,
+                               retrain_seconds=args.retrain_seconds, lstm=not args.no_lstm)
+        settings = PredictorSettings(group=args.group, collector_step_seconds=args.step_seconds,
+                                     decision_seconds=args.decision_seconds, heartbeat_seconds=args.heartbeat_seconds,
+                                     stale_after_seconds=args.stale_after_seconds,
+                                     history_seconds=args.history_seconds, models=models)
+        return Predictor(settings, kafka, kube_api, metrics), metrics.registry
+
+    return _serve(args, build)

@@ -1,0 +1,81 @@
+"""Writing the forecast into `status.forecast` of an AutoGLMDeployment: the predictor's only write.
+
+The predictor never touches ScaledObjects or HPAs: the operator renders minReplicaCount /
+minReplicas = max(spec.autoscaling.minReplicas, recommendedMinReplicas) while `updatedAt` is
+fresh. So there is one writer per field, and a dead predictor is noticed by its silence.
+Writes are rare on purpose (KEDA re-reads on every change; kedacore/keda#5281): only when the
+floor or the error changes, or as a heartbeat that keeps `updatedAt` fresh.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from autoglm_predictor.pipeline.targets import GROUP, PLURAL, VERSION
+
+FIELD_MANAGER = "autoglm-predictor"
+HEARTBEAT_SECONDS = 60.0
+# The operator should treat a forecast older than this as absent (several missed heartbeats).
+STALENESS_WINDOW_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class ForecastStatus:
+    horizon_seconds: int
+    predicted: float | None  # None when there is no usable forecast (then `error` says why)
+    recommended_min_replicas: int
+    updated_at: float  # epoch seconds
+    error: str | None
+
+    def __post_init__(self) -> None:
+        if self.predicted is not None and not (math.isfinite(self.predicted) and self.predicted >= 0):
+            raise ValueError(f"predicted must be finite and >= 0, got {self.predicted}")
+        if self.recommended_min_replicas < 0 or self.horizon_seconds < 0:
+            raise ValueError("recommended_min_replicas and horizon_seconds must be >= 0")
+
+    @classmethod
+    def from_status(cls, forecast: dict[str, Any] | None) -> ForecastStatus | None:
+        """What is in the API server now (written by an earlier predictor), or None if unusable."""
+        try:
+            return cls(horizon_seconds=int(forecast["horizonSeconds"]),
+                       predicted=None if forecast.get("predicted") is None else float(forecast["predicted"]),
+                       recommended_min_replicas=int(forecast["recommendedMinReplicas"]),
+                       updated_at=parse_time(forecast["updatedAt"]), error=forecast.get("error"))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def format_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def status_patch(forecast: ForecastStatus) -> dict[str, Any]:
+    """A JSON merge patch touching only status.forecast; null deletes a key (the schema is not nullable)."""
+    return {"status": {"forecast": {
+        "horizonSeconds": forecast.horizon_seconds,
+        "predicted": None if forecast.predicted is None else round(forecast.predicted, 3),
+        "recommendedMinReplicas": forecast.recommended_min_replicas,
+        "updatedAt": format_time(forecast.updated_at),
+        "error": forecast.error,
+    }}}
+
+
+def should_write(last: ForecastStatus | None, new: ForecastStatus, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> bool:
+    """Only a changed floor, a changed error state or a due heartbeat is worth a write."""
+    if last is None:
+        return True
+    if new.recommended_min_replicas != last.recommended_min_replicas or (new.error is None) != (last.error is None):
+        return True
+    return new.updated_at - last.updated_at >= heartbeat_seconds
+
+
+def write(api: Any, namespace: str, name: str, forecast: ForecastStatus) -> None:
+    api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, name, status_patch(forecast),
+        field_manager=FIELD_MANAGER, _content_type="application/merge-patch+json")

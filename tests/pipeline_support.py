@@ -1,0 +1,26 @@
+"""Helpers the pipeline e2e tests share: status writes read back from the predictor's log."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+WRITE = re.compile(r"^(\S+ \S+) INFO autoglm_predictor.pipeline.predictor: \S+: floor (\d+) \(predicted \S+ over \d+ s, (.*)\) in")
+
+
+def logged_writes(log: Path) -> list[tuple[float, int, bool]]:
+    """(time, floor, stale) per status write, from the predictor's log (one line per write)."""
+    out = []
+    for line in log.read_text().splitlines():
+        match = WRITE.match(line)
+        if match:
+            when = time.mktime(time.strptime(match[1].split(",")[0], "%Y-%m-%d %H:%M:%S"))
+            out.append((when, int(match[2]), not match[3].startswith("forecast peak")))
+    return out
+
+
+def repeated_writes(writes: list[tuple[float, int, bool]], heartbeat: float) -> list[tuple[float, float, int]]:
+    """Writes that repeat the previous floor and error state inside the heartbeat: duplicates.
+    (Log times are whole seconds, hence the one second of slack.)"""
+    return [(t1, t2, f1) for (t1, f1, e1), (t2, f2, e2) in zip(writes, writes[1:])
+            if f1 == f2 and e1 == e2 and t2 - t1 < heartbeat - 1]

@@ -1,0 +1,86 @@
+"""`autoglm render` and `autoglm crd` on the shipped examples.
+
+The parser holds only this package's subcommands, so these tests do not depend on the others.
+"""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import yaml
+
+from autoglm_operator.api.crd import crd_yaml
+from autoglm_operator.cli.commands import register
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="autoglm")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def _examples(repo):
+    found = sorted((repo / "manifests" / "examples").glob("*.yaml"))
+    assert len(found) >= 4
+    return found
+
+
+def test_every_example_renders(repo, capsys):
+    for example in _examples(repo):
+        assert main(["render", "-f", str(example), "--capabilities", "keda,istio"]) == 0, example.name
+        objects = list(yaml.safe_load_all(capsys.readouterr().out))
+        assert objects[0]["kind"] == "Deployment", example.name
+
+
+def test_output_is_alias_free_yaml(repo, capsys):
+    main(["render", "-f", str(repo / "manifests/examples/04-secured-jwt.yaml"), "--capabilities", "istio"])
+    assert "&id" not in capsys.readouterr().out
+
+
+def test_invalid_spec_exits_2_with_the_field(tmp_path, make_cr, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(make_cr(autoscaling={"minReplicas": 3, "maxReplicas": 1})))
+    assert main(["render", "-f", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "minReplicas must be <= autoscaling.maxReplicas" in captured.err
+
+
+def test_unknown_capability_exits_2(repo, capsys):
+    assert main(["render", "-f", str(repo / "manifests/examples/01-minimal.yaml"), "--capabilities", "linkerd"]) == 2
+    assert "unknown capabilities" in capsys.readouterr().err
+
+
+def test_crd_command(capsys):
+    assert main(["crd"]) == 0
+    assert capsys.readouterr().out == crd_yaml()
+
+
+def test_render_requires_a_file():
+    with pytest.raises(SystemExit):
+        main(["render"])
+
+
+def test_operator_flags_reach_the_runner(monkeypatch):
+    """The flags the Helm chart passes (charts/autoglm-operator/templates/operator.yaml) are accepted."""
+    import autoglm_operator.runtime.run
+
+    started = []
+    monkeypatch.setattr(autoglm_operator.runtime.run, "run", started.append)
+    argv = ["operator", "--namespace=ml", "-n", "ml-*", "--resync-seconds=120", "--metrics-port=8080",
+            "--health-port=8081", "--log-level=info", "--peering=autoglm-operator"]
+    assert main(argv) == 0
+    (options,) = started
+    assert options.namespaces == ["ml", "ml-*"]
+    assert (options.resync_seconds, options.metrics_port, options.health_port) == (120.0, 8080, 8081)
+    assert (options.peering, options.priority, options.log_level, options.log_format) == ("autoglm-operator", 0, "info", "json")
+
+
+def test_operator_defaults_watch_every_namespace_standalone(monkeypatch):
+    import autoglm_operator.runtime.run
+
+    started = []
+    monkeypatch.setattr(autoglm_operator.runtime.run, "run", started.append)
+    main(["operator"])
+    assert (started[0].namespaces, started[0].peering, started[0].resync_seconds) == ([], None, 300.0)

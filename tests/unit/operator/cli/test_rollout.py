@@ -1,0 +1,44 @@
+"""`autoglm rollout ...` / `kubectl autoglm rollout ...`: parsing, the patches sent, the status summary."""
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from autoglm_operator.cli.main import build_parser
+from autoglm_operator.cli.rollout import action_patch, describe
+
+
+@pytest.mark.parametrize("verb", ["status", "pause", "resume", "promote", "abort", "retry"])
+def test_every_verb_parses(verb):
+    args = build_parser().parse_args(["rollout", verb, "glm", "-n", "ml"])
+    assert (args.verb, args.name, args.namespace) == (verb, "glm", "ml")
+
+
+def test_patches_are_plain_kubectl_patches():
+    assert action_patch("pause") == {"spec": {"rollout": {"paused": True}}}
+    assert action_patch("resume") == {"spec": {"rollout": {"paused": False}}}
+    assert action_patch("promote", "n1") == {"metadata": {"annotations": {"autoglm.io/rollout-action": "promote:n1"}}}
+    a, b = action_patch("abort"), action_patch("abort")
+    assert a != b, "each command gets its own nonce, so repeating it is a new request the operator consumes once"
+
+
+def test_status_summary_tells_the_story():
+    cr = {"metadata": {"name": "glm", "namespace": "ml"}, "spec": {"rollout": {}},
+          "status": {"phase": "Degraded", "currentRevision": "old",
+                     "conditions": [{"type": "Ready", "status": "False", "reason": "RolledBack", "message": "ttftP95=3.5"}],
+                     "canary": {"revision": "new", "phase": "RolledBack", "step": 1, "weight": 0, "mirror": 0,
+                                "failedChecks": 2, "message": "analysis failed 2/2: ttftP95=3.5 (above max 2)",
+                                "analysis": [{"name": "ttftP95", "result": "Fail", "value": 3.5, "stable": 0.2}],
+                                "retiring": [{"revision": "new", "at": "2025-01-01T00:00:00Z"}],
+                                "history": [{"revision": "new", "result": "RolledBack", "finishedAt": "2025-01-01T00:00:00Z"}]}}}
+    text = describe(cr)
+    assert "canary new: RolledBack, step 2, weight 0%, mirror 0%, failed checks 2" in text
+    assert "ttftP95        Fail   value=3.5 stable=0.2" in text
+    assert "Ready=False RolledBack: ttftP95=3.5" in text and "retiring new" in text
+    assert "no spec.rollout" in describe({"metadata": {"name": "g", "namespace": "n"}, "spec": {}})
+
+
+def test_kubectl_plugin_is_a_console_script(repo):
+    scripts = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["kubectl-autoglm"] == "autoglm_operator.cli.rollout:kubectl_main"

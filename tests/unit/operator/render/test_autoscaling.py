@@ -1,0 +1,241 @@
+"""KEDA ScaledObject, HPA fallback, or nothing when autoscaling is off."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from autoglm_operator.api.queries import default_load_query
+from autoglm_operator.api.schema import InvalidSpec
+from autoglm_operator.render.autoscaling import autoscaler, autoscaling_status, min_replicas
+from autoglm_operator.runtime.forecast_watch import GRACE_SECONDS, ForecastWatch
+from autoglm_predictor.pipeline.actuation import STALENESS_WINDOW_SECONDS, format_time
+
+ON = {"enabled": True, "minReplicas": 2, "maxReplicas": 10, "target": {"perReplica": 6}, "scaleDownStabilizationSeconds": 900}
+
+
+def test_off_renders_nothing(make_instance):
+    assert autoscaler(make_instance(), "r", keda=True) is None
+
+
+def test_keda_scaled_object(make_instance):
+    so = autoscaler(make_instance(autoscaling=ON), "r", keda=True)
+    assert (so["apiVersion"], so["kind"]) == ("keda.sh/v1alpha1", "ScaledObject")
+    spec = so["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "glm-r"}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 10)
+    assert spec["pollingInterval"] == 15 and spec["cooldownPeriod"] == 300
+    assert spec["fallback"] == {"failureThreshold": 3, "replicas": 2, "behavior": "currentReplicasIfHigher"}
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 900
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+    assert trigger["metadata"]["threshold"] == "6"
+    assert trigger["metadata"]["serverAddress"].startswith("http://")
+    # The predictor forecasts the same query, so threshold and floor share one unit.
+    assert trigger["metadata"]["query"] == default_load_query("ml", "glm", "vllm")
+    assert 'vllm:num_requests_running{namespace="ml",autoglm_deployment="glm"}' in trigger["metadata"]["query"]
+
+
+def test_custom_query_and_fractional_threshold(make_instance):
+    so = autoscaler(make_instance(autoscaling={**ON, "target": {"query": "sum(load)", "perReplica": 2.5}}), "r", keda=True)
+    assert so["spec"]["triggers"][0]["metadata"]["query"] == "sum(load)"
+    assert so["spec"]["triggers"][0]["metadata"]["threshold"] == "2.5"
+
+
+def test_hpa_when_keda_is_absent(make_instance):
+    hpa = autoscaler(make_instance(autoscaling={**ON, "target": {"perReplica": 0.5}}), "r", keda=False)
+    assert (hpa["apiVersion"], hpa["kind"]) == ("autoscaling/v2", "HorizontalPodAutoscaler")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["pods"]["metric"]["name"] == "vllm:num_requests_running"
+    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "500m"}
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 900
+
+
+def test_hpa_when_asked(make_instance):
+    hpa = autoscaler(make_instance(autoscaling={**ON, "engine": "hpa"}), "r", keda=True)
+    assert hpa["kind"] == "HorizontalPodAutoscaler"
+    assert hpa["spec"]["metrics"][0]["pods"]["target"]["averageValue"] == "6"
+
+
+def test_engine_metric_names(make_instance):
+    so = autoscaler(make_instance(autoscaling=ON, runtime={"engine": "sglang"}), "r", keda=True)
+    assert "sglang:num_queue_reqs" in so["spec"]["triggers"][0]["metadata"]["query"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictive floor: status.forecast raises the minimum while fresh; one writer (the operator).
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+PREDICTIVE = {**ON, "predictive": {"enabled": True}}
+
+
+def forecast(floor: int, age_seconds: float = 10, **extra) -> dict:
+    return {"horizonSeconds": 360, "predicted": 40.0, "recommendedMinReplicas": floor,
+            "updatedAt": format_time(NOW.timestamp() - age_seconds), **extra}
+
+
+def so_min(make_instance, autoscaling, status_forecast, now=NOW, keda=True) -> int:
+    obj = autoscaler(make_instance(autoscaling=autoscaling), "r", keda=keda, forecast=status_forecast, now=now)
+    return obj["spec"]["minReplicaCount" if keda else "minReplicas"]
+
+
+def test_fresh_forecast_raises_the_keda_minimum_and_the_fallback(make_instance):
+    so = autoscaler(make_instance(autoscaling=PREDICTIVE), "r", keda=True, forecast=forecast(7), now=NOW)
+    assert so["spec"]["minReplicaCount"] == 7
+    assert so["spec"]["fallback"]["replicas"] == 7, "Prometheus down: never fall below the forecast floor"
+    assert so["spec"]["maxReplicaCount"] == 10
+
+
+def test_fresh_forecast_raises_the_hpa_minimum(make_instance):
+    assert so_min(make_instance, PREDICTIVE, forecast(6), keda=False) == 6
+
+
+@pytest.mark.parametrize("floor, expected", [(0, 2), (1, 2), (2, 2), (5, 5), (10, 10), (50, 10)])
+def test_floor_is_clamped_to_min_and_max(make_instance, floor, expected):
+    assert so_min(make_instance, PREDICTIVE, forecast(floor)) == expected
+
+
+def test_max_floor_caps_the_forecast(make_instance):
+    capped = {**ON, "predictive": {"enabled": True, "maxFloor": 4}}
+    assert so_min(make_instance, capped, forecast(9)) == 4
+    assert so_min(make_instance, capped, forecast(3)) == 3
+    low_cap = {**ON, "predictive": {"enabled": True, "maxFloor": 1}}
+    assert so_min(make_instance, low_cap, forecast(9)) == 2, "never below minReplicas"
+
+
+def test_kill_switch_and_absent_settings_are_purely_reactive(make_instance):
+    off = {**ON, "predictive": {"enabled": False}}
+    assert so_min(make_instance, off, forecast(9)) == 2
+    assert so_min(make_instance, ON, forecast(9)) == 2
+    assert autoscaler(make_instance(autoscaling=PREDICTIVE), "r", keda=True, forecast=forecast(9))["spec"][
+        "minReplicaCount"] == 2, "no clock given: reactive"
+
+
+def test_stale_forecast_decays_to_the_reactive_minimum(make_instance):
+    window = STALENESS_WINDOW_SECONDS
+    assert so_min(make_instance, PREDICTIVE, forecast(7, age_seconds=window)) == 7
+    assert so_min(make_instance, PREDICTIVE, forecast(7, age_seconds=window + 1)) == 2
+    assert so_min(make_instance, PREDICTIVE, forecast(7, age_seconds=-(window + 60))) == 2, "far-future timestamp"
+
+
+@pytest.mark.parametrize("bad", [
+    None, {}, {"recommendedMinReplicas": 7}, {"updatedAt": "yesterday", "recommendedMinReplicas": 7},
+    {"updatedAt": format_time(NOW.timestamp()), "recommendedMinReplicas": "7"},
+    {"updatedAt": format_time(NOW.timestamp()), "recommendedMinReplicas": -3},
+    {"updatedAt": format_time(NOW.timestamp()), "recommendedMinReplicas": True},
+    {"updatedAt": format_time(NOW.timestamp()), "recommendedMinReplicas": float("nan")},
+    {"updatedAt": format_time(NOW.timestamp())},
+])
+def test_unreadable_forecast_is_ignored(make_instance, bad):
+    assert so_min(make_instance, PREDICTIVE, bad) == 2
+
+
+def test_status_shows_the_minimum_in_effect_and_only_a_forecast_in_use(make_instance):
+    """What the Predicted printer column reads: a stale forecast's number must not stay on screen."""
+    inst = make_instance(autoscaling=PREDICTIVE)
+    assert autoscaling_status(inst, forecast(7), NOW) == {"minReplicas": 7, "forecast": "Used", "predicted": 40.0}
+    assert autoscaling_status(inst, forecast(1), NOW) == {"minReplicas": 2, "forecast": "Used", "predicted": 40.0}
+    stale = forecast(7, age_seconds=STALENESS_WINDOW_SECONDS + 1)
+    assert autoscaling_status(inst, stale, NOW) == {"minReplicas": 2, "forecast": "Stale"}
+    assert autoscaling_status(inst, {"updatedAt": "yesterday"}, NOW) == {"minReplicas": 2, "forecast": "Stale"}
+    assert autoscaling_status(inst, None, NOW) == {"minReplicas": 2, "forecast": "Missing"}
+    assert autoscaling_status(inst, forecast(7, predicted="high"), NOW) == {"minReplicas": 7, "forecast": "Used"}
+    assert autoscaling_status(make_instance(autoscaling=ON), forecast(7), NOW) == {"minReplicas": 2, "forecast": "Disabled"}
+    assert autoscaling_status(make_instance(), forecast(7), NOW) is None
+
+
+def test_min_replicas_is_pure(make_instance):
+    inst = make_instance(autoscaling=PREDICTIVE)
+    status = forecast(5)
+    assert min_replicas(inst, status, NOW) == min_replicas(inst, status, NOW) == 5
+    assert min_replicas(inst, status, NOW + timedelta(seconds=STALENESS_WINDOW_SECONDS)) == 2
+
+
+def test_predictive_spec_defaults_and_rules(make_instance):
+    spec = make_instance(autoscaling=ON).spec.autoscaling.predictive
+    assert (spec.enabled, spec.quantile, spec.horizon_seconds, spec.max_floor) == (False, 0.95, None, None)
+    full = make_instance(autoscaling={**ON, "predictive": {"enabled": True, "quantile": 0.9, "horizonSeconds": None,
+                                                           "maxFloor": 10}}).spec.autoscaling.predictive
+    assert (full.quantile, full.horizon_seconds, full.max_floor) == (0.9, None, 10)
+    with pytest.raises(InvalidSpec, match="maxFloor must be <= autoscaling.maxReplicas"):
+        make_instance(autoscaling={**ON, "predictive": {"enabled": True, "maxFloor": 11}})
+    for quantile in (0.4, 1.0):
+        with pytest.raises(InvalidSpec, match="quantile"):
+            make_instance(autoscaling={**ON, "predictive": {"quantile": quantile}})
+
+
+def test_predictive_crd_schema(repo):
+    import yaml
+
+    crd = yaml.safe_load((repo / "crds" / "autoglm.io_autoglmdeployments.yaml").read_text())
+    autoscaling = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["autoscaling"]
+    predictive = autoscaling["properties"]["predictive"]
+    assert set(predictive["properties"]) == {"enabled", "quantile", "horizonSeconds", "maxFloor"}
+    assert (predictive["properties"]["quantile"]["minimum"], predictive["properties"]["quantile"]["maximum"]) == (0.5, 0.99)
+    assert any("maxFloor <= self.maxReplicas" in r["rule"] for r in autoscaling["x-kubernetes-validations"])
+
+
+# ---------------------------------------------------------------------------------------------
+# ForecastWatch: converge when the floor may change, and once when the forecast goes stale.
+
+
+def body(floor: int | None, updated: float, enabled: bool = True) -> dict:
+    status = {} if floor is None else {"forecast": {"recommendedMinReplicas": floor, "updatedAt": format_time(updated)}}
+    return {"spec": {"autoscaling": {"predictive": {"enabled": enabled}}}, "status": status}
+
+
+def test_watch_requests_only_floor_changes():
+    clock = [NOW.timestamp()]
+    requested: list[tuple[str, str]] = []
+    watch = ForecastWatch(lambda ns, n: requested.append((ns, n)), clock=lambda: clock[0])
+    try:
+        assert not watch.observe("ml", "glm", body(3, clock[0])), "first sight: the resume handler converges"
+        assert not watch.observe("ml", "glm", body(3, clock[0] + 60)), "heartbeat: same floor"
+        assert watch.observe("ml", "glm", body(5, clock[0] + 61))
+        assert watch.observe("ml", "glm", body(5, clock[0], enabled=False)), "kill switch: floor gone"
+        assert not watch.observe("ml", "glm", body(None, clock[0], enabled=False))
+        assert requested == [("ml", "glm")] * 2
+    finally:
+        watch.stop()
+
+
+def test_watch_converges_once_when_the_forecast_goes_stale():
+    import time
+
+    requested: list[tuple[str, str]] = []
+    # updatedAt (whole seconds) so old that the forecast expires 0.5 to 1.5 s from now; the converge follows GRACE_SECONDS later
+    updated = time.time() - STALENESS_WINDOW_SECONDS + 1.5
+    watch = ForecastWatch(lambda ns, n: requested.append((ns, n)))
+    try:
+        watch.observe("ml", "glm", body(4, updated))
+        watch.observe("ml", "other", body(4, updated))
+        watch.forget("ml", "other")
+        deadline = time.time() + 1.5 + GRACE_SECONDS + 3
+        while not requested and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert requested == [("ml", "glm")]
+        assert not watch.observe("ml", "glm", body(4, updated)), "known stale: nothing new"
+    finally:
+        watch.stop()
+
+
+def test_the_stale_forecast_converge_runs_in_the_context_of_the_handler_that_saw_it():
+    """kopf.event reads kopf's settings from context variables: a converge from the expiry thread posts Events too."""
+    import contextvars
+    import time
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("kopf_settings")
+    seen: list[str] = []
+    var.set("kopf's settings")
+    watch = ForecastWatch(lambda ns, n: seen.append(var.get("missing")))
+    try:
+        watch.observe("ml", "glm", body(4, time.time() - STALENESS_WINDOW_SECONDS + 1.5))  # whole seconds: see above
+        deadline = time.time() + 1.5 + GRACE_SECONDS + 3
+        while not seen and time.time() < deadline:
+            time.sleep(0.05)
+        assert seen == ["kopf's settings"]
+    finally:
+        watch.stop()

@@ -1,0 +1,63 @@
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autoglm_predictor.cli.commands import register
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture
+def generic_csv(tmp_path):
+    """Three days of a daily cycle at one-minute resolution, as a generic timestamp,value CSV."""
+    index = pd.date_range("2024-03-01", periods=3 * 1440, freq="1min")
+    minute = np.arange(len(index))
+    values = np.random.default_rng(0).poisson(40 + 30 * np.sin(2 * np.pi * minute / 1440))
+    path = tmp_path / "load.csv"
+    pd.DataFrame({"timestamp": index.strftime("%Y-%m-%dT%H:%M:%S"), "value": values}).to_csv(path, index=False)
+    return path
+
+
+def test_backtest_on_a_generic_csv_writes_report_plots_and_json(generic_csv, tmp_path):
+    report, out = tmp_path / "report", tmp_path / "result.json"
+    code = run(["backtest", "--trace", str(generic_csv), "--no-lstm", "--sweep", "0.7,0.9",
+                "--report", str(report), "--json", str(out)])
+    assert code == 0
+    assert {"report.md", "demand_vs_capacity.png", "tradeoff.png"} <= {p.name for p in report.iterdir()}
+    result = json.loads(out.read_text())
+    assert result["closed_loop"]["oracle"]["violation_minutes"] == 0
+    assert set(result["accuracy"]) >= {"persistence", "linear-AR"}
+    assert "| reactive |" in (report / "report.md").read_text()
+
+
+def test_train_saves_a_model(generic_csv, tmp_path):
+    out = tmp_path / "model.keras"
+    code = run(["train", "--trace", str(generic_csv), "--window", "1h", "--units", "4", "--epochs", "2",
+                "--threads", "1", "--out", str(out)])
+    assert code == 0 and out.is_file() and out.with_suffix(".json").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--capacity", "fast"], "capacity"),
+    (["--horizon", "7min"], "whole number"),
+    (["--horizon", "5min", "--report-horizons", "5min"], "does not cover the lead time"),
+    (["--horizon", "10min"], "report horizons"),
+])
+def test_invalid_input_exits_with_a_message(generic_csv, tmp_path, capsys, extra, message):
+    code = run(["backtest", "--trace", str(generic_csv), "--no-lstm", "--sweep", "0.8",
+                "--report", str(tmp_path / "r"), *extra])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_trace_exits_with_a_message(tmp_path, capsys):
+    assert run(["backtest", "--trace", str(tmp_path / "none.csv"), "--no-lstm"]) == 2
+    assert "not found" in capsys.readouterr().err
