@@ -57,7 +57,7 @@ class Observed:
     namespace: str
     desired: str  # the spec's revision
     stable: str | None  # status.currentRevision (None for a new resource)
-    stable_serving: bool  # the stable revision serves, or has served and is expected back (rollout.serves_nothing)
+    stable_serving: bool  # the stable revision serves, or has served and is expected back (status.readiness.serves_nothing)
     canary_ready: bool  # the desired revision's Deployment is fully Ready
     action: str | None = None  # the autoglm.io/rollout-action annotation, as found
     analysis: Sequence[Check] | None = None  # measured now; only when analysis_due() said so

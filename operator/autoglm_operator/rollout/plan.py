@@ -19,8 +19,9 @@ from typing import Any
 from autoglm_operator.api.spec import Instance
 from autoglm_operator.rollout.analysis import PrometheusAnalyzer, prometheus_address
 from autoglm_operator.rollout.canary import ACTION_ANNOTATION, Observed, Route, analysis_due, decide, without_rollout
-from autoglm_operator.rollout.switch import revision_ready, revisions_to_keep, serves_nothing, serving_revision
+from autoglm_operator.rollout.switch import revisions_to_keep, serving_revision
 from autoglm_operator.status.conditions import Event, Verdict, status_patch
+from autoglm_operator.status.readiness import revision_ready, serves_nothing
 
 UNCHANGED = object()
 # The status.canary fields the route and the kept Deployments are rendered from.

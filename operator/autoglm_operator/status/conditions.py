@@ -14,7 +14,7 @@ from typing import Any
 
 from autoglm_operator.api.labels import REVISION_LABEL
 from autoglm_operator.render.edge import edge_problem
-from autoglm_operator.rollout.switch import ready_replicas, wanted_replicas
+from autoglm_operator.status.readiness import ready_replicas, wanted_replicas
 
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from autoglm_operator.rollout.plan import UNCHANGED, commit_first
-from autoglm_operator.rollout.switch import revision_ready, revisions_to_keep, serves_nothing, serving_revision
+from autoglm_operator.rollout.switch import revisions_to_keep, serving_revision
+from autoglm_operator.status.readiness import revision_ready, serves_nothing
 
 
 def _deployment(ready: int, wanted: int | None = 1, generation: int = 1, observed: int = 1) -> dict:
