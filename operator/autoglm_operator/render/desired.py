@@ -19,10 +19,10 @@ from autoglm_operator.render.autoscaling import autoscaler
 from autoglm_operator.render.edge import check_edge, render_edge
 from autoglm_operator.render.istio import destination_rule, virtual_service
 from autoglm_operator.render.pdb import pod_disruption_budget
+from autoglm_operator.render.routing import Route
 from autoglm_operator.render.security import authorization_policy, peer_authentication, request_authentication
 from autoglm_operator.render.service import service
 from autoglm_operator.render.workload import deployment
-from autoglm_operator.rollout.canary import Route
 
 
 @dataclasses.dataclass(frozen=True)

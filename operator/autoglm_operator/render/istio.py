@@ -15,7 +15,7 @@ from typing import Any
 from autoglm_operator.api.engines import PORT
 from autoglm_operator.api.labels import REVISION_LABEL, metadata, service_host
 from autoglm_operator.api.spec import Instance
-from autoglm_operator.rollout.canary import Route
+from autoglm_operator.render.routing import Route
 
 
 def destination_rule(inst: Instance, revisions: list[str]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from autoglm_operator.api.rollout_spec import Rollout
+from autoglm_operator.render.routing import Route
 from autoglm_operator.status.conditions import Event, Verdict, timestamp
 
 ACTIVE = ("Starting", "Progressing", "Paused")
@@ -61,26 +62,6 @@ class Observed:
     canary_ready: bool  # the desired revision's Deployment is fully Ready
     action: str | None = None  # the autoglm.io/rollout-action annotation, as found
     analysis: Sequence[Check] | None = None  # measured now; only when analysis_due() said so
-
-
-@dataclasses.dataclass(frozen=True)
-class Route:
-    """What the VirtualService says: weights stable/canary always sum to 100."""
-
-    stable: str
-    canary: str | None = None
-    weight: int = 0
-    mirror: int = 0
-    testers: bool = False  # header/cookie routes to the canary
-
-    def __post_init__(self) -> None:
-        assert 0 <= self.weight <= 100 and 0 <= self.mirror <= 100
-        assert self.canary is not None or (self.weight == 0 and self.mirror == 0)
-        assert not (self.mirror and self.weight), "mirror steps run at weight 0"
-
-    @property
-    def revisions(self) -> list[str]:
-        return [self.stable] + ([self.canary] if self.canary else [])
 
 
 @dataclasses.dataclass(frozen=True)

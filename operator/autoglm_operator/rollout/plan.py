@@ -18,7 +18,8 @@ from typing import Any
 
 from autoglm_operator.api.spec import Instance
 from autoglm_operator.rollout.analysis import PrometheusAnalyzer, prometheus_address
-from autoglm_operator.rollout.canary import ACTION_ANNOTATION, Observed, Route, analysis_due, decide, without_rollout
+from autoglm_operator.render.routing import Route
+from autoglm_operator.rollout.canary import ACTION_ANNOTATION, Observed, analysis_due, decide, without_rollout
 from autoglm_operator.rollout.switch import revisions_to_keep, serving_revision
 from autoglm_operator.status.conditions import Event, Verdict, status_patch
 from autoglm_operator.status.readiness import revision_ready, serves_nothing

@@ -41,7 +41,7 @@ def test_gateways_keep_mesh_and_retries_are_safe(make_instance):
 
 # --- canary routes ---------------------------------------------------------------------------
 
-from autoglm_operator.rollout.canary import Route  # noqa: E402
+from autoglm_operator.render.routing import Route  # noqa: E402
 from schema_support import structural_errors  # noqa: E402
 
 ROLLOUT = {"steps": [{"mirror": 20}, {"weight": 5}], "intervalSeconds": 60}
