@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from autoglm_operator.api.engines import PROFILES
+from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS, parse_time
 from autoglm_operator.api.labels import deployment_name, metadata
 from autoglm_operator.api.queries import default_load_query
 from autoglm_operator.api.spec import Instance
-from autoglm_predictor.pipeline.actuation import STALENESS_WINDOW_SECONDS, parse_time
 
 
 def autoscaler(

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
+from autoglm_operator.api.forecast import format_time, parse_time
 from autoglm_predictor.pipeline.targets import GROUP, PLURAL, VERSION
 
 FIELD_MANAGER = "autoglm-predictor"
 HEARTBEAT_SECONDS = 60.0
-# The operator should treat a forecast older than this as absent (several missed heartbeats).
-STALENESS_WINDOW_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -45,14 +43,6 @@ class ForecastStatus:
                        updated_at=parse_time(forecast["updatedAt"]), error=forecast.get("error"))
         except (KeyError, TypeError, ValueError):
             return None
-
-
-def format_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def status_patch(forecast: ForecastStatus) -> dict[str, Any]:

@@ -42,6 +42,7 @@ import pandas as pd
 
 from autoglm_predictor.forecast.models import LADDER, DeploymentModel, ModelSettings, lstm_available
 from autoglm_predictor.forecast.policy import PolicyConfig, PolicyInput, PolicyState, decide
+from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS
 from autoglm_predictor.pipeline import actuation
 from autoglm_predictor.pipeline import records
 from autoglm_predictor.pipeline.actuation import ForecastStatus
@@ -93,7 +94,7 @@ def policy_config(target: Target, stale_after_seconds: float, lead_seconds: floa
 
 def restored_policy(target: Target, written: ForecastStatus | None, now: float) -> PolicyState:
     """A restarted predictor continues from the floor it last wrote if that is still fresh."""
-    if written is None or written.error is not None or now - written.updated_at > actuation.STALENESS_WINDOW_SECONDS:
+    if written is None or written.error is not None or now - written.updated_at > STALENESS_WINDOW_SECONDS:
         return PolicyState(target.min_replicas)
     return PolicyState(written.recommended_min_replicas)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from operator_support import apply, children, example, wait_for, wait_for_condition, wait_until_quiet, writes_by
 
+from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS
 from autoglm_testenv import Env
 
 pytestmark = pytest.mark.e2e
@@ -107,7 +108,7 @@ def test_forecast_floor_kill_switch_and_staleness(testenv: Env, kube, namespace:
     wait_for("the floor back", lambda: _min_replica_count(testenv, namespace) == 6, 10)
 
     # A forecast 4 s short of the staleness window: kept, then dropped once it expires.
-    forecast(3, age=actuation.STALENESS_WINDOW_SECONDS - 4)
+    forecast(3, age=STALENESS_WINDOW_SECONDS - 4)
     wait_for("the floor from the ageing forecast", lambda: _min_replica_count(testenv, namespace) == 3, 10)
     wait_for("the stale forecast ignored", lambda: _min_replica_count(testenv, namespace) == 1, 15)
     # The column no longer shows a forecast the floor does not follow (status.forecast still holds it).

@@ -5,11 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS, format_time
 from autoglm_operator.api.queries import default_load_query
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.render.autoscaling import autoscaler, autoscaling_status, min_replicas
 from autoglm_operator.runtime.forecast_watch import GRACE_SECONDS, ForecastWatch
-from autoglm_predictor.pipeline.actuation import STALENESS_WINDOW_SECONDS, format_time
 
 ON = {"enabled": True, "minReplicas": 2, "maxReplicas": 10, "target": {"perReplica": 6}, "scaleDownStabilizationSeconds": 900}
 

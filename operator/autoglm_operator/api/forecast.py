@@ -1,0 +1,22 @@
+"""`status.forecast`: written by the predictor, read by the operator, and when it counts as fresh.
+
+One definition for both sides (issue 14): the predictor writes `updatedAt` with `format_time`
+(autoglm_predictor.pipeline.actuation); the operator renders the floor only while
+`now - updatedAt <= STALENESS_WINDOW_SECONDS` (render.autoscaling) and converges once more just
+after it goes stale (runtime.forecast_watch); a restarted predictor trusts its last write only
+within the same window.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+# Several missed predictor heartbeats (60 s each): after this the floor decays to the reactive minimum.
+STALENESS_WINDOW_SECONDS = 300.0
+
+
+def format_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
