@@ -32,9 +32,10 @@ import requests
 from kubernetes import client
 
 import autoglm_testenv
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.spec import GROUP, KIND, PLURAL, VERSION
 from autoglm_operator.reconcile.discovery import Discovery
-from autoglm_operator.render.desired import Capabilities, desired_objects
+from autoglm_operator.render.desired import desired_objects
 from autoglm_predictor.pipeline.bench import percentile
 from autoglm_testenv import audit, bench_floor, cluster, components, procs
 from autoglm_testenv.bench_stats import (

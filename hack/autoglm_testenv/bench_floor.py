@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.reconcile.kinds import kind_of
-from autoglm_operator.render.desired import Capabilities, desired_objects
+from autoglm_operator.render.desired import desired_objects
 
 
 def children_of(crs: list[dict[str, Any]], capabilities: Capabilities) -> list[dict[str, Any]]:

@@ -6,10 +6,11 @@ import sys
 
 import yaml
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.crd import crd_yaml
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.cli import rollout as rollout_commands
-from autoglm_operator.render.desired import Capabilities, desired_objects
+from autoglm_operator.render.desired import desired_objects
 
 EXIT_INVALID = 2
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.reconcile.kinds import DISCOVERED_KINDS, Kind, capabilities_of
-from autoglm_operator.render.desired import Capabilities
 
 
 class Discovery:

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from autoglm_operator.render.desired import Capabilities
+from autoglm_operator.api.capabilities import Capabilities
 
 
 @dataclasses.dataclass(frozen=True)

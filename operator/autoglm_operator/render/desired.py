@@ -6,14 +6,13 @@ longer listed (by the `app.kubernetes.io/managed-by` and `autoglm.io/instance` l
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.engines import check_user_args
 from autoglm_operator.api.revision import revision
-from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.api.spec import Instance, check_capabilities, check_labels, parse_instance
 from autoglm_operator.render.autoscaling import autoscaler
 from autoglm_operator.render.edge import check_edge, render_edge
@@ -23,25 +22,6 @@ from autoglm_operator.render.routing import Route
 from autoglm_operator.render.security import authorization_policy, peer_authentication, request_authentication
 from autoglm_operator.render.service import service
 from autoglm_operator.render.workload import deployment
-
-
-@dataclasses.dataclass(frozen=True)
-class Capabilities:
-    """Which optional APIs the cluster serves; rendering adapts instead of failing to apply."""
-
-    keda: bool = False
-    istio: bool = False
-    kubeedge: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> Capabilities:
-        """From a comma-separated list such as `keda,istio`."""
-        names = {part.strip() for part in text.split(",") if part.strip()}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(names - known)
-        if unknown:
-            raise InvalidSpec(f"unknown capabilities {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**{name: True for name in names})
 
 
 def validate(cr: dict[str, Any], capabilities: Capabilities) -> Instance:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.revision import revision
 from autoglm_operator.api.spec import parse_instance
-from autoglm_operator.render.desired import Capabilities, desired_objects
+from autoglm_operator.render.desired import desired_objects
 from autoglm_testenv import Env
 
 from operator_support import apply, children, condition, example, resource, wait_for, wait_for_condition

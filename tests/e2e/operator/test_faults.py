@@ -23,8 +23,9 @@ from canary_support import NAME, Traffic, canary_cr, live_route, revision_of
 from operator_support import apply, children, condition, example, gpu_quota, resource, wait_for, wait_for_condition
 
 import autoglm_testenv
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.reconcile.diff import object_key
-from autoglm_operator.render.desired import Capabilities, desired_objects
+from autoglm_operator.render.desired import desired_objects
 from autoglm_operator.rollout.canary import ACTIVE
 from autoglm_testenv import Env, procs
 from autoglm_testenv.components import install_crds

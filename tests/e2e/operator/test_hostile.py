@@ -26,10 +26,11 @@ from operator_support import children, condition, resource, wait_for
 from strategies import examples, hostile_spec, names, operator_refused_spec
 from strategies import resource as cr_of
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.api.spec import parse_instance
 from autoglm_operator.reconcile.apply import apply_body
-from autoglm_operator.render.desired import Capabilities, render, validate
+from autoglm_operator.render.desired import render, validate
 from autoglm_testenv import Env, procs
 
 pytestmark = pytest.mark.e2e

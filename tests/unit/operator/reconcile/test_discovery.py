@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from kubernetes import client
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.reconcile.discovery import Discovery
 from autoglm_operator.reconcile.kinds import DEPLOYMENT, SCALED_OBJECT
-from autoglm_operator.render.desired import Capabilities
 
 
 def test_cached_until_the_ttl_passes(monkeypatch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.reconcile.kinds import (
     CHILD_KINDS,
     DEPLOYMENT,
@@ -14,7 +15,6 @@ from autoglm_operator.reconcile.kinds import (
     kind_named,
     kind_of,
 )
-from autoglm_operator.render.desired import Capabilities
 
 
 def test_capabilities_need_every_kind_of_the_api():

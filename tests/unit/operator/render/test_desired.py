@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.schema import InvalidSpec
-from autoglm_operator.render.desired import Capabilities, desired_objects, render, validate
+from autoglm_operator.render.desired import desired_objects, render, validate
 
 JWT = {"jwt": {"issuer": "https://i", "jwksUri": "https://i/jwks"}}
 

@@ -6,12 +6,13 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.labels import INSTANCE_LABEL
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.reconcile import edge_sync
 from autoglm_operator.reconcile.diff import fingerprinted
 from autoglm_operator.reconcile.kinds import CHILD_KINDS, EDGE_APPLICATION
-from autoglm_operator.render.desired import Capabilities, desired_objects
+from autoglm_operator.render.desired import desired_objects
 from autoglm_operator.render.edge import (
     EDGE_GROUP_LABEL,
     EDGE_OF_LABEL,

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from schema_support import body, load_upstream_schemas, structural_errors, without_nulls
 from strategies import JUNK, hostile_spec, names, resource, valid_spec
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.crd import build_crd
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.api.spec import parse_instance
 from autoglm_operator.reconcile.apply import apply_body
-from autoglm_operator.render.desired import Capabilities, render, validate
+from autoglm_operator.render.desired import render, validate
 
 # derandomize: the same examples on every run (CI is reproducible); database=None: nothing written.
 HOSTILE = settings(max_examples=200, deadline=None, derandomize=True, database=None,

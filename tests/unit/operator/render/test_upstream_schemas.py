@@ -9,8 +9,9 @@ from typing import Any
 import yaml
 from schema_support import body, structural_errors
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.crd import build_crd
-from autoglm_operator.render.desired import Capabilities, desired_objects
+from autoglm_operator.render.desired import desired_objects
 
 
 def _rendered(make_cr) -> list[dict[str, Any]]:
