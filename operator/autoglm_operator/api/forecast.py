@@ -20,3 +20,13 @@ def format_time(epoch: float) -> str:
 
 def parse_time(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def clamp_floor(floor: int, *, min_replicas: int, max_replicas: int, max_floor: int | None) -> int:
+    """The floor the autoscaler may get: at least `minReplicas`, at most `maxFloor` and `maxReplicas`.
+
+    The one clamp for both sides: the operator renders it (render.autoscaling) and the predictor
+    decides within the same bound (pipeline.targets), so neither can exceed what the other allows.
+    """
+    cap = max_replicas if max_floor is None else min(max_floor, max_replicas)
+    return max(min_replicas, min(floor, cap))

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from autoglm_operator.api.engines import PROFILES
-from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS, parse_time
+from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS, clamp_floor, parse_time
 from autoglm_operator.api.labels import deployment_name, metadata
 from autoglm_operator.api.queries import default_load_query
 from autoglm_operator.api.spec import Instance
@@ -72,8 +72,8 @@ def min_replicas(inst: Instance, forecast: Mapping[str, Any] | None, now: dateti
     floor = forecast_floor(forecast, now)
     if floor is None:
         return scaling.min_replicas
-    cap = scaling.max_replicas if scaling.predictive.max_floor is None else min(scaling.predictive.max_floor, scaling.max_replicas)
-    return max(scaling.min_replicas, min(floor, cap))
+    return clamp_floor(floor, min_replicas=scaling.min_replicas, max_replicas=scaling.max_replicas,
+                       max_floor=scaling.predictive.max_floor)
 
 
 def autoscaling_status(inst: Instance, forecast: Mapping[str, Any] | None, now: datetime) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoglm_operator.api.forecast import format_time, parse_time
-from autoglm_predictor.pipeline.targets import GROUP, PLURAL, VERSION
+from autoglm_operator.api.spec import GROUP, PLURAL, VERSION
 
 FIELD_MANAGER = "autoglm-predictor"
 HEARTBEAT_SECONDS = 60.0

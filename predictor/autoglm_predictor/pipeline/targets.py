@@ -2,7 +2,8 @@
 
 The CR schema grows under us (spec.autoscaling.predictive is newer than the CRD some clusters
 run), so every field is optional here: absent predictive settings mean "disabled", absent
-numbers take the operator's defaults, and one malformed object is skipped, not fatal.
+numbers take the operator's defaults (read from its spec classes, so the two cannot drift), and
+one malformed object is skipped, not fatal.
 """
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from autoglm_operator.api.forecast import clamp_floor
 from autoglm_operator.api.queries import default_load_query
+from autoglm_operator.api.spec import GROUP, PLURAL, VERSION, Autoscaling, Runtime
 
-GROUP, VERSION, PLURAL = "autoglm.io", "v1alpha1", "autoglmdeployments"
+# The spec's defaults, for fields an object leaves out.
+_SCALING, _RUNTIME = Autoscaling(), Runtime()
 log = logging.getLogger(__name__)
 
 
@@ -47,16 +51,18 @@ def target_from(obj: dict[str, Any]) -> Target | None:
     if not (scaling.get("enabled") and predictive.get("enabled")):
         return None
     namespace, name = meta["namespace"], meta["name"]
-    engine = (spec.get("runtime") or {}).get("engine") or "vllm"
+    engine = (spec.get("runtime") or {}).get("engine") or _RUNTIME.engine
     target = scaling.get("target") or {}
-    min_replicas = int(scaling.get("minReplicas", 1))
-    max_replicas = int(scaling.get("maxReplicas", 4))
+    min_replicas = int(scaling.get("minReplicas", _SCALING.min_replicas))
+    max_replicas = int(scaling.get("maxReplicas", _SCALING.max_replicas))
     if predictive.get("maxFloor") is not None:
-        max_replicas = max(min_replicas, min(max_replicas, int(predictive["maxFloor"])))
+        # The highest floor the operator would render is the highest one worth deciding.
+        max_replicas = clamp_floor(max_replicas, min_replicas=min_replicas, max_replicas=max_replicas,
+                                   max_floor=int(predictive["maxFloor"]))
     cold = (status.get("coldStartSeconds") or {}).get(status.get("currentRevision") or "")
     horizon = predictive.get("horizonSeconds")
-    per_replica = float(target.get("perReplica", 8.0))
-    quantile = float(predictive.get("quantile", 0.95))
+    per_replica = float(target.get("perReplica", _SCALING.target.per_replica))
+    quantile = float(predictive.get("quantile", _SCALING.predictive.quantile))
     if not (math.isfinite(per_replica) and per_replica > 0 and 0.5 <= quantile <= 0.99):
         raise ValueError(f"perReplica {per_replica} or quantile {quantile} out of range")
     return Target(
@@ -65,7 +71,7 @@ def target_from(obj: dict[str, Any]) -> Target | None:
         per_replica=per_replica, min_replicas=min_replicas, max_replicas=max_replicas, quantile=quantile,
         horizon_seconds=None if horizon is None else int(horizon),
         cold_start_seconds=None if cold is None else float(cold),
-        polling_interval_seconds=int(scaling.get("pollingIntervalSeconds", 15)),
+        polling_interval_seconds=int(scaling.get("pollingIntervalSeconds", _SCALING.polling_interval_seconds)),
         forecast=status.get("forecast"),
     )
 
