@@ -28,7 +28,7 @@ from autoglm_operator.reconcile.discovery import Discovery
 from autoglm_operator.reconcile.kinds import CHILD_KINDS, DEPLOYMENT, capabilities_of, kind_named
 from autoglm_operator.render.autoscaling import autoscaling_status
 from autoglm_operator.render.desired import render, validate
-from autoglm_operator.render.edge import EDGE_OF_LABEL, edge_status, is_edge, live_revision
+from autoglm_operator.render.edge import EDGE_OF_LABEL, is_edge
 from autoglm_operator.rollout.plan import UNCHANGED, PrometheusAnalyzer, plan as rollout_plan
 from autoglm_operator.status.conditions import (
     Event,
@@ -38,6 +38,7 @@ from autoglm_operator.status.conditions import (
     status_patch,
     transition_events,
 )
+from autoglm_operator.status.edge import edge_status, live_revision
 
 # (resource, event) -> None; posting is the caller's business (kopf in the operator).
 EventSink = Callable[[Mapping[str, Any], Event], None]

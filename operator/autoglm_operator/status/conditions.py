@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from autoglm_operator.api.labels import REVISION_LABEL
-from autoglm_operator.render.edge import edge_problem
-from autoglm_operator.status.readiness import ready_replicas, wanted_replicas
+from autoglm_operator.status.edge import edge_problem
+from autoglm_operator.status.readiness import ready_replicas, unschedulable, wanted_replicas
 
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
 
@@ -32,7 +32,7 @@ class Observation:
     selector: str
     deployments: Mapping[str, Mapping[str, Any]]  # revision -> live Deployment
     pods: Sequence[Mapping[str, Any]]  # live pods of every revision
-    edge: Sequence[Mapping[str, Any]] = ()  # status.edge entries (edge.edge_status)
+    edge: Sequence[Mapping[str, Any]] = ()  # status.edge entries (status.edge.edge_status)
     verdict: Verdict | None = None  # a canary's verdict (canary.py) overrides the readiness one
     autoscaling: Mapping[str, Any] | None = None  # status.autoscaling (autoscaling.autoscaling_status)
 
@@ -88,7 +88,9 @@ def judge(obs: Observation) -> Verdict:
 
 
 def _judge_cloud(obs: Observation) -> Verdict:
-    problem = _unschedulable(obs.pods, {obs.desired, obs.serving}) or _deadline_exceeded(obs.deployments.get(obs.desired))
+    revisions = {obs.desired, obs.serving}
+    pods = [p for p in obs.pods if p["metadata"].get("labels", {}).get(REVISION_LABEL) in revisions]
+    problem = unschedulable(pods) or _deadline_exceeded(obs.deployments.get(obs.desired))
     if problem:
         return Verdict(False, *problem)
     new = obs.deployments.get(obs.desired)
@@ -121,16 +123,6 @@ def _with_edge(cloud: Verdict, edge: Sequence[Mapping[str, Any]]) -> Verdict:
     groups = "; ".join(f"edge group {g['name']}: {int(g.get('ready') or 0)}/{int(g['desired'])} pods Ready"
                        + (f" ({g['reason']})" if g.get("reason") else "") for g in waiting)
     return Verdict(False, "EdgeNotReady", f"{groups}; {cloud.message}", progress)
-
-
-def _unschedulable(pods: Sequence[Mapping[str, Any]], revisions: set[str]) -> tuple[str, str] | None:
-    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-        if pod["metadata"].get("labels", {}).get(REVISION_LABEL) not in revisions or pod["metadata"].get("deletionTimestamp"):
-            continue
-        for cond in pod.get("status", {}).get("conditions", []):
-            if cond["type"] == "PodScheduled" and cond["status"] == "False" and cond.get("reason") == "Unschedulable":
-                return "Unschedulable", f"pod {pod['metadata']['name']} cannot be scheduled: {cond.get('message', '')}"
-    return None
 
 
 def _deadline_exceeded(deployment: Mapping[str, Any] | None) -> tuple[str, str] | None:

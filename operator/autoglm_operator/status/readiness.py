@@ -1,11 +1,12 @@
-"""What a revision's Deployment says about it: pods wanted and Ready, Ready as a whole, served before.
+"""What a revision's Deployment says about it: pods wanted and Ready, Ready as a whole, served before;
+and which of its pods the scheduler cannot place.
 
 Read by the status (conditions.py: replicas and Ready) and by the traffic decisions above it
 (rollout.switch, rollout.plan), so it sits in the lower of the two layers.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -50,3 +51,18 @@ def serves_nothing(deployment: Mapping[str, Any] | None) -> bool:
     if deployment is None or wanted_replicas(deployment) == 0:
         return True
     return ready_replicas(deployment) == 0 and not has_served(deployment)
+
+
+def unschedulable(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """The `Unschedulable` reason and message for the first pod (by name) the scheduler cannot place.
+
+    One rule for the cloud revisions (status.conditions) and the edge groups (status.edge). Pods
+    being deleted are passed over: their replacement is the one that has to fit.
+    """
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        for cond in (pod.get("status") or {}).get("conditions", []):
+            if cond["type"] == "PodScheduled" and cond["status"] == "False" and cond.get("reason") == "Unschedulable":
+                return "Unschedulable", f"pod {pod['metadata']['name']} cannot be scheduled: {cond.get('message', '')}"
+    return None
