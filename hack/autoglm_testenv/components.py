@@ -26,7 +26,7 @@ class Identity:
 
 def install_crds(env: Env) -> None:
     env.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(config.REPO_DIR / "crds"))
-    env.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/autoglmdeployments.autoglm.io")
+    env.wait_crds_established()
 
 
 def chart_identities(env: Env, release: str, namespace: str, watch: list[str], directory: Path,

@@ -89,6 +89,18 @@ class Env:
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
+    def wait_crds_established(self, timeout: float = 60) -> None:
+        """Wait until every CRD has `Established=True`. Not `kubectl wait --for=condition=Established`:
+        on a just-created CRD whose `status.conditions` is still null (the API server's CRD
+        controller lags on a loaded machine) kubectl 1.34 exits at once with ".status.conditions
+        accessor error" instead of waiting."""
+        def established() -> bool:
+            crds = self.kubectl_json("get", "crd")["items"]
+            return all(any(c.get("type") == "Established" and c.get("status") == "True"
+                           for c in (crd.get("status") or {}).get("conditions") or []) for crd in crds)
+
+        procs.wait_until("CRDs Established", established, timeout)
+
     def api_client(self, token: str | None = None) -> Any:
         """A kubernetes.client.ApiClient as the admin, or as whoever `token` belongs to."""
         import kubernetes
@@ -203,7 +215,7 @@ def _install_cluster_contents(env: Env, bins: config.Binaries) -> None:
     crd_files = sorted(str(p) for p in bins.crds.glob("*.yaml"))
     for path in crd_files:
         env.kubectl("apply", "--server-side", "-f", path)
-    env.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    env.wait_crds_established()
     env.kubectl("wait", "--for=condition=Ready", "--timeout=60s", "node", "--all")
     # The controller manager creates each namespace's default ServiceAccount; pods race it otherwise.
     procs.wait_until("default ServiceAccount", lambda: env.kubectl("get", "sa", "default", check=False).returncode == 0, 60)

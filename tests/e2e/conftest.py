@@ -103,10 +103,11 @@ def sim_engine(testenv: autoglm_testenv.Env, tmp_path: Path) -> Iterator[Callabl
 
 @pytest.fixture(scope="session")
 def autoglm_crd(testenv: autoglm_testenv.Env) -> None:
-    """The AutoGLMDeployment CRD from crds/, as `make crd` generates it."""
+    """The AutoGLMDeployment CRD from crds/, as `make crd` generates it (without kopf's peering CRDs:
+    their presence changes how every operator process in the tests runs)."""
     crd = config.REPO_DIR / "crds" / "autoglm.io_autoglmdeployments.yaml"
     testenv.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    testenv.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/autoglmdeployments.autoglm.io")
+    testenv.wait_crds_established()
 
 
 @dataclass
