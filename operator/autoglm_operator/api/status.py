@@ -6,9 +6,25 @@ Every field is optional: the operator fills them in over time, and kstatus, Argo
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Literal
 
 from autoglm_operator.api.schema import spec_field
+
+
+class Phase(enum.StrEnum):
+    """`status.canary.phase`: where a canary rollout is (the machine in rollout/canary.py, docs/rollouts.md).
+
+    A `StrEnum`, so a member equals (and hashes like) its string, `Phase.PAUSED == "Paused"`: the
+    status keeps the strings it always had and code reading the raw status dict compares alike.
+    """
+
+    STARTING = "Starting"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    ABORTED = "Aborted"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +79,7 @@ class Canary:
     step_started_at: str | None = spec_field("When the current step started.", default=None, format="date-time")
     failed_checks: int | None = spec_field("Failed analysis checks so far.", default=None, minimum=0)
     message: str | None = spec_field("Last analysis result.", default=None)
+    # A `Phase` value; a plain string here so the CRD stays without an enum (rollout/canary.py `CanaryState` reads it).
     phase: str | None = spec_field(
         "Starting, Progressing, Paused, Promoted, RolledBack or Aborted (see docs/rollouts.md).", default=None
     )

@@ -23,11 +23,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from autoglm_operator.api.rollout_spec import Rollout
+from autoglm_operator.api.schema import camel
+from autoglm_operator.api.status import Phase
 from autoglm_operator.render.routing import Route
 from autoglm_operator.status.conditions import Event, Verdict, timestamp
 
-ACTIVE = ("Starting", "Progressing", "Paused")
-FAILED = ("RolledBack", "Aborted")
+ACTIVE = (Phase.STARTING, Phase.PROGRESSING, Phase.PAUSED)
+FAILED = (Phase.ROLLED_BACK, Phase.ABORTED)
 ACTIONS = ("promote", "abort", "retry")
 ACTION_ANNOTATION = "autoglm.io/rollout-action"
 HISTORY = 5
@@ -49,6 +51,64 @@ class Check:
             if value is not None:
                 out[key] = round(value, 6) if isinstance(value, float) else value
         return out
+
+
+@dataclasses.dataclass
+class CanaryState:
+    """`status.canary` as the machine works on it: attributes, so a misspelt field is an error, not
+    a silent new key. `from_status` and `to_status` are the only places that know the wire keys
+    (api/status.py `Canary`, camelCase); the past records (`analysis`, `retiring`, `history`) stay
+    as written, since the machine only filters, prepends and trims them.
+
+    Not api/status.py `Canary` itself: that type is the CRD's schema, frozen, with `phase` a plain
+    string (a `Phase` there would add an `enum` to the CRD), and `schema.parse` refuses a status the
+    machine must recover from (an unreadable timestamp, an unknown phase, a record missing a field).
+    """
+
+    revision: str | None = None
+    stable: str | None = None
+    phase: Phase | None = None
+    started_at: str | None = None
+    step: int | None = None
+    step_started_at: str | None = None
+    weight: int | None = None
+    mirror: int | None = None
+    failed_checks: int | None = None
+    no_data_intervals: int | None = None
+    paused: bool | None = None
+    message: str | None = None
+    analysis: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    last_action: str | None = None
+    retiring: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any] | None) -> CanaryState:
+        """Read `status.canary` as stored (None or absent: no canary yet). An unknown phase (a
+        hand-edited status) reads as no phase, which the machine already treats as inactive."""
+        data = status or {}
+        values = {f.name: data[camel(f.name)] for f in dataclasses.fields(cls) if data.get(camel(f.name)) is not None}
+        if "phase" in values:
+            values["phase"] = _phase(values["phase"])
+        return cls(**values)
+
+    def to_status(self) -> dict[str, Any] | None:
+        """The `status.canary` to write: unset and empty fields left out, None when nothing is left."""
+        out = {camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.phase is not None:
+            out["phase"] = self.phase.value
+        return {k: v for k, v in out.items() if v not in (None, [])} or None
+
+    def carried(self) -> CanaryState:
+        """What outlives one canary: the past rollouts, the drains under way, the last action consumed."""
+        return CanaryState(history=self.history, retiring=self.retiring, last_action=self.last_action)
+
+
+def _phase(raw: Any) -> Phase | None:
+    try:
+        return Phase(raw)
+    except ValueError:
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +150,10 @@ def _elapsed(since: str | None, now: datetime) -> float | None:
 
 def analysis_due(rollout: Rollout, canary: Mapping[str, Any] | None, desired: str, now: datetime) -> bool:
     """Whether this reconcile must query Prometheus: the current step's interval has elapsed."""
-    c = canary or {}
-    if c.get("phase") != "Progressing" or c.get("revision") != desired or rollout.paused:
+    c = CanaryState.from_status(canary)
+    if c.phase != Phase.PROGRESSING or c.revision != desired or rollout.paused:
         return False
-    elapsed = _elapsed(c.get("stepStartedAt"), now)
+    elapsed = _elapsed(c.step_started_at, now)
     return elapsed is not None and elapsed >= rollout.interval_seconds
 
 
@@ -114,11 +174,11 @@ def parse_action(raw: str | None) -> str | None:
 class _Machine:
     """One decision; mutable scratch state, discarded after `decide` returns."""
 
-    def __init__(self, rollout: Rollout, previous: Mapping[str, Any] | None, obs: Observed) -> None:
+    def __init__(self, rollout: Rollout, previous: CanaryState, obs: Observed) -> None:
         self.r = rollout
         self.obs = obs
         self.now = obs.now
-        self.c: dict[str, Any] = {k: v for k, v in (previous or {}).items() if v is not None}
+        self.c = previous
         self.stable = obs.stable or obs.desired
         self.events: list[Event] = []
 
@@ -130,80 +190,83 @@ class _Machine:
         return timestamp(self.now + timedelta(seconds=seconds))
 
     def retire(self, revision: str) -> None:
-        retiring = [e for e in self.c.get("retiring", []) if e["revision"] != revision]
+        retiring = [e for e in self.c.retiring if e["revision"] != revision]
         retiring.append({"revision": revision, "at": self.at(self.r.drain_delay_seconds)})
-        self.c["retiring"] = retiring
+        self.c.retiring = retiring
 
     def unretire(self, revision: str) -> None:
-        self.c["retiring"] = [e for e in self.c.get("retiring", []) if e["revision"] != revision]
+        self.c.retiring = [e for e in self.c.retiring if e["revision"] != revision]
 
     def record(self, result: str, message: str) -> None:
-        entry = {"revision": self.c.get("revision"), "result": result, "finishedAt": timestamp(self.now), "message": message}
-        self.c["history"] = [entry, *self.c.get("history", [])][:HISTORY]
+        entry = {"revision": self.c.revision, "result": result, "finishedAt": timestamp(self.now), "message": message}
+        self.c.history = [entry, *self.c.history][:HISTORY]
 
     def set_traffic(self, weight: int, mirror: int) -> None:
-        self.c["weight"], self.c["mirror"] = weight, mirror
+        self.c.weight, self.c.mirror = weight, mirror
 
     def start(self, revision: str) -> None:
-        keep = {k: self.c[k] for k in ("history", "retiring", "lastAction") if k in self.c}
-        self.c = {**keep, "revision": revision, "stable": self.stable, "phase": "Starting",
-                  "startedAt": timestamp(self.now), "weight": 0, "mirror": 0, "failedChecks": 0,
-                  "message": f"canary {revision} starting beside stable {self.stable}"}
+        self.c = dataclasses.replace(
+            self.c.carried(), revision=revision, stable=self.stable, phase=Phase.STARTING,
+            started_at=timestamp(self.now), weight=0, mirror=0, failed_checks=0,
+            message=f"canary {revision} starting beside stable {self.stable}",
+        )
         self.unretire(revision)
-        self.event("Normal", "CanaryStarted", self.c["message"])
+        self.event("Normal", "CanaryStarted", self.c.message)
 
     def enter_step(self, step: int) -> None:
+        c = self.c
         weight, mirror = step_traffic(self.r, step)
-        self.c.update(step=step, stepStartedAt=timestamp(self.now), phase="Progressing", noDataIntervals=0)
+        c.step, c.step_started_at, c.phase, c.no_data_intervals = step, timestamp(self.now), Phase.PROGRESSING, 0
         self.set_traffic(weight, mirror)
         what = f"mirror {mirror}% (weight 0)" if mirror else f"weight {weight}%"
-        self.c["message"] = f"step {step + 1}/{len(self.r.steps)}: {what}"
-        self.event("Normal", "CanaryStep", f"canary {self.c['revision']} {self.c['message']}")
+        c.message = f"step {step + 1}/{len(self.r.steps)}: {what}"
+        self.event("Normal", "CanaryStep", f"canary {c.revision} {c.message}")
 
-    def fail(self, phase: str, message: str) -> None:
+    def fail(self, phase: Phase, message: str) -> None:
         """Roll back: all traffic to stable, no mirror; the canary drains, then is deleted."""
-        self.c.update(phase=phase, message=message)
+        c = self.c
+        c.phase, c.message = phase, message
         self.set_traffic(0, 0)
-        self.c.pop("stepStartedAt", None)
-        self.retire(self.c["revision"])
-        self.record(phase, message)
-        self.event("Warning", "Canary" + phase, f"canary {self.c['revision']}: {message}")
+        c.step_started_at = None
+        self.retire(c.revision)
+        self.record(phase.value, message)
+        self.event("Warning", "Canary" + phase.value, f"canary {c.revision}: {message}")
 
     def promote(self, message: str) -> None:
         """The canary's Deployment becomes stable as it is (no model reload); the old stable drains."""
-        old, new = self.stable, self.c["revision"]
+        c = self.c
+        old, new = self.stable, c.revision
         self.retire(old)
         self.stable = new
-        self.c.update(phase="Promoted", stable=new, message=message)
+        c.phase, c.stable, c.message = Phase.PROMOTED, new, message
         self.set_traffic(0, 0)
-        for key in ("step", "stepStartedAt", "noDataIntervals"):
-            self.c.pop(key, None)
-        self.record("Promoted", message)
+        c.step = c.step_started_at = c.no_data_intervals = None
+        self.record(Phase.PROMOTED.value, message)
         self.event("Normal", "CanaryPromoted", f"canary {new} promoted ({message}); {old} retires after "
                                                f"{self.r.drain_delay_seconds}s")
 
     # -- the transitions -------------------------------------------------------------------
     def run(self) -> Decision:
         obs, c = self.obs, self.c
-        c["retiring"] = [e for e in c.get("retiring", []) if (parse_time(e.get("at")) or self.now) > self.now]
+        c.retiring = [e for e in c.retiring if (parse_time(e.get("at")) or self.now) > self.now]
         action = self.take_action()
-        if obs.stable is None or (obs.stable != obs.desired and not obs.stable_serving and c.get("phase") not in ACTIVE):
+        if obs.stable is None or (obs.stable != obs.desired and not obs.stable_serving and c.phase not in ACTIVE):
             # Nothing serves (new resource, or the old revision is gone or never got Ready): no one to protect.
             if obs.stable and obs.stable != obs.desired:
                 self.retire(obs.stable)
             self.stable = obs.desired
-            if c.get("phase") in ACTIVE and c.get("revision") != obs.desired:
-                self.retire(c["revision"])
-            c = self.c = {k: c[k] for k in ("history", "retiring", "lastAction") if k in c}
+            if c.phase in ACTIVE and c.revision != obs.desired:
+                self.retire(c.revision)
+            self.c = c.carried()
             return self.decision()
         if obs.desired == self.stable:
-            if c.get("phase") in ACTIVE and c.get("revision") != self.stable:
+            if c.phase in ACTIVE and c.revision != self.stable:
                 self.fail_superseded("the spec returned to the stable revision")
-                c.pop("phase", None)
+                c.phase = None
             self.apply_action(action)
             return self.decision()
-        if c.get("revision") != obs.desired or c.get("stable") != self.stable:
-            if c.get("phase") in ACTIVE and c.get("revision"):
+        if c.revision != obs.desired or c.stable != self.stable:
+            if c.phase in ACTIVE and c.revision:
                 self.fail_superseded(f"superseded by revision {obs.desired}")
             self.start(obs.desired)
         self.apply_action(action)
@@ -211,81 +274,81 @@ class _Machine:
         return self.decision()
 
     def fail_superseded(self, message: str) -> None:
-        self.retire(self.c["revision"])
+        self.retire(self.c.revision)
         self.record("Superseded", message)
-        self.event("Normal", "CanarySuperseded", f"canary {self.c['revision']}: {message}")
+        self.event("Normal", "CanarySuperseded", f"canary {self.c.revision}: {message}")
 
     def take_action(self) -> str | None:
         raw = self.obs.action
-        if not raw or raw == self.c.get("lastAction"):
+        if not raw or raw == self.c.last_action:
             return None
-        self.c["lastAction"] = raw
+        self.c.last_action = raw
         verb = parse_action(raw)
         if verb is None:
             self.event("Warning", "CanaryActionIgnored", f"unknown rollout action {raw!r} (use promote, abort or retry)")
         return verb
 
     def apply_action(self, action: str | None) -> None:
-        c, phase = self.c, self.c.get("phase")
+        c, phase = self.c, self.c.phase
         if action is None:
             return
         if action == "abort" and phase in ACTIVE:
-            self.fail("Aborted", "aborted by the user")
-        elif action == "promote" and phase in ("Progressing", "Paused"):
+            self.fail(Phase.ABORTED, "aborted by the user")
+        elif action == "promote" and phase in (Phase.PROGRESSING, Phase.PAUSED):
             if self.obs.canary_ready:
                 self.promote("promoted by the user")
             else:
                 self.event("Warning", "CanaryActionIgnored", "promote refused: the canary is not Ready")
         elif action == "retry" and phase in FAILED:
-            self.start(c["revision"])
+            self.start(c.revision)
         else:
             self.event("Normal", "CanaryActionIgnored", f"{action} has nothing to do in phase {phase}")
 
     def advance(self) -> None:
         c, r, obs = self.c, self.r, self.obs
-        phase = c.get("phase")
+        phase = c.phase
         if phase not in ACTIVE:
             return
         if r.paused:
-            if phase != "Paused":
-                c.update(phase="Paused", paused=True)
-                self.event("Normal", "CanaryPaused", f"canary {c['revision']} paused at weight {c.get('weight', 0)}, "
-                                                     f"mirror {c.get('mirror', 0)}")
+            if phase != Phase.PAUSED:
+                c.phase, c.paused = Phase.PAUSED, True
+                self.event("Normal", "CanaryPaused", f"canary {c.revision} paused at weight {c.weight or 0}, "
+                                                     f"mirror {c.mirror or 0}")
             return
-        if phase == "Paused":
-            c.pop("paused", None)
-            if c.get("step") is None:
-                c.update(phase="Starting", startedAt=timestamp(self.now))
+        if phase == Phase.PAUSED:
+            c.paused = None
+            if c.step is None:
+                c.phase, c.started_at = Phase.STARTING, timestamp(self.now)
             else:
                 # A full fresh interval: what happened while paused is not judged.
-                c.update(phase="Progressing", stepStartedAt=timestamp(self.now))
-            self.event("Normal", "CanaryResumed", f"canary {c['revision']} resumed")
-            phase = c["phase"]
-        if phase == "Starting":
+                c.phase, c.step_started_at = Phase.PROGRESSING, timestamp(self.now)
+            self.event("Normal", "CanaryResumed", f"canary {c.revision} resumed")
+            phase = c.phase
+        if phase == Phase.STARTING:
             if obs.canary_ready:
                 self.enter_step(0)
                 return
-            elapsed = _elapsed(c.get("startedAt"), self.now)
+            elapsed = _elapsed(c.started_at, self.now)
             if elapsed is None or elapsed < -r.startup_budget_seconds:
-                c["startedAt"] = timestamp(self.now)  # unreadable or far-future start: count from now
+                c.started_at = timestamp(self.now)  # unreadable or far-future start: count from now
             elif elapsed > r.startup_budget_seconds:
-                self.fail("RolledBack", f"startupBudget: not Ready after {int(elapsed)}s "
+                self.fail(Phase.ROLLED_BACK, f"startupBudget: not Ready after {int(elapsed)}s "
                                         f"(budget {r.startup_budget_seconds}s)")
             return
         self.progress()
 
     def progress(self) -> None:
         c, r, obs = self.c, self.r, self.obs
-        raw = c.get("step")
+        raw = c.step
         if raw is None or int(raw) >= len(r.steps):
             self.enter_step(min(int(raw or 0), len(r.steps) - 1))  # missing, or the steps were shortened
             return
         step = int(raw)
-        elapsed = _elapsed(c.get("stepStartedAt"), self.now)
+        elapsed = _elapsed(c.step_started_at, self.now)
         if elapsed is None or elapsed < -r.interval_seconds:
             # Unreadable, or from a clock far ahead of ours: restart the step timer, keep the weights.
-            self.event("Warning", "CanaryClockSkew", f"step start {c.get('stepStartedAt')!r} unusable; timer restarted")
-            c["stepStartedAt"] = timestamp(self.now)
+            self.event("Warning", "CanaryClockSkew", f"step start {c.step_started_at!r} unusable; timer restarted")
+            c.step_started_at = timestamp(self.now)
             return
         if elapsed < r.interval_seconds:
             return
@@ -294,8 +357,8 @@ class _Machine:
             checks.append(Check("canaryReady", "Fail", message="canary pods not Ready"))
         if obs.analysis is None and obs.canary_ready:
             checks.append(Check("prometheus", "NoData", message="no analysis result"))
-        c["analysis"] = [ch.as_status() for ch in checks]
-        c["stepStartedAt"] = timestamp(self.now)
+        c.analysis = [ch.as_status() for ch in checks]
+        c.step_started_at = timestamp(self.now)
         failed = [ch for ch in checks if ch.result == "Fail"]
         missing = [ch for ch in checks if ch.result == "NoData"]
         rule = r.analysis.no_data
@@ -303,26 +366,26 @@ class _Machine:
             if rule == "fail":
                 failed = missing
             elif rule == "wait":
-                c["noDataIntervals"] = int(c.get("noDataIntervals", 0)) + 1
-                if c["noDataIntervals"] >= r.analysis.no_data_limit:
-                    c["noDataIntervals"] = 0
+                c.no_data_intervals = int(c.no_data_intervals or 0) + 1
+                if c.no_data_intervals >= r.analysis.no_data_limit:
+                    c.no_data_intervals = 0
                     limit = f"no data for {r.analysis.no_data_limit} intervals"
                     failed = [dataclasses.replace(ch, result="Fail", message=f"{limit}: {ch.message}" if ch.message else limit)
                               for ch in missing]
                 else:
-                    c["message"] = (f"step {step + 1}/{len(r.steps)}: waiting for data {c['noDataIntervals']}/"
+                    c.message = (f"step {step + 1}/{len(r.steps)}: waiting for data {c.no_data_intervals}/"
                                     f"{r.analysis.no_data_limit}: {_describe_all(missing)}")
                     return
         if failed:
-            c["failedChecks"] = int(c.get("failedChecks", 0)) + 1
+            c.failed_checks = int(c.failed_checks or 0) + 1
             why = _describe_all(failed)
-            if c["failedChecks"] >= r.failure_limit:
-                self.fail("RolledBack", f"analysis failed {c['failedChecks']}/{r.failure_limit}: {why}")
+            if c.failed_checks >= r.failure_limit:
+                self.fail(Phase.ROLLED_BACK, f"analysis failed {c.failed_checks}/{r.failure_limit}: {why}")
             else:
-                c["message"] = f"step {step + 1}/{len(r.steps)}: analysis failed {c['failedChecks']}/{r.failure_limit}: {why}"
-                self.event("Warning", "CanaryAnalysisFailed", f"canary {c['revision']} {c['message']}")
+                c.message = f"step {step + 1}/{len(r.steps)}: analysis failed {c.failed_checks}/{r.failure_limit}: {why}"
+                self.event("Warning", "CanaryAnalysisFailed", f"canary {c.revision} {c.message}")
             return
-        c["noDataIntervals"] = 0
+        c.no_data_intervals = 0
         if step + 1 < len(r.steps):
             self.enter_step(step + 1)
         else:
@@ -330,40 +393,42 @@ class _Machine:
 
     def decision(self) -> Decision:
         c = self.c
-        phase = c.get("phase")
-        canary = c.get("revision") if phase in ACTIVE or (phase in FAILED and self._retiring(c.get("revision"))) else None
+        phase = c.phase
+        canary = c.revision if phase in ACTIVE or (phase in FAILED and self._retiring(c.revision)) else None
         if canary == self.stable:
             canary = None
         route = Route(
             stable=self.stable,
             canary=canary,
-            weight=int(c.get("weight", 0)) if canary and phase in ACTIVE else 0,
-            mirror=int(c.get("mirror", 0)) if canary and phase in ACTIVE else 0,
-            testers=bool(canary) and phase in ("Progressing", "Paused"),
+            weight=int(c.weight or 0) if canary and phase in ACTIVE else 0,
+            mirror=int(c.mirror or 0) if canary and phase in ACTIVE else 0,
+            testers=bool(canary) and phase in (Phase.PROGRESSING, Phase.PAUSED),
         )
-        keep = {self.stable, *(e["revision"] for e in c.get("retiring", []))}
+        keep = {self.stable, *(e["revision"] for e in c.retiring)}
         if phase in ACTIVE:
-            keep.add(c["revision"])
-        status = {k: v for k, v in c.items() if v not in (None, [])} or None
-        return Decision(self.stable, status, route, frozenset(keep), tuple(self.events), self.verdict())
+            keep.add(c.revision)
+        return Decision(self.stable, c.to_status(), route, frozenset(keep), tuple(self.events), self.verdict())
 
     def _retiring(self, revision: str | None) -> bool:
-        return any(e["revision"] == revision for e in self.c.get("retiring", []))
+        return any(e["revision"] == revision for e in self.c.retiring)
 
     def verdict(self) -> Verdict | None:
         c = self.c
-        phase, rev = c.get("phase"), c.get("revision")
-        if phase in ("Starting", "Progressing"):
-            msg = f"canary {rev}: {c.get('message', phase)}; stable {self.stable} serves {100 - int(c.get('weight', 0))}%"
+        phase, rev = c.phase, c.revision
+        if phase is None:
+            return None
+        said = phase.value if c.message is None else c.message
+        if phase in (Phase.STARTING, Phase.PROGRESSING):
+            msg = f"canary {rev}: {said}; stable {self.stable} serves {100 - int(c.weight or 0)}%"
             return Verdict(False, "CanaryProgressing", msg, "CanaryProgressing")
-        if phase == "Paused":
-            return Verdict(False, "RolloutPaused", f"canary {rev} paused at weight {c.get('weight', 0)}%, mirror "
-                                                   f"{c.get('mirror', 0)}%; set spec.rollout.paused=false to resume",
+        if phase == Phase.PAUSED:
+            return Verdict(False, "RolloutPaused", f"canary {rev} paused at weight {c.weight or 0}%, mirror "
+                                                   f"{c.mirror or 0}%; set spec.rollout.paused=false to resume",
                            "RolloutPaused")
         if phase in FAILED and rev != self.stable and rev == self.obs.desired:
             nxt = (f"next: `kubectl autoglm rollout retry {self.obs.name} -n {self.obs.namespace}` to run this canary "
                    f"again, or change the spec (back to revision {self.stable}, or to a new revision)")
-            return Verdict(False, phase, f"canary {rev}: {c.get('message', phase)}; stable {self.stable} serves 100%; {nxt}")
+            return Verdict(False, phase.value, f"canary {rev}: {said}; stable {self.stable} serves 100%; {nxt}")
         return None
 
 
@@ -392,10 +457,9 @@ def _describe(check: Check) -> str:
 
 def decide(rollout: Rollout, previous: Mapping[str, Any] | None, obs: Observed) -> Decision:
     """The next state of the rollout. Pure: the same inputs always give the same decision."""
-    return _Machine(rollout, previous, obs).run()
+    return _Machine(rollout, CanaryState.from_status(previous), obs).run()
 
 
 def without_rollout(previous: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """status.canary once spec.rollout is removed: only the history is worth keeping."""
-    history = (previous or {}).get("history")
-    return {"history": history} if history else None
+    return CanaryState(history=CanaryState.from_status(previous).history).to_status()

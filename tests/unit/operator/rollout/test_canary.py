@@ -8,7 +8,10 @@ import pytest
 
 from autoglm_operator.api.rollout_spec import Rollout
 from autoglm_operator.api.schema import parse
-from autoglm_operator.rollout.canary import Check, Observed, analysis_due, decide, parse_action, without_rollout
+from autoglm_operator.api.status import Phase
+from autoglm_operator.rollout.canary import (
+    CanaryState, Check, Observed, analysis_due, decide, parse_action, without_rollout,
+)
 from autoglm_operator.status.conditions import timestamp
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -322,3 +325,18 @@ def test_header_route_only_while_the_canary_takes_traffic():
 def test_removing_the_rollout_keeps_only_history():
     assert without_rollout({"phase": "Progressing", "history": [{"revision": "a"}]}) == {"history": [{"revision": "a"}]}
     assert without_rollout({"phase": "Progressing"}) is None
+
+
+def test_canary_state_reads_and_writes_the_status_keys_unchanged():
+    status = {"revision": "new", "stable": "old", "phase": "Progressing", "startedAt": "2025-01-01T12:00:00Z",
+              "step": 1, "stepStartedAt": "2025-01-01T12:00:10Z", "weight": 5, "mirror": 0, "failedChecks": 1,
+              "noDataIntervals": 0, "paused": False, "message": "step 2/4: weight 5%", "lastAction": "abort:1",
+              "analysis": [{"name": "ttftP95", "result": "Pass", "value": 0.2}],
+              "retiring": [{"revision": "older", "at": "2025-01-01T12:01:00Z"}],
+              "history": [{"revision": "old", "result": "Promoted"}]}
+    state = CanaryState.from_status(status)
+    assert state.phase is Phase.PROGRESSING and state.step_started_at == "2025-01-01T12:00:10Z"
+    written = state.to_status()
+    assert written == status and type(written["phase"]) is str, "same keys, same values, plain strings"
+    assert CanaryState.from_status({"phase": "Bogus", "message": None}).phase is None, "unknown phase: none"
+    assert CanaryState.from_status(None).to_status() is None and CanaryState(retiring=[]).to_status() is None
