@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from autoglm_operator.api.engines import PROFILES
-from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS, clamp_floor, parse_time
+from autoglm_operator.api.forecast import clamp_floor, forecast_floor
 from autoglm_operator.api.labels import deployment_name, metadata
 from autoglm_operator.api.queries import default_load_query
 from autoglm_operator.api.spec import Instance
@@ -38,30 +38,6 @@ def autoscaler(
     if scaling.engine == "keda" and keda:
         return scaled_object(inst, revision, floor)
     return horizontal_pod_autoscaler(inst, revision, floor)
-
-
-def forecast_expiry(forecast: Mapping[str, Any] | None) -> float | None:
-    """Epoch seconds after which the forecast no longer counts (None: unreadable or absent)."""
-    if not isinstance(forecast, Mapping):
-        return None
-    try:
-        return parse_time(str(forecast["updatedAt"])) + STALENESS_WINDOW_SECONDS
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def forecast_floor(forecast: Mapping[str, Any] | None, now: datetime) -> int | None:
-    """`recommendedMinReplicas` while fresh: updated within the staleness window (and not far in the future)."""
-    expiry = forecast_expiry(forecast)
-    if expiry is None:
-        return None
-    age = now.timestamp() - (expiry - STALENESS_WINDOW_SECONDS)
-    if not -STALENESS_WINDOW_SECONDS <= age <= STALENESS_WINDOW_SECONDS:
-        return None
-    recommended = forecast.get("recommendedMinReplicas")  # type: ignore[union-attr]
-    if isinstance(recommended, bool) or not isinstance(recommended, int) or recommended < 0:
-        return None
-    return recommended
 
 
 def min_replicas(inst: Instance, forecast: Mapping[str, Any] | None, now: datetime | None) -> int:

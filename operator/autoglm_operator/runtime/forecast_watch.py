@@ -2,10 +2,11 @@
 
 The predictor rewrites `status.forecast` on every floor change and as a heartbeat (updatedAt), and
 the operator itself patches other status fields; converging on each of those events would be
-wasted work. So a converge is requested when the fresh floor (autoscaling.forecast_floor) differs
+wasted work. So a converge is requested when the fresh floor (api.forecast.forecast_floor) differs
 from the one last seen, and once more just after the forecast goes stale (updatedAt + the
 staleness window), so a silent predictor's floor decays to the reactive minimum without waiting
-for the resync timer. One thread holds all the deadlines.
+for the resync timer. One thread holds all the deadlines, in epoch seconds of its clock (what
+the thread's waits are measured in).
 """
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
-from autoglm_operator.render.autoscaling import forecast_expiry, forecast_floor
+from autoglm_operator.api.forecast import forecast_expiry, forecast_floor
+from autoglm_operator.api.timestamps import from_epoch
 
 Key = tuple[str, str]
 log = logging.getLogger("autoglm.forecast")
@@ -42,17 +43,17 @@ class ForecastWatch:
         spec, status = body.get("spec") or {}, body.get("status") or {}
         predictive = ((spec.get("autoscaling") or {}).get("predictive") or {}).get("enabled") is True
         forecast = status.get("forecast") if predictive else None
-        now = self._clock()
-        floor = forecast_floor(forecast, datetime.fromtimestamp(now, timezone.utc)) if predictive else None
+        floor = forecast_floor(forecast, from_epoch(self._clock())) if predictive else None
         expiry = forecast_expiry(forecast) if floor is not None else None
+        deadline = None if expiry is None else expiry.timestamp() + GRACE_SECONDS
         with self._wake:
             changed = key in self._seen and self._seen[key] != floor
             self._seen[key] = floor
-            if expiry is None:
+            if deadline is None:
                 self._deadline.pop(key, None)
-            elif self._deadline.get(key) != expiry + GRACE_SECONDS:
-                self._deadline[key] = expiry + GRACE_SECONDS
-                heapq.heappush(self._heap, (expiry + GRACE_SECONDS, key))
+            elif self._deadline.get(key) != deadline:
+                self._deadline[key] = deadline
+                heapq.heappush(self._heap, (deadline, key))
                 self._start()
                 self._wake.notify()
         if changed:

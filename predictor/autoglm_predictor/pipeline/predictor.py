@@ -42,7 +42,8 @@ import pandas as pd
 
 from autoglm_predictor.forecast.models import LADDER, DeploymentModel, ModelSettings, lstm_available
 from autoglm_predictor.forecast.policy import PolicyConfig, PolicyInput, PolicyState, decide
-from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS
+from autoglm_operator.api.forecast import STALENESS_WINDOW
+from autoglm_operator.api.timestamps import format_time, from_epoch
 from autoglm_predictor.pipeline import actuation
 from autoglm_predictor.pipeline import records
 from autoglm_predictor.pipeline.actuation import ForecastStatus
@@ -88,15 +89,15 @@ def policy_config(target: Target, stale_after_seconds: float, lead_seconds: floa
     GPU-hours and 40% fewer scale events (docs/forecasting.md#scaling-policy).
     """
     return PolicyConfig(capacity_per_replica=target.per_replica, target_utilisation=1.0,
-                        min_replicas=target.min_replicas, max_replicas=max(1, target.max_replicas),
+                        min_replicas=target.min_replicas, max_replicas=max(1, target.highest_floor),
                         stale_after_seconds=stale_after_seconds, scale_down_window_seconds=lead_seconds)
 
 
 def restored_policy(target: Target, written: ForecastStatus | None, now: float) -> PolicyState:
     """A restarted predictor continues from the floor it last wrote if that is still fresh."""
-    if written is None or written.error is not None or now - written.updated_at > STALENESS_WINDOW_SECONDS:
+    if written is None or written.error is not None or from_epoch(now) - written.updated_at > STALENESS_WINDOW:
         return PolicyState(target.min_replicas)
-    return PolicyState(written.recommended_min_replicas)
+    return PolicyState(written.floor)
 
 
 def newest(*statuses: ForecastStatus | None) -> ForecastStatus | None:
@@ -349,7 +350,7 @@ class Predictor:
             observed_load=history.latest[1] if history.latest else None))
         predicted = max(forecast) if forecast else None
         status = ForecastStatus(horizon_seconds=lead, predicted=predicted,
-                                recommended_min_replicas=decision.min_replicas, updated_at=now,
+                                floor=decision.min_replicas, updated_at=from_epoch(now),
                                 error=(error or decision.reason) if decision.stale else None)
         self.metrics.floor.labels(key).set(decision.min_replicas)
         self.metrics.stale.labels(key).set(int(decision.stale))
@@ -383,7 +384,7 @@ class Predictor:
             return [], "no load samples received yet", None
         sample_ts = latest[0]
         if now - sample_ts > self.settings.stale_after_seconds:
-            return [], f"no load samples since {actuation.format_time(sample_ts)} (collector, Prometheus or Kafka down?)", sample_ts
+            return [], f"no load samples since {format_time(from_epoch(sample_ts))} (collector, Prometheus or Kafka down?)", sample_ts
         bucket = self.settings.models.bucket_seconds
         buckets = history.buckets(bucket)
         self._score(key, state, buckets)

@@ -31,7 +31,7 @@ class Target:
     load_query: str
     per_replica: float
     min_replicas: int
-    max_replicas: int
+    highest_floor: int  # maxReplicas, or maxFloor when lower: the most the operator would render
     quantile: float
     horizon_seconds: int | None  # None: derive from the measured cold start (lead_time.py)
     cold_start_seconds: float | None
@@ -55,10 +55,10 @@ def target_from(obj: dict[str, Any]) -> Target | None:
     target = scaling.get("target") or {}
     min_replicas = int(scaling.get("minReplicas", _SCALING.min_replicas))
     max_replicas = int(scaling.get("maxReplicas", _SCALING.max_replicas))
-    if predictive.get("maxFloor") is not None:
-        # The highest floor the operator would render is the highest one worth deciding.
-        max_replicas = clamp_floor(max_replicas, min_replicas=min_replicas, max_replicas=max_replicas,
-                                   max_floor=int(predictive["maxFloor"]))
+    max_floor = predictive.get("maxFloor")
+    # The highest floor the operator would render is the highest one worth deciding.
+    highest_floor = max_replicas if max_floor is None else clamp_floor(
+        max_replicas, min_replicas=min_replicas, max_replicas=max_replicas, max_floor=int(max_floor))
     cold = (status.get("coldStartSeconds") or {}).get(status.get("currentRevision") or "")
     horizon = predictive.get("horizonSeconds")
     per_replica = float(target.get("perReplica", _SCALING.target.per_replica))
@@ -68,7 +68,7 @@ def target_from(obj: dict[str, Any]) -> Target | None:
     return Target(
         namespace=namespace, name=name, engine=engine,
         load_query=target.get("query") or default_load_query(namespace, name, engine),
-        per_replica=per_replica, min_replicas=min_replicas, max_replicas=max_replicas, quantile=quantile,
+        per_replica=per_replica, min_replicas=min_replicas, highest_floor=highest_floor, quantile=quantile,
         horizon_seconds=None if horizon is None else int(horizon),
         cold_start_seconds=None if cold is None else float(cold),
         polling_interval_seconds=int(scaling.get("pollingIntervalSeconds", _SCALING.polling_interval_seconds)),

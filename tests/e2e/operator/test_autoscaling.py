@@ -6,6 +6,7 @@ import pytest
 from operator_support import apply, children, example, wait_for, wait_for_condition, wait_until_quiet, writes_by
 
 from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS
+from autoglm_operator.api.timestamps import from_epoch
 from autoglm_testenv import Env
 
 pytestmark = pytest.mark.e2e
@@ -71,8 +72,8 @@ def test_forecast_floor_kill_switch_and_staleness(testenv: Env, kube, namespace:
 
     def forecast(floor: int, age: float = 0.0) -> None:
         actuation.write(api, namespace, NAME, actuation.ForecastStatus(
-            horizon_seconds=360, predicted=floor * 6.0, recommended_min_replicas=floor,
-            updated_at=time.time() - age, error=None))
+            horizon_seconds=360, predicted=floor * 6.0, floor=floor,
+            updated_at=from_epoch(time.time() - age), error=None))
 
     cr = example("01-minimal.yaml", namespace)
     cr["spec"]["autoscaling"] = {"enabled": True, "minReplicas": 1, "maxReplicas": 8, "target": {"perReplica": 6},

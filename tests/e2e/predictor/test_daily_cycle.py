@@ -17,7 +17,7 @@ from operator_support import audit_offset, writes_by
 from pipeline_support import logged_writes, repeated_writes
 
 from autoglm_operator.api.queries import default_load_query
-from autoglm_predictor.pipeline.actuation import parse_time
+from autoglm_operator.api.timestamps import parse_time
 
 pytestmark = pytest.mark.e2e
 
@@ -153,7 +153,7 @@ def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
     assert {"bad-load", "not-json", "wrong-version", "unknown-deployment", "key-mismatch"} <= reasons
     assert all(1 <= f <= 10 for _, f, *_ in floors)
     assert time.time() - parse_time(api.get_namespaced_custom_object(
-        "autoglm.io", "v1alpha1", namespace, "autoglmdeployments", name)["status"]["forecast"]["updatedAt"]) < 30
+        "autoglm.io", "v1alpha1", namespace, "autoglmdeployments", name)["status"]["forecast"]["updatedAt"]).timestamp() < 30
 
     # 4. Kill switch: predictive off returns the ScaledObject to the spec minimum at once.
     api.patch_namespaced_custom_object("autoglm.io", "v1alpha1", namespace, "autoglmdeployments", name,

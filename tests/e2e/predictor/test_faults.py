@@ -16,8 +16,8 @@ import pytest
 import requests
 from pipeline_support import logged_writes, repeated_writes
 
+from autoglm_operator.api.timestamps import parse_time
 from autoglm_predictor.pipeline import records
-from autoglm_predictor.pipeline.actuation import parse_time
 from autoglm_testenv import config, kafka, procs, prometheus
 
 pytestmark = pytest.mark.e2e
@@ -115,7 +115,7 @@ def forecast_of(kube, namespace: str, name: str) -> dict:
 
 def fresh(forecast: dict, within: float = 3 * HEARTBEAT) -> bool:
     """A forecast written recently and without an error (stale decays carry one)."""
-    return bool(forecast) and not forecast.get("error") and time.time() - parse_time(forecast["updatedAt"]) < within
+    return bool(forecast) and not forecast.get("error") and time.time() - parse_time(forecast["updatedAt"]).timestamp() < within
 
 
 def hold_requests(url: str, count: int) -> None:
@@ -201,7 +201,7 @@ def test_kafka_outage_decays_to_reactive_then_recovers_and_survives_a_quick_rest
     broker_restart = time.time() - restarted
     answered = time.time()
     wait("a fresh forecast written after the quick restart", lambda: fresh(f := forecast_of(kube, namespace, name))
-         and parse_time(f["updatedAt"]) >= int(answered), 90)
+         and parse_time(f["updatedAt"]).timestamp() >= int(answered), 90)
     print(f"quick Kafka restart (broker down {broker_restart:.1f} s): fresh forecast again "
           f"{time.time() - answered:.1f} s after the broker answered")
     time.sleep(2)  # the collector's last catch-up lands

@@ -5,9 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS, format_time
+from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS
 from autoglm_operator.api.queries import default_load_query
 from autoglm_operator.api.schema import InvalidSpec
+from autoglm_operator.api.timestamps import format_time, from_epoch
 from autoglm_operator.render.autoscaling import autoscaler, autoscaling_status, min_replicas
 from autoglm_operator.runtime.forecast_watch import GRACE_SECONDS, ForecastWatch
 
@@ -73,7 +74,7 @@ PREDICTIVE = {**ON, "predictive": {"enabled": True}}
 
 def forecast(floor: int, age_seconds: float = 10, **extra) -> dict:
     return {"horizonSeconds": 360, "predicted": 40.0, "recommendedMinReplicas": floor,
-            "updatedAt": format_time(NOW.timestamp() - age_seconds), **extra}
+            "updatedAt": format_time(NOW - timedelta(seconds=age_seconds)), **extra}
 
 
 def so_min(make_instance, autoscaling, status_forecast, now=NOW, keda=True) -> int:
@@ -122,11 +123,11 @@ def test_stale_forecast_decays_to_the_reactive_minimum(make_instance):
 
 @pytest.mark.parametrize("bad", [
     None, {}, {"recommendedMinReplicas": 7}, {"updatedAt": "yesterday", "recommendedMinReplicas": 7},
-    {"updatedAt": format_time(NOW.timestamp()), "recommendedMinReplicas": "7"},
-    {"updatedAt": format_time(NOW.timestamp()), "recommendedMinReplicas": -3},
-    {"updatedAt": format_time(NOW.timestamp()), "recommendedMinReplicas": True},
-    {"updatedAt": format_time(NOW.timestamp()), "recommendedMinReplicas": float("nan")},
-    {"updatedAt": format_time(NOW.timestamp())},
+    {"updatedAt": format_time(NOW), "recommendedMinReplicas": "7"},
+    {"updatedAt": format_time(NOW), "recommendedMinReplicas": -3},
+    {"updatedAt": format_time(NOW), "recommendedMinReplicas": True},
+    {"updatedAt": format_time(NOW), "recommendedMinReplicas": float("nan")},
+    {"updatedAt": format_time(NOW)},
 ])
 def test_unreadable_forecast_is_ignored(make_instance, bad):
     assert so_min(make_instance, PREDICTIVE, bad) == 2
@@ -182,7 +183,7 @@ def test_predictive_crd_schema(repo):
 
 
 def body(floor: int | None, updated: float, enabled: bool = True) -> dict:
-    status = {} if floor is None else {"forecast": {"recommendedMinReplicas": floor, "updatedAt": format_time(updated)}}
+    status = {} if floor is None else {"forecast": {"recommendedMinReplicas": floor, "updatedAt": format_time(from_epoch(updated))}}
     return {"spec": {"autoscaling": {"predictive": {"enabled": enabled}}}, "status": status}
 
 

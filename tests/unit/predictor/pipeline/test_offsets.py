@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 
 from autoglm_predictor.forecast.models import DeploymentModel, ModelSettings
+from autoglm_operator.api.timestamps import from_epoch
 from autoglm_predictor.pipeline.actuation import ForecastStatus
 from autoglm_predictor.pipeline.history import History
 from autoglm_predictor.pipeline.offsets import OffsetLedger, replay_start
@@ -80,8 +81,8 @@ def test_replay_start():
 
 
 def test_newest_status_wins():
-    old = ForecastStatus(horizon_seconds=60, predicted=1.0, recommended_min_replicas=2, updated_at=100, error=None)
-    new = ForecastStatus(horizon_seconds=60, predicted=1.0, recommended_min_replicas=3, updated_at=200, error=None)
+    old = ForecastStatus(horizon_seconds=60, predicted=1.0, floor=2, updated_at=from_epoch(100), error=None)
+    new = ForecastStatus(horizon_seconds=60, predicted=1.0, floor=3, updated_at=from_epoch(200), error=None)
     assert newest(old, None, new) is new and newest(None, None) is None
 
 

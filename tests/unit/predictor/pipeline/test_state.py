@@ -5,6 +5,7 @@ import pytest
 from autoglm_operator.api.queries import default_load_query
 from autoglm_predictor.forecast.models import ModelSettings, choose
 from autoglm_predictor.pipeline import actuation
+from autoglm_operator.api.timestamps import from_epoch
 from autoglm_predictor.pipeline.actuation import ForecastStatus, should_write, status_patch
 from autoglm_predictor.pipeline.connections import KafkaSettings, SettingsError, from_environment
 from autoglm_predictor.pipeline.history import History
@@ -26,7 +27,7 @@ def test_absent_or_disabled_predictive_is_not_a_target():
 
 def test_target_defaults_and_max_floor():
     target = target_from(cr({"enabled": True, "maxFloor": 3}, minReplicas=2, maxReplicas=10))
-    assert (target.min_replicas, target.max_replicas, target.quantile) == (2, 3, 0.95)
+    assert (target.min_replicas, target.highest_floor, target.quantile) == (2, 3, 0.95)
     assert target.load_query == default_load_query("ml", "glm")
     assert 'autoglm_deployment="glm"' in target.load_query and "vllm:num_requests_waiting" in target.load_query
 
@@ -79,7 +80,7 @@ def test_model_choice_grows_with_history():
 
 
 def status(floor=2, at=1000.0, error=None):
-    return ForecastStatus(horizon_seconds=300, predicted=10.0, recommended_min_replicas=floor, updated_at=at, error=error)
+    return ForecastStatus(horizon_seconds=300, predicted=10.0, floor=floor, updated_at=from_epoch(at), error=error)
 
 
 def test_writes_only_on_change_or_heartbeat():
@@ -100,7 +101,7 @@ def test_patch_touches_only_status_forecast_and_round_trips():
 
 def test_forecast_status_refuses_nan():
     with pytest.raises(ValueError):
-        ForecastStatus(horizon_seconds=1, predicted=math.nan, recommended_min_replicas=1, updated_at=0, error=None)
+        ForecastStatus(horizon_seconds=1, predicted=math.nan, floor=1, updated_at=from_epoch(0), error=None)
 
 
 class Args:
