@@ -142,10 +142,10 @@ def reactive_twin(cr: dict[str, Any]) -> dict[str, Any]:
     return twin
 
 
-def operator_args(namespace: str) -> list[str]:
-    """The operator's flags in the demo and in `make run`: one namespace, a short resync."""
-    return ["operator", f"--namespace={namespace}", "--resync-seconds=5", "--metrics-port=0", "--health-port=0",
-            "--log-format=plain"]
+def operator_args(namespaces: list[str]) -> list[str]:
+    """The operator's flags in the demo and in `make run`: the watched namespaces, a short resync."""
+    return ["operator", *(f"--namespace={n}" for n in namespaces), "--resync-seconds=5", "--metrics-port=0",
+            "--health-port=0", "--log-format=plain"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         ids = components.chart_identities(env, RELEASE, namespace, [namespace], logs)
 
         step(3, f"operator started (logs in {logs})")
-        pids.append(components.start_autoglm("operator", operator_args(namespace), ids["operator"], logs))
+        pids.append(components.start_autoglm("operator", operator_args([namespace]), ids["operator"], logs))
 
         step(4, f"AutoGLMDeployments {namespace}/{name} (predictive floor) and {crs[1]['metadata']['name']} "
                 "(reactive only) applied; predictor started once they are Ready")
@@ -534,18 +534,27 @@ Explore:
 """
 
 
+# `make run` also serves the namespace every example in manifests/examples/ lives in, so the
+# README's `kubectl apply -f manifests/examples/...` reconciles against it.
+EXAMPLES_NAMESPACE = "ml"
+
+
 def run_operator() -> int:
     """`make run`: the operator in the foreground against the local environment, under the
-    same chart identity and with the same flags as in the demo; Ctrl-C stops it."""
+    same chart identity and with the same flags as in the demo, serving the demo's namespace and
+    the examples' (`ml`); Ctrl-C stops it."""
     env = up_shared()
     namespace = yaml.safe_load(CR_FILE.read_text())["metadata"]["namespace"]
+    namespaces = [namespace, EXAMPLES_NAMESPACE]
     components.install_crds(env)
-    env.kubectl("create", "namespace", namespace, check=False)
+    for each in namespaces:
+        env.kubectl("create", "namespace", each, check=False)
     with tempfile.TemporaryDirectory(prefix="autoglm-run-") as directory:
-        identity = components.chart_identities(env, RELEASE, namespace, [namespace], Path(directory),
+        identity = components.chart_identities(env, RELEASE, namespace, namespaces, Path(directory),
                                                token_seconds=86400)["operator"]
-        print(f"operator as {identity.user}, watching namespace {namespace}; Ctrl-C stops it", flush=True)
-        proc = subprocess.Popen(components.autoglm_argv(operator_args(namespace)),
+        print(f"operator as {identity.user}, watching namespaces {', '.join(namespaces)}; Ctrl-C stops it",
+              flush=True)
+        proc = subprocess.Popen(components.autoglm_argv(operator_args(namespaces)),
                                 env=components.identity_environment(identity))
         try:
             return proc.wait()
