@@ -42,6 +42,12 @@ def describe(cr: dict[str, Any]) -> str:
     canary = status.get("canary") or {}
     meta = cr["metadata"]
     lines = [f"{meta['namespace']}/{meta['name']}: phase {status.get('phase', '-')}, stable {status.get('currentRevision', '-')}"]
+    observed, generation = status.get("observedGeneration"), meta.get("generation")
+    if observed is None:
+        lines.append("no status yet: no operator has reconciled this resource; is one running and watching "
+                     f"namespace {meta['namespace']}? (kubectl get deploy -A -l app.kubernetes.io/component=operator)")
+    elif generation is not None and observed < generation:
+        lines.append(f"status is for generation {observed}, the spec is at {generation}: the operator has not caught up")
     if not (cr.get("spec") or {}).get("rollout"):
         lines.append("no spec.rollout: new revisions take traffic as soon as they are Ready")
     if canary.get("phase"):

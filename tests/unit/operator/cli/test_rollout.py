@@ -42,3 +42,13 @@ def test_status_summary_tells_the_story():
 def test_kubectl_plugin_is_a_console_script(repo):
     scripts = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["kubectl-autoglm"] == "autoglm_operator.cli.rollout:kubectl_main"
+
+
+def test_status_summary_says_when_no_operator_has_reconciled_the_resource():
+    fresh = {"metadata": {"name": "glm-chat", "namespace": "ml", "generation": 1}, "spec": {}}
+    assert "no operator has reconciled this resource" in describe(fresh)
+    assert "namespace ml" in describe(fresh)
+    behind = {**fresh, "metadata": {**fresh["metadata"], "generation": 3}, "status": {"observedGeneration": 2}}
+    assert "generation 2, the spec is at 3" in describe(behind)
+    current = {**behind, "status": {"observedGeneration": 3, "phase": "Ready"}}
+    assert "no operator" not in describe(current) and "caught up" not in describe(current)
