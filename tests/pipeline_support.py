@@ -5,17 +5,19 @@ import re
 import time
 from pathlib import Path
 
-WRITE = re.compile(r"^(\S+ \S+) INFO autoglm_predictor.pipeline.predictor: \S+: floor (\d+) \(predicted \S+ over \d+ s, (.*)\) in")
+WRITE = re.compile(r"^(\S+ \S+) INFO autoglm_predictor.pipeline.predictor: (\S+): floor (\d+) \(predicted \S+ over \d+ s, (.*)\) in")
 
 
-def logged_writes(log: Path) -> list[tuple[float, int, bool]]:
-    """(time, floor, stale) per status write, from the predictor's log (one line per write)."""
+def logged_writes(log: Path, key: str) -> list[tuple[float, int, bool]]:
+    """(time, floor, stale) per status write to deployment `key` ("namespace/name"), from the
+    predictor's log (one line per write). A predictor serves every predictive deployment it can
+    list, so on a shared cluster its log also holds writes to other tests' deployments."""
     out = []
     for line in log.read_text().splitlines():
         match = WRITE.match(line)
-        if match:
+        if match and match[2] == key:
             when = time.mktime(time.strptime(match[1].split(",")[0], "%Y-%m-%d %H:%M:%S"))
-            out.append((when, int(match[2]), not match[3].startswith("forecast peak")))
+            out.append((when, int(match[3]), not match[4].startswith("forecast peak")))
     return out
 
 

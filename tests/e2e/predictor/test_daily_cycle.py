@@ -22,7 +22,7 @@ from autoglm_operator.api.timestamps import parse_time
 pytestmark = pytest.mark.e2e
 
 DAY = 40.0  # real seconds per modelled day
-DAYS = 4
+DAYS = 5  # the linear AR is trusted from 4 complete rows per coefficient (docs/forecasting.md): ~67 buckets, in day 4
 LEAD = 6  # spec.autoscaling.predictive.horizonSeconds
 PER_REPLICA = 4.0  # margin: the trough's upper-quantile forecast of the noisy load (~2.7, more on a busy machine) needs 1 replica
 HEARTBEAT = 5.0
@@ -129,7 +129,8 @@ def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
     # 2. The restarted predictor resumed from committed offsets: its history has no hole across the
     #    kill, and it did not repeat a write (same floor and error state) inside the heartbeat.
     assert predictor.metric("autoglm_predictor_history_missing_steps", deployment=f"{namespace}/{name}") == 0
-    writes = logged_writes(tmp_path / "predictor-1.log") + logged_writes(predictor.log)
+    key = f"{namespace}/{name}"
+    writes = logged_writes(tmp_path / "predictor-1.log", key) + logged_writes(predictor.log, key)
     assert not repeated_writes(writes, HEARTBEAT)
     assert collector.metric("autoglm_collector_dependency_up", dependency="kafka") == 1
 

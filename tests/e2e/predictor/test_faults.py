@@ -212,7 +212,7 @@ def test_kafka_outage_decays_to_reactive_then_recovers_and_survives_a_quick_rest
     steps = steps_on_topic(own_kafka.bootstrap, topic, key)
     missing = sorted(set(range(min(steps), max(steps) + 1)) - steps)
     assert not missing, f"{len(missing)} step instants never published, e.g. {missing[:5]}"
-    writes = logged_writes(predictor.log)
+    writes = logged_writes(predictor.log, key)
     assert not repeated_writes(writes, HEARTBEAT), writes
     assert predictor.metric("autoglm_predictor_status_writes_total", result="error") == 0
 
@@ -264,6 +264,6 @@ def test_backlog_is_caught_up_before_the_first_decision(kube, namespace, predict
     assert consumed >= backlog
     # Every write is a fresh decision on the newest samples: no stale decay from replaying old
     # samples, and never the busy hours' floor.
-    writes = logged_writes(predictor.log)
+    writes = logged_writes(predictor.log, key)
     assert writes and all(floor == 1 and not stale for _, floor, stale in writes), writes
     assert fresh(f := forecast_of(kube, namespace, name)) and f["recommendedMinReplicas"] == 1
