@@ -26,7 +26,8 @@ from autoglm_operator.api.rollout_spec import Rollout
 from autoglm_operator.api.schema import camel
 from autoglm_operator.api.status import Phase
 from autoglm_operator.render.routing import Route
-from autoglm_operator.status.conditions import Event, Verdict, timestamp
+from autoglm_operator.api.timestamps import format_time, parse_time
+from autoglm_operator.status.conditions import Event, Verdict
 
 ACTIVE = (Phase.STARTING, Phase.PROGRESSING, Phase.PAUSED)
 FAILED = (Phase.ROLLED_BACK, Phase.ABORTED)
@@ -134,17 +135,19 @@ class Decision:
     verdict: Verdict | None = None  # overrides the plain readiness verdict while set
 
 
-def parse_time(text: str | None) -> datetime | None:
+def read_time(text: str | None) -> datetime | None:
+    """A status timestamp, or None where it is missing or unreadable (the machine recovers from a
+    hand-edited status instead of failing)."""
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
         return None
 
 
 def _elapsed(since: str | None, now: datetime) -> float | None:
-    start = parse_time(since)
+    start = read_time(since)
     return None if start is None else (now - start).total_seconds()
 
 
@@ -187,7 +190,7 @@ class _Machine:
         self.events.append(Event(kind, reason, message))
 
     def at(self, seconds: float) -> str:
-        return timestamp(self.now + timedelta(seconds=seconds))
+        return format_time(self.now + timedelta(seconds=seconds))
 
     def retire(self, revision: str) -> None:
         retiring = [e for e in self.c.retiring if e["revision"] != revision]
@@ -198,7 +201,7 @@ class _Machine:
         self.c.retiring = [e for e in self.c.retiring if e["revision"] != revision]
 
     def record(self, result: str, message: str) -> None:
-        entry = {"revision": self.c.revision, "result": result, "finishedAt": timestamp(self.now), "message": message}
+        entry = {"revision": self.c.revision, "result": result, "finishedAt": format_time(self.now), "message": message}
         self.c.history = [entry, *self.c.history][:HISTORY]
 
     def set_traffic(self, weight: int, mirror: int) -> None:
@@ -207,7 +210,7 @@ class _Machine:
     def start(self, revision: str) -> None:
         self.c = dataclasses.replace(
             self.c.carried(), revision=revision, stable=self.stable, phase=Phase.STARTING,
-            started_at=timestamp(self.now), weight=0, mirror=0, failed_checks=0,
+            started_at=format_time(self.now), weight=0, mirror=0, failed_checks=0,
             message=f"canary {revision} starting beside stable {self.stable}",
         )
         self.unretire(revision)
@@ -216,7 +219,7 @@ class _Machine:
     def enter_step(self, step: int) -> None:
         c = self.c
         weight, mirror = step_traffic(self.r, step)
-        c.step, c.step_started_at, c.phase, c.no_data_intervals = step, timestamp(self.now), Phase.PROGRESSING, 0
+        c.step, c.step_started_at, c.phase, c.no_data_intervals = step, format_time(self.now), Phase.PROGRESSING, 0
         self.set_traffic(weight, mirror)
         what = f"mirror {mirror}% (weight 0)" if mirror else f"weight {weight}%"
         c.message = f"step {step + 1}/{len(self.r.steps)}: {what}"
@@ -248,7 +251,7 @@ class _Machine:
     # -- the transitions -------------------------------------------------------------------
     def run(self) -> Decision:
         obs, c = self.obs, self.c
-        c.retiring = [e for e in c.retiring if (parse_time(e.get("at")) or self.now) > self.now]
+        c.retiring = [e for e in c.retiring if (read_time(e.get("at")) or self.now) > self.now]
         action = self.take_action()
         if obs.stable is None or (obs.stable != obs.desired and not obs.stable_serving and c.phase not in ACTIVE):
             # Nothing serves (new resource, or the old revision is gone or never got Ready): no one to protect.
@@ -318,10 +321,10 @@ class _Machine:
         if phase == Phase.PAUSED:
             c.paused = None
             if c.step is None:
-                c.phase, c.started_at = Phase.STARTING, timestamp(self.now)
+                c.phase, c.started_at = Phase.STARTING, format_time(self.now)
             else:
                 # A full fresh interval: what happened while paused is not judged.
-                c.phase, c.step_started_at = Phase.PROGRESSING, timestamp(self.now)
+                c.phase, c.step_started_at = Phase.PROGRESSING, format_time(self.now)
             self.event("Normal", "CanaryResumed", f"canary {c.revision} resumed")
             phase = c.phase
         if phase == Phase.STARTING:
@@ -330,7 +333,7 @@ class _Machine:
                 return
             elapsed = _elapsed(c.started_at, self.now)
             if elapsed is None or elapsed < -r.startup_budget_seconds:
-                c.started_at = timestamp(self.now)  # unreadable or far-future start: count from now
+                c.started_at = format_time(self.now)  # unreadable or far-future start: count from now
             elif elapsed > r.startup_budget_seconds:
                 self.fail(Phase.ROLLED_BACK, f"startupBudget: not Ready after {int(elapsed)}s "
                                         f"(budget {r.startup_budget_seconds}s)")
@@ -348,7 +351,7 @@ class _Machine:
         if elapsed is None or elapsed < -r.interval_seconds:
             # Unreadable, or from a clock far ahead of ours: restart the step timer, keep the weights.
             self.event("Warning", "CanaryClockSkew", f"step start {c.step_started_at!r} unusable; timer restarted")
-            c.step_started_at = timestamp(self.now)
+            c.step_started_at = format_time(self.now)
             return
         if elapsed < r.interval_seconds:
             return
@@ -358,7 +361,7 @@ class _Machine:
         if obs.analysis is None and obs.canary_ready:
             checks.append(Check("prometheus", "NoData", message="no analysis result"))
         c.analysis = [ch.as_status() for ch in checks]
-        c.step_started_at = timestamp(self.now)
+        c.step_started_at = format_time(self.now)
         failed = [ch for ch in checks if ch.result == "Fail"]
         missing = [ch for ch in checks if ch.result == "NoData"]
         rule = r.analysis.no_data

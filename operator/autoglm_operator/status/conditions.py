@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from autoglm_operator.api.labels import REVISION_LABEL
+from autoglm_operator.api.timestamps import format_time, parse_time
 from autoglm_operator.status.edge import edge_problem
 from autoglm_operator.status.readiness import ready_replicas, unschedulable, wanted_replicas
 
@@ -50,10 +51,6 @@ class Event:
     type: str  # Normal or Warning
     reason: str
     message: str
-
-
-def timestamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def compute_status(previous: Mapping[str, Any], obs: Observation, now: datetime) -> dict[str, Any]:
@@ -162,7 +159,7 @@ def _conditions(
             "status": status,
             "reason": reason,
             "message": message,
-            "lastTransitionTime": changed_at or timestamp(now),
+            "lastTransitionTime": changed_at or format_time(now),
             "observedGeneration": generation,
         })
     degraded = wanted["Degraded"][0] == "True"
@@ -187,13 +184,9 @@ def cold_start_seconds(
         )
         if rev not in revisions or not ready_at:
             continue
-        seconds = (_parse_time(ready_at) - _parse_time(pod["metadata"]["creationTimestamp"])).total_seconds()
+        seconds = (parse_time(ready_at) - parse_time(pod["metadata"]["creationTimestamp"])).total_seconds()
         measured[rev] = max(measured.get(rev, 0.0), seconds)
     return {rev: measured.get(rev, previous.get(rev)) for rev in sorted(revisions) if rev in measured or rev in previous}
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def status_patch(live: Mapping[str, Any], computed: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from autoglm_operator.api.status import Phase
 from autoglm_operator.rollout.canary import (
     CanaryState, Check, Observed, analysis_due, decide, parse_action, without_rollout,
 )
-from autoglm_operator.status.conditions import timestamp
+from autoglm_operator.api.timestamps import format_time
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 OK = [Check("successRate", "Pass", 1.0, 1.0), Check("ttftP95", "Pass", 0.2, 0.2)]
@@ -79,7 +79,7 @@ def test_healthy_canary_walks_every_step_then_promotes_and_drains_the_old_stable
     d = drv.at(42)
     assert d.stable == "new" and d.canary["phase"] == "Promoted" and d.route.canary is None
     assert d.route.revisions == ["new"] and d.keep == {"new", "old"}, "old stable drains first"
-    assert d.canary["retiring"] == [{"revision": "old", "at": timestamp(T0 + timedelta(seconds=72))}]
+    assert d.canary["retiring"] == [{"revision": "old", "at": format_time(T0 + timedelta(seconds=72))}]
     assert d.canary["history"][0]["result"] == "Promoted" and d.verdict is None
     d = drv.at(80, desired="new")
     assert d.keep == {"new"} and "retiring" not in d.canary
@@ -94,7 +94,7 @@ def test_failing_analysis_rolls_back_at_the_failure_limit_with_the_check_and_val
     assert drv.status["step"] == 1
     d = drv.at(20, SLOW)
     assert d.canary["failedChecks"] == 1 and d.canary["phase"] == "Progressing" and d.route.weight == 5
-    assert d.canary["stepStartedAt"] == timestamp(T0 + timedelta(seconds=20)), "the step is observed again"
+    assert d.canary["stepStartedAt"] == format_time(T0 + timedelta(seconds=20)), "the step is observed again"
     d = drv.at(30, SLOW)
     assert d.canary["phase"] == "RolledBack" and (d.route.weight, d.route.mirror) == (0, 0)
     assert d.route.canary == "new" and d.stable == "old"
@@ -180,20 +180,20 @@ def test_clock_skew_small_backwards_waits_large_forward_restarts_timer_but_keeps
     drv.at(10)
     d = decide(rollout(), drv.status, obs(5))  # our clock is 5 s behind whoever wrote the status
     assert d.canary == drv.status
-    skewed = {**drv.status, "stepStartedAt": timestamp(T0 + timedelta(hours=1))}
+    skewed = {**drv.status, "stepStartedAt": format_time(T0 + timedelta(hours=1))}
     d = decide(rollout(), skewed, obs(20))
-    assert d.canary["stepStartedAt"] == timestamp(T0 + timedelta(seconds=20)) and d.route.weight == 5
+    assert d.canary["stepStartedAt"] == format_time(T0 + timedelta(seconds=20)) and d.route.weight == 5
     assert [e.reason for e in d.events] == ["CanaryClockSkew"]
     garbled = {**drv.status, "stepStartedAt": "yesterday"}
     d = decide(rollout(), garbled, obs(20))
-    assert d.canary["stepStartedAt"] == timestamp(T0 + timedelta(seconds=20)) and d.route.weight == 5
+    assert d.canary["stepStartedAt"] == format_time(T0 + timedelta(seconds=20)) and d.route.weight == 5
 
 
 def test_status_with_missing_fields_is_repaired_not_reset():
     d = decide(rollout(), {"revision": "new", "stable": "old", "phase": "Progressing"}, obs(0))
     assert d.canary["step"] == 0 and d.route.mirror == 20
     d = decide(rollout(steps=[{"weight": 10}]), {"revision": "new", "stable": "old", "phase": "Progressing",
-                                                  "step": 3, "stepStartedAt": timestamp(T0)}, obs(1))
+                                                  "step": 3, "stepStartedAt": format_time(T0)}, obs(1))
     assert d.canary["step"] == 0 and d.route.weight == 10
 
 
@@ -209,7 +209,7 @@ def test_pause_holds_weights_across_intervals_and_resume_gives_a_fresh_interval(
         assert d.verdict.reason == "RolloutPaused" and d.verdict.progress
     drv.r = rollout()
     d = drv.at(91)
-    assert d.canary["phase"] == "Progressing" and d.canary["stepStartedAt"] == timestamp(T0 + timedelta(seconds=91))
+    assert d.canary["phase"] == "Progressing" and d.canary["stepStartedAt"] == format_time(T0 + timedelta(seconds=91))
     assert d.route.weight == 5
     d = drv.at(101)
     assert d.canary["step"] == 2
@@ -222,7 +222,7 @@ def test_pause_while_starting_resumes_into_starting():
     assert d.canary["phase"] == "Paused" and d.route.weight == 0
     drv.r = rollout()
     d = drv.at(500, canary_ready=False)
-    assert d.canary["phase"] == "Starting" and d.canary["startedAt"] == timestamp(T0 + timedelta(seconds=500))
+    assert d.canary["phase"] == "Starting" and d.canary["startedAt"] == format_time(T0 + timedelta(seconds=500))
 
 
 def test_promote_skips_the_remaining_steps_and_is_idempotent():
