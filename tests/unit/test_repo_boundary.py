@@ -351,15 +351,15 @@ CONFIG = 'from pathlib import Path\nHACK_DIR = Path(__file__).resolve().parent.p
 
 
 @pytest.mark.parametrize("source", [
-    'from pathlib import Path\nDEFAULT = str(Path("..") / "shared" / "x.csv")',
-    'from autoglm_testenv import config\nTRACE = config.REPO_DIR.parent / "shared" / "x.csv"',
+    'from pathlib import Path\nDEFAULT = str(Path("..") / "beside" / "x.csv")',
+    'from autoglm_testenv import config\nTRACE = config.REPO_DIR.parent / "beside" / "x.csv"',
     'from autoglm_testenv.config import REPO_DIR\nTRACE = REPO_DIR / ".." / "x.csv"',
     'from autoglm_testenv import config\nHOME = config.REPO_DIR.parents[1]',
-    'from pathlib import Path\nREPO = Path(__file__).resolve().parents[2]\nNASA = REPO.parent / "shared"',
+    'from pathlib import Path\nREPO = Path(__file__).resolve().parents[2]\nNASA = REPO.parent / "beside"',
     'import pathlib\nX = pathlib.Path(__file__).parents[3]',
     'import os\nX = os.path.join(os.path.dirname(__file__), "..", "..", "..", "x")',
     'from pathlib import Path\nREPO = Path(__file__).parent.parent.parent\nX = f"{REPO}/../x"',
-    'import pandas as pd\nframe = pd.read_csv("../shared/x.csv")',
+    'import pandas as pd\nframe = pd.read_csv("../beside/x.csv")',
     'def f(p):\n    p.add_argument("--trace", default="../x.csv")',
     'from pathlib import Path\nX = Path("a").joinpath("..", "..", "x")',
 ], ids=["cwd-parent", "config-attribute", "imported-name", "repo-parents", "local-name", "parents-index", "os-path",
@@ -385,7 +385,7 @@ def test_python_checker_allows_paths_inside(source: str) -> None:
 
 
 @pytest.mark.parametrize(("path", "text", "escapes"), [
-    ("hack/x.sh", 'cd "$(dirname "$0")/.."\ncat ../shared/x.csv', 1),
+    ("hack/x.sh", 'cd "$(dirname "$0")/.."\ncat ../beside/x.csv', 1),
     ("hack/x.sh", 'here="$(cd "$(dirname "$0")" && pwd)"\npy="$here/../../x"', 1),
     ("hack/x.sh", 'cd "$(dirname "$0")/../.."', 1),
     ("Makefile", "demo:\n\t$(PY) -m x --trace $(CURDIR)/../x.csv", 1),
