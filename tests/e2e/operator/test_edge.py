@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from operator_support import apply, condition, example, resource, wait_for, wait_for_condition
 
-from autoglm_testenv import Env, config
+from autoglm_testenv import Env, components, config
 
 pytestmark = pytest.mark.e2e
 
@@ -149,8 +149,7 @@ def test_render_shows_edge_objects(tmp_path) -> None:
 
     path = tmp_path / "cr.yaml"
     path.write_text(yaml.safe_dump(_cr("demo", SITE_A, SITE_B)))
-    autoglm = str(config.REPO_DIR / ".venv" / "bin" / "autoglm")
-    out = subprocess.run([autoglm, "render", "-f", str(path), "--capabilities", "kubeedge"],
+    out = subprocess.run(components.autoglm_argv(["render", "-f", str(path), "--capabilities", "kubeedge"]),
                          capture_output=True, text=True, check=True).stdout
     kinds = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out)]
     assert ("NodeGroup", "demo-glm-chat-site-a") in kinds and ("EdgeApplication", "glm-chat-edge") in kinds

@@ -33,7 +33,7 @@ from operator_support import (
 
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.api.spec import parse_instance
-from autoglm_testenv import Env, config
+from autoglm_testenv import Env, components
 
 pytestmark = pytest.mark.e2e
 
@@ -109,7 +109,7 @@ def test_empty_required_strings_are_refused_in_the_same_words_as_render(
 
     manifest = tmp_path / "cr.yaml"
     manifest.write_text(yaml.safe_dump(cr))
-    render = subprocess.run([str(config.REPO_DIR / ".venv" / "bin" / "autoglm"), "render", "-f", str(manifest)],
+    render = subprocess.run(components.autoglm_argv(["render", "-f", str(manifest)]),
                             capture_output=True, text=True, check=False)
     assert render.returncode == 2 and f"{path}: {words}" in render.stderr, render.stderr
 
