@@ -42,13 +42,15 @@ def accuracy_table(scenario: Scenario, result: Backtest) -> str:
 
 def closed_loop_table(result: Backtest) -> str:
     oracle = result.replays["oracle"].outcome.gpu_hours
-    header = ["policy", "SLO-violation min", "violation %", "GPU-hours", "x oracle", "theta_U %", "theta_O %",
+    header = ["policy", "SLO attainment %", "avg replicas", "GPU-hours", "x oracle", "goodput / GPU-h",
+              "SLO-violation min", "violation %", "theta_U %", "theta_O %",
               "tau_U %", "tau_O %", "scale events", "cold-start GPU-min"]
     rows = []
     for name, replay in result.replays.items():
         o, e = replay.outcome, replay.outcome.elasticity
-        rows.append([name, f"{o.violation_minutes:,.1f}", f"{o.violation_pct:.2f}", hours(o.gpu_hours),
-                     f"{o.gpu_hours / oracle:.2f}", f"{e.theta_u:.2f}", f"{e.theta_o:.1f}", f"{e.tau_u:.2f}",
+        rows.append([name, f"{o.slo_attainment_pct:.2f}", f"{o.avg_replicas:.2f}", hours(o.gpu_hours),
+                     f"{o.gpu_hours / oracle:.2f}", f"{o.goodput_per_gpu_hour:,.0f}",
+                     f"{o.violation_minutes:,.1f}", f"{o.violation_pct:.2f}", f"{e.theta_u:.2f}", f"{e.theta_o:.1f}", f"{e.tau_u:.2f}",
                      f"{e.tau_o:.1f}", f"{o.scale_events:,}", f"{o.cold_start_gpu_minutes:,.0f}"])
     return table(header, rows)
 

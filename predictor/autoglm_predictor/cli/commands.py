@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backtest.add_argument("--target", type=float, default=0.8, help="reactive target utilisation")
     backtest.add_argument("--sweep", default="0.6,0.7,0.75,0.8,0.9", help="target utilisations for the trade-off curve")
     backtest.add_argument("--cold-start", default="5min", help="time for a new pod to become Ready")
+    backtest.add_argument("--ttft-slo", default="3s", help="per-request TTFT SLO of the fluid queue")
+    backtest.add_argument("--base-ttft", default="0.5s", help="the engine's TTFT without queueing")
     backtest.add_argument("--sync-period", default="15s", help="HPA sync period")
     backtest.add_argument("--scale-up-window", default="0s", help="HPA scale-up stabilisation window")
     backtest.add_argument("--scale-down-window", default="5min", help="HPA scale-down stabilisation window")
@@ -179,7 +181,9 @@ def backtest_command(args: argparse.Namespace) -> int:
         cold_start_seconds=pd.Timedelta(args.cold_start).total_seconds(), target_utilisation=args.target,
         sync_period_seconds=pd.Timedelta(args.sync_period).total_seconds(),
         scale_up_window_seconds=pd.Timedelta(args.scale_up_window).total_seconds(),
-        scale_down_window_seconds=pd.Timedelta(args.scale_down_window).total_seconds())
+        scale_down_window_seconds=pd.Timedelta(args.scale_down_window).total_seconds(),
+        ttft_slo_seconds=pd.Timedelta(args.ttft_slo).total_seconds(),
+        base_ttft_seconds=pd.Timedelta(args.base_ttft).total_seconds())
     scenario = evaluation.Scenario(
         step=step, bucket=bucket, horizon=_buckets(args.horizon, bucket),
         report_horizons=tuple(_buckets(h, bucket) for h in args.report_horizons.split(",")),
@@ -201,7 +205,8 @@ def backtest_command(args: argparse.Namespace) -> int:
                 "quantile": args.quantile, "capacity": args.capacity,
                 "capacity per replica per step": round(cluster.capacity_per_replica, 4),
                 "replicas": f"{args.min_replicas}..{args.max_replicas}", "target": args.target,
-                "cold start": args.cold_start, "sync period": args.sync_period,
+                "cold start": args.cold_start, "TTFT SLO / base TTFT": f"{args.ttft_slo} / {args.base_ttft}",
+                "sync period": args.sync_period,
                 "scale-up / scale-down windows": f"{args.scale_up_window} / {args.scale_down_window}",
                 "pipeline lag (steps)": args.pipeline_lag, "p99 fraction": args.p99_fraction,
                 "train": f"{data.buckets.train.index[0]} .. {data.buckets.train.index[-1]}",

@@ -34,6 +34,9 @@ def test_backtest_on_a_generic_csv_writes_report_plots_and_json(generic_csv, tmp
     assert {"report.md", "demand_vs_capacity.png", "tradeoff.png"} <= {p.name for p in report.iterdir()}
     result = json.loads(out.read_text())
     assert result["closed_loop"]["oracle"]["violation_minutes"] == 0
+    reactive = result["closed_loop"]["reactive"]
+    assert 0 < reactive["slo_attainment_pct"] <= 100 and reactive["avg_replicas"] >= 1
+    assert reactive["goodput_per_gpu_hour"] > 0
     assert set(result["accuracy"]) >= {"persistence", "linear-AR"}
     assert "| reactive |" in (report / "report.md").read_text()
 
