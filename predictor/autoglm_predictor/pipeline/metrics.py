@@ -33,6 +33,9 @@ class PredictorMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self.consumed = Counter("autoglm_predictor_records_consumed", "Records read from the topic", registry=r)
+        self.replayed = Counter("autoglm_predictor_records_replayed",
+                                "Records read again to rebuild history; their side effects happened at the first reading",
+                                registry=r)
         self.rejected = Counter("autoglm_predictor_records_rejected", "Records sent to the dead-letter topic",
                                 ["reason"], registry=r)
         self.duplicates = Counter("autoglm_predictor_records_duplicate", "Records whose sample was already known",

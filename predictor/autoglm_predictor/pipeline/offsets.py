@@ -9,9 +9,20 @@ the commit loses no information a written floor did not already include.
 A round's snapshot carries the ledger's epoch; any (re)assignment starts a new epoch, so a round
 that straddled a rebalance commits nothing (its snapshot may name partitions owned by others
 now) and the next round commits instead.
+
+Replays re-read history on purpose (a restarted or newly assigned replica rebuilds its
+histories from the window), so ingesting must stay separate from the *side effects* of a first
+reading (the rejected counter, a dead-letter record, the rejection log line). `effects` is the
+per-partition watermark below which those already happened, in this process or an earlier one
+of the group: it travels with every commit as the offset's metadata (`effects_metadata`), is
+read back on assignment (`effects_from_metadata`), and `first_reading` answers for each record.
+A record is re-read for its history only; its side effects happen once. The committed offset is
+a lower bound of the watermark (a committed record was ingested). After a crash (no final
+commit), what was read since the last commit is at least once, as the decisions are.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -33,6 +44,22 @@ def replay_start(held: int | None, lookback: int | None, committed: int | None, 
     return window if committed is None else min(window, committed)
 
 
+def effects_metadata(effects: int) -> str:
+    """The commit metadata that carries the side-effect watermark (Kafka stores it with the offset)."""
+    return json.dumps({"effects": effects})
+
+
+def effects_from_metadata(committed: int | None, metadata: str | None) -> int | None:
+    """The watermark an earlier process of the group left: the larger of its committed offset and
+    the `effects` in the metadata; metadata that is absent or not ours counts as none."""
+    try:
+        recorded = json.loads(metadata or "{}").get("effects")
+    except (ValueError, AttributeError):
+        recorded = None
+    known = [o for o in (committed, recorded) if isinstance(o, int) and not isinstance(o, bool) and o >= 0]
+    return max(known, default=None)
+
+
 @dataclass(frozen=True)
 class RoundSnapshot:
     epoch: int
@@ -46,14 +73,31 @@ class OffsetLedger:
     catch_up: dict[Partition, int] = field(default_factory=dict)  # partition end at assignment
     decided: dict[Partition, int] = field(default_factory=dict)  # safe to commit
     committed: dict[Partition, int] = field(default_factory=dict)  # committed by this replica
+    effects: dict[Partition, int] = field(default_factory=dict)  # side effects done below this offset
+    effects_committed: dict[Partition, int] = field(default_factory=dict)  # the watermark last committed
 
-    def assigned(self, starts: Mapping[Partition, int], ends: Mapping[Partition, int]) -> None:
-        """A new assignment: forget every other partition, replay these from `starts` up to `ends`."""
+    def assigned(self, starts: Mapping[Partition, int], ends: Mapping[Partition, int],
+                 effects: Mapping[Partition, int | None] | None = None) -> None:
+        """A new assignment: forget every other partition, replay these from `starts` up to `ends`.
+
+        `effects`: the group's side-effect watermark per partition (`effects_from_metadata`); a
+        partition this replica held keeps the larger of that and its own."""
         self.epoch += 1
         self.fed = dict(starts)
         self.catch_up = dict(ends)
         self.decided = {tp: o for tp, o in self.decided.items() if tp in starts}
         self.committed = {tp: o for tp, o in self.committed.items() if tp in starts}
+        group = {tp: o for tp, o in (effects or {}).items() if o is not None}
+        self.effects = {tp: max(self.effects.get(tp, 0), group.get(tp, 0)) for tp in starts
+                        if tp in self.effects or tp in group}
+        self.effects_committed = {tp: o for tp, o in self.effects_committed.items() if tp in starts}
+
+    def first_reading(self, partition: Partition, offset: int) -> bool:
+        """True once per record: its side effects are due now; False on every later reading (replay)."""
+        if offset < self.effects.get(partition, 0):
+            return False
+        self.effects[partition] = offset + 1
+        return True
 
     def ingested(self, positions: Mapping[Partition, int | None]) -> None:
         """Positions after a poll whose records were all ingested (None: position unknown)."""
@@ -75,10 +119,21 @@ class OffsetLedger:
         for tp, offset in snapshot.fed.items():
             self.decided[tp] = max(offset, self.decided.get(tp, offset))
 
-    def to_commit(self, assignment: Iterable[Partition]) -> dict[Partition, int]:
-        """Decided offsets of currently assigned partitions that move past what was committed."""
-        return {tp: self.decided[tp] for tp in assignment
-                if tp in self.decided and self.decided[tp] > self.committed.get(tp, -1)}
+    def to_commit(self, assignment: Iterable[Partition], effects_too: bool = False) -> dict[Partition, tuple[int, int]]:
+        """(offset, side-effect watermark) per assigned partition whose decided offset moved past
+        what was committed; with `effects_too` (side effects happened since, or the replica is
+        stopping) also where only the watermark moved, at the offset already decided."""
+        out = {}
+        for tp in assignment:
+            if tp not in self.decided:
+                continue
+            offset, effects = self.decided[tp], self.effects.get(tp, 0)
+            moved = offset > self.committed.get(tp, -1)
+            if moved or (effects_too and effects > self.effects_committed.get(tp, -1)):
+                out[tp] = (offset, effects)
+        return out
 
-    def was_committed(self, offsets: Mapping[Partition, int]) -> None:
-        self.committed.update(offsets)
+    def was_committed(self, commits: Mapping[Partition, tuple[int, int]]) -> None:
+        for tp, (offset, effects) in commits.items():
+            self.committed[tp] = offset
+            self.effects_committed[tp] = effects

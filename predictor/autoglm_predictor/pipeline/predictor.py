@@ -23,7 +23,9 @@ and the Kafka thread commits a snapshot only after every write of that round suc
 the partition's end, so a replay neither leaves a gap nor writes an old floor. A partition that
 comes back in a rebalance (a Kafka restart makes the group rejoin) keeps its in-memory history
 and is read on from where it was. Samples are keyed by timestamp, so duplicates and reordering
-are harmless. Replicas split the partitions; a deployment's records (key = namespace/name) all
+are harmless. A record's side effects (rejected counter, dead letter, log line) happen on its
+first reading only, in this process or an earlier one of the group (`offsets.OffsetLedger.effects`,
+committed with the offsets): a replay rebuilds histories and repeats nothing else. Replicas split the partitions; a deployment's records (key = namespace/name) all
 land in one partition, so one replica writes its status.
 """
 from __future__ import annotations
@@ -51,7 +53,7 @@ from autoglm_predictor.pipeline.connections import KafkaSettings, ensure_topics
 from autoglm_predictor.pipeline.history import History
 from autoglm_predictor.pipeline.lead_time import horizon_buckets, lead_time_seconds
 from autoglm_predictor.pipeline.metrics import PredictorMetrics
-from autoglm_predictor.pipeline.offsets import OffsetLedger, replay_start
+from autoglm_predictor.pipeline.offsets import OffsetLedger, effects_from_metadata, effects_metadata, replay_start
 from autoglm_predictor.pipeline.targets import Target, list_targets
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,7 @@ class Predictor:
         self.consumer: Any = None
         self.producer: Any = None
         self.assigned: set[Any] | None = None  # newly assigned partitions, not yet rewound
+        self.effects_pending = False  # side effects (dead letters) since the last commit
 
     # --- Kafka thread -------------------------------------------------------------------------
     def connect(self) -> None:
@@ -168,12 +171,17 @@ class Predictor:
             held = {tp: self.ledger.fed[tp] for tp in assigned if tp in self.ledger.fed}
         starts: dict[Any, int] = {}
         ends: dict[Any, int] = {}
+        effects: dict[Any, int | None] = {}
         if assigned:
             ends = self.consumer.end_offsets(list(assigned))
             since = int((self.clock() - self.settings.history_seconds) * 1000)
             lookback = self.consumer.offsets_for_times({tp: since for tp in assigned})
             for tp in assigned:
-                committed = None if tp in held else self.consumer.committed(tp)
+                group = self.consumer.committed(tp, metadata=True)
+                committed = None if group is None else group.offset
+                effects[tp] = effects_from_metadata(committed, None if group is None else group.metadata)
+                if tp in held:
+                    committed = None
                 found = lookback.get(tp)
                 starts[tp] = replay_start(held.get(tp), None if found is None else found.offset, committed, ends[tp])
                 self.consumer.seek(tp, starts[tp])
@@ -181,7 +189,7 @@ class Predictor:
                          f"held up to {held[tp]}" if tp in held else f"committed {committed}", ends[tp])
         with self.lock:
             self.states = {key: s for key, s in self.states.items() if s.partition in assigned}
-            self.ledger.assigned(starts, ends)
+            self.ledger.assigned(starts, ends, effects)
 
     def run(self, stop: threading.Event) -> None:
         """The Kafka loop on the calling thread, decisions on their own thread, until `stop`."""
@@ -202,6 +210,7 @@ class Predictor:
             halt.set()
             decisions.join(timeout=30)
             try:
+                self._commit_decided(final=True)  # the side-effect watermark too: a restart repeats none
                 self.consumer.close(autocommit=False, timeout_ms=5000)
                 self.producer.close(timeout=5)
             except KafkaError as error:  # Kafka down at shutdown: uncommitted records are read again later
@@ -230,32 +239,48 @@ class Predictor:
             return
         with self.lock:
             self.ledger.ingested(positions)
-            offsets = self.ledger.to_commit(assignment)
-        if offsets:
-            self._commit(offsets)
+        self._commit_decided()
 
-    def _commit(self, offsets: dict[Any, int]) -> None:
+    def _commit_decided(self, final: bool = False) -> None:
+        """Commit what finished rounds decided, with the side-effect watermark as metadata; also the
+        watermark alone after side effects (or when stopping), once the dead letters are delivered."""
         from kafka.structs import OffsetAndMetadata
 
+        effects_too = final or self.effects_pending
+        with self.lock:
+            commits = self.ledger.to_commit(self.consumer.assignment(), effects_too)
+        if not commits:
+            return
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()})
+            if effects_too:
+                self.producer.flush(timeout=5)  # the watermark may only claim delivered dead letters
+            self.consumer.commit({tp: OffsetAndMetadata(offset, effects_metadata(effects), -1)
+                                  for tp, (offset, effects) in commits.items()})
         except Exception as error:  # Kafka down or a rebalance: the records are re-read later, harmlessly
             log.warning("offset commit failed (records will be re-read): %s", error)
             return
         with self.lock:
-            self.ledger.was_committed(offsets)
+            self.ledger.was_committed(commits)
+        if effects_too:
+            self.effects_pending = False
 
     def ingest(self, message: Any) -> None:
-        self.metrics.consumed.inc()
+        """Add the record to its deployment's history; count and dead-letter it on its first reading only."""
+        from kafka import TopicPartition
+
+        with self.lock:
+            first = self.ledger.first_reading(TopicPartition(message.topic, message.partition), message.offset)
+        (self.metrics.consumed if first else self.metrics.replayed).inc()
         try:
             record = records.decode(message.key, message.value, self.clock())
             state = self._state(record, message)
         except records.RecordError as error:
-            self.reject(error.reason, str(error), message)
+            if first:
+                self.reject(error.reason, str(error), message)
             return
         with self.lock:
             added = state.history.add(record.ts, record.load)
-        if not added:
+        if first and not added:
             self.metrics.duplicates.inc()
 
     def _state(self, record: records.LoadRecord, message: Any) -> DeploymentState:
@@ -282,6 +307,7 @@ class Predictor:
         return state
 
     def reject(self, reason: str, error: str, message: Any) -> None:
+        self.effects_pending = True
         self.metrics.rejected.labels(reason).inc()
         if reason not in self.logged_reasons:  # once per reason: a flood must not flood the log
             self.logged_reasons.add(reason)

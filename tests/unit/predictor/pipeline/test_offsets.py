@@ -6,7 +6,7 @@ from autoglm_predictor.forecast.models import DeploymentModel, ModelSettings
 from autoglm_operator.api.timestamps import from_epoch
 from autoglm_predictor.pipeline.actuation import ForecastStatus
 from autoglm_predictor.pipeline.history import History
-from autoglm_predictor.pipeline.offsets import OffsetLedger, replay_start
+from autoglm_predictor.pipeline.offsets import OffsetLedger, effects_from_metadata, effects_metadata, replay_start
 from autoglm_predictor.pipeline.predictor import newest
 
 
@@ -33,8 +33,8 @@ def test_commit_covers_only_what_a_finished_round_saw():
     ledger.ingested({"p0": 15})  # arrives while the round decides: not covered by it
     assert ledger.to_commit(["p0"]) == {}  # round not written yet
     ledger.round_written(snapshot)
-    assert ledger.to_commit(["p0"]) == {"p0": 10}
-    ledger.was_committed({"p0": 10})
+    assert ledger.to_commit(["p0"]) == {"p0": (10, 0)}
+    ledger.was_committed({"p0": (10, 0)})
     assert ledger.to_commit(["p0"]) == {}  # nothing new: no commit per poll
 
 
@@ -44,7 +44,7 @@ def test_a_failed_round_commits_nothing_and_the_next_one_covers_all():
     ledger.round_started()  # a write failed: round_written never called
     ledger.ingested({"p0": 12})
     ledger.round_written(ledger.round_started())
-    assert ledger.to_commit(["p0"]) == {"p0": 12}
+    assert ledger.to_commit(["p0"]) == {"p0": (12, 0)}
 
 
 def test_a_round_straddling_a_rebalance_commits_nothing():
@@ -55,7 +55,7 @@ def test_a_round_straddling_a_rebalance_commits_nothing():
     ledger.round_written(snapshot)
     assert ledger.to_commit(["p0"]) == {} and "p1" not in ledger.fed
     ledger.round_written(ledger.round_started())
-    assert ledger.to_commit(["p0"]) == {"p0": 10}
+    assert ledger.to_commit(["p0"]) == {"p0": (10, 0)}
 
 
 def test_commits_only_for_assigned_partitions_and_never_backwards():
@@ -65,7 +65,39 @@ def test_commits_only_for_assigned_partitions_and_never_backwards():
     ledger.ingested({"p0": 20, "p1": 20})
     ledger.round_written(ledger.round_started())
     ledger.round_written(late)  # an older snapshot never lowers what is decided
-    assert ledger.to_commit(["p0"]) == {"p0": 20}
+    assert ledger.to_commit(["p0"]) == {"p0": (20, 0)}
+
+
+def test_side_effects_happen_on_the_first_reading_only_across_replays_and_restarts():
+    """Issue 15 fault 11: a replay (re-read after the seek, or a restart on the same group)
+    dead-lettered and counted the same rejected records again."""
+    ledger = ledger_at(p0=6)
+    assert [ledger.first_reading("p0", o) for o in range(6)] == [True] * 6
+    assert not any(ledger.first_reading("p0", o) for o in range(6))  # the seek back: history only
+    assert ledger.first_reading("p0", 6)
+    # Persisted with the commit: the decided offset may lag the watermark.
+    ledger.ingested({"p0": 7})
+    ledger.round_written(ledger.round_started())
+    assert ledger.to_commit(["p0"], effects_too=True) == {"p0": (7, 7)}
+    ledger.was_committed({"p0": (7, 7)})
+    ledger.first_reading("p0", 7)  # a reject after the round: committed alone, at the decided offset
+    assert ledger.to_commit(["p0"]) == {} and ledger.to_commit(["p0"], effects_too=True) == {"p0": (7, 8)}
+    # A new process of the group reads the watermark back from the commit's metadata.
+    restarted = OffsetLedger()
+    restarted.assigned({"p0": 0}, {"p0": 9}, {"p0": effects_from_metadata(7, effects_metadata(8))})
+    assert not any(restarted.first_reading("p0", o) for o in range(8)) and restarted.first_reading("p0", 8)
+    # A partition held across a rebalance keeps the larger of its own and the group's watermark.
+    ledger.assigned({"p0": 8}, {"p0": 9}, {"p0": 3})
+    assert not ledger.first_reading("p0", 7)
+
+
+def test_effects_watermark_metadata_is_read_tolerantly():
+    assert effects_from_metadata(None, None) is None  # a new group: every reading is the first
+    assert effects_from_metadata(40, "") == 40  # a committed record was ingested: a lower bound
+    assert effects_from_metadata(40, effects_metadata(55)) == 55
+    assert effects_from_metadata(40, effects_metadata(10)) == 40
+    for foreign in ("not json", "[1]", '{"effects": "9"}', '{"effects": -3}', '{"effects": true}'):
+        assert effects_from_metadata(None, foreign) is None, foreign
 
 
 def test_replay_start():
