@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from autoglm_predictor.backtest.frontier import Comparison, Frontier, Point, compare, frontier
 from autoglm_predictor.forecast.forecasters import Forecaster, LinearAR, Persistence, SeasonalNaive
 from autoglm_predictor.forecast.policy import PolicyConfig, PolicyInput, decide, initial_state
 from autoglm_predictor.forecast.scores import Accuracy, accuracy, naive_scale
@@ -39,6 +40,7 @@ class Scenario:
     max_step_up: int = 10
     max_step_down: int = 2
     hysteresis: float = 0.1
+    break_even_cold_start_seconds: float = 0.0  # below it the policy backs off to reactive (forecast/policy.py)
 
     def __post_init__(self) -> None:
         if self.step <= pd.Timedelta(0) or self.bucket % self.step != pd.Timedelta(0):
@@ -63,7 +65,8 @@ class Scenario:
         return PolicyConfig(capacity_per_replica=c.capacity_per_replica, max_replicas=c.max_replicas,
                             min_replicas=c.min_replicas, target_utilisation=target,
                             max_step_up=self.max_step_up, max_step_down=self.max_step_down,
-                            hysteresis=self.hysteresis,
+                            hysteresis=self.hysteresis, cold_start_seconds=c.cold_start_seconds,
+                            break_even_cold_start_seconds=self.break_even_cold_start_seconds,
                             stale_after_seconds=2 * self.bucket.total_seconds() + self.step.total_seconds())
 
 
@@ -174,6 +177,69 @@ def static_peak(scenario: Scenario, data: Data, target: float) -> int:
     return scenario.policy(target).replicas_for(float(peak))
 
 
+def opening_replicas(cluster: ClusterConfig, demand: np.ndarray) -> int:
+    """Every policy starts with what the opening lead window needs: nobody could have acted earlier."""
+    return int(cluster.needed(np.nan_to_num(demand[: cluster.lead_steps + 1]), cluster.target_utilisation).max())
+
+
+def reactive_frontier(scenario: Scenario, data: Data, targets: Sequence[float]) -> tuple[Frontier, dict[float, Outcome]]:
+    """Reactive replays over `targets` and their Pareto frontier (attainment vs GPU-hours)."""
+    demand = data.steps.test.to_numpy()
+    outcomes = {}
+    for target in targets:
+        cluster = replace(scenario.cluster, target_utilisation=target)
+        outcomes[target] = score(cluster, demand, simulate(cluster, demand, None, opening_replicas(cluster, demand)))
+    points = [Point(t, o.gpu_hours, o.slo_attainment_pct) for t, o in outcomes.items()]
+    return frontier(points), outcomes
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """The default predictive policy against tuned reactive at one cold start."""
+
+    cold_start_seconds: float
+    reactive_only: bool  # the policy backed off (cold start below the break-even)
+    policy: Outcome
+    frontier: Frontier
+    comparison: Comparison
+
+
+def cold_start_sweep(scenario: Scenario, data: Data, upper: np.ndarray, cold_starts: Sequence[float],
+                     reactive_targets: Sequence[float], progress=print) -> dict[float, ColdStart]:
+    """Replay the default policy (forecasts `upper`) and the reactive frontier at every cold start.
+
+    A cold start whose lead time the forecast horizon cannot cover is skipped with a message.
+    """
+    rows = {}
+    for seconds in cold_starts:
+        try:
+            changed = replace(scenario, cluster=replace(scenario.cluster, cold_start_seconds=seconds))
+        except ScenarioError as error:
+            progress(f"cold start {seconds:g} s skipped: {error}")
+            continue
+        progress(f"cold start {seconds:g} s: reactive frontier and the default policy")
+        front, _ = reactive_frontier(changed, data, reactive_targets)
+        replays = closed_loop(changed, data, {"default": upper}, changed.cluster.target_utilisation, include_static=False)
+        outcome = replays["default floor"].outcome
+        rows[seconds] = ColdStart(cold_start_seconds=seconds, reactive_only=changed.policy(changed.cluster.target_utilisation).reactive_only,
+                                  policy=outcome, frontier=front,
+                                  comparison=compare(front, outcome.gpu_hours, outcome.slo_attainment_pct))
+    return rows
+
+
+def break_even_cold_start(rows: dict[float, ColdStart]) -> float | None:
+    """The shortest swept cold start from which the floor (not backed off) misses fewer requests than
+    tuned reactive at equal GPU-hours at every longer swept cold start; None if it never does."""
+    beating = [(s, r.comparison.miss_ratio is not None and r.comparison.miss_ratio < 1 and not r.reactive_only)
+               for s, r in sorted(rows.items())]
+    answer = None
+    for seconds, beats in reversed(beating):
+        if not beats:
+            break
+        answer = seconds
+    return answer
+
+
 @dataclass(frozen=True)
 class Replay:
     outcome: Outcome
@@ -188,9 +254,7 @@ def closed_loop(scenario: Scenario, data: Data, uppers: dict[str, np.ndarray], t
     """
     demand = data.steps.test.to_numpy()
     cluster = replace(scenario.cluster, target_utilisation=target)
-
-    # Every policy starts with what the opening minutes need: nobody could have acted earlier.
-    opening = int(cluster.needed(np.nan_to_num(demand[: cluster.lead_steps + 1]), target).max())
+    opening = opening_replicas(cluster, demand)
 
     def run(config: ClusterConfig, floor: np.ndarray | None = None, initial: int | None = None) -> Replay:
         trajectory = simulate(config, demand, floor, opening if initial is None else initial)
@@ -213,11 +277,20 @@ class Backtest:
     accuracy: dict[str, dict[int, Accuracy]]  # forecaster -> horizon (buckets) -> scores
     replays: dict[str, Replay]  # policy -> replay at the scenario's target utilisation
     sweep: dict[float, dict[str, Outcome]]  # target utilisation -> policy -> outcome
+    frontier: Frontier  # tuned reactive: Pareto points of reactive over reactive_targets
+    reactive_sweep: dict[float, Outcome]  # reactive target -> outcome
+    comparisons: dict[str, Comparison]  # policy (scenario target) -> against the frontier
+    default_policy: str  # the predictive policy the cold-start sweep replays
+    cold_starts: dict[float, ColdStart]  # cold start (s) -> default policy vs frontier
+    break_even_cold_start_seconds: float | None  # measured from cold_starts
 
 
 def backtest(scenario: Scenario, data: Data, forecasters: Sequence[Forecaster], targets: Sequence[float],
+             reactive_targets: Sequence[float] = (0.8,), cold_starts: Sequence[float] = (),
              progress=print) -> Backtest:
-    """Score fitted forecasters, then replay every policy at the scenario target and the sweep."""
+    """Score fitted forecasters, then replay every policy at the scenario target and the sweep,
+    reactive over `reactive_targets` (its frontier), and the default policy (the last forecaster's
+    floor) against that frontier at each of `cold_starts` seconds."""
     scores, uppers = {}, {}
     for forecaster in forecasters:
         forecasts = test_forecasts(forecaster, data)
@@ -230,4 +303,11 @@ def backtest(scenario: Scenario, data: Data, forecasters: Sequence[Forecaster], 
     for swept in targets:
         progress(f"closed loop at target {swept:.2f}")
         sweep[swept] = {name: replay.outcome for name, replay in closed_loop(scenario, data, uppers, swept, False).items()}
-    return Backtest(accuracy=scores, replays=replays, sweep=sweep)
+    progress(f"reactive frontier over {len(reactive_targets)} targets")
+    front, reactive_sweep = reactive_frontier(scenario, data, reactive_targets)
+    comparisons = {name: compare(front, r.outcome.gpu_hours, r.outcome.slo_attainment_pct) for name, r in replays.items()}
+    default = forecasters[-1].name
+    rows = cold_start_sweep(scenario, data, uppers[default], cold_starts, reactive_targets, progress)
+    return Backtest(accuracy=scores, replays=replays, sweep=sweep, frontier=front, reactive_sweep=reactive_sweep,
+                    comparisons=comparisons, default_policy=f"{default} floor", cold_starts=rows,
+                    break_even_cold_start_seconds=break_even_cold_start(rows))

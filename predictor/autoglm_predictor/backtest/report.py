@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from autoglm_predictor.backtest.evaluation import Backtest, Data, Scenario
+from autoglm_predictor.backtest.frontier import Comparison, Frontier
 
 PLOT_DAYS = 2  # demand-vs-capacity plots show the first days of the test period; minutes blur beyond
 
@@ -64,6 +65,43 @@ def sweep_table(result: Backtest) -> str:
     return table(header, rows)
 
 
+def _maybe(value: float | None, fmt: str) -> str:
+    return "outside the sweep" if value is None else format(value, fmt)
+
+
+def comparison_cells(c: Comparison) -> list[str]:
+    return [_maybe(c.reactive_attainment_at_equal_cost, ".2f"), _maybe(c.miss_ratio, ".2f"),
+            _maybe(c.reactive_gpu_hours_at_equal_attainment, ",.2f"), _maybe(c.cost_ratio, ".2f")]
+
+
+COMPARISON_HEADER = ["tuned reactive attainment % at equal GPU-h", "missed / reactive's missed",
+                     "tuned reactive GPU-h at equal attainment", "GPU-h / reactive's"]
+
+
+def frontier_table(result: Backtest) -> str:
+    efficient = {p.target for p in result.frontier.points}
+    header = ["reactive target", "SLO attainment %", "avg replicas", "GPU-hours", "goodput / GPU-h", "on the frontier"]
+    rows = [[f"{t:.2f}", f"{o.slo_attainment_pct:.2f}", f"{o.avg_replicas:.2f}", hours(o.gpu_hours),
+             f"{o.goodput_per_gpu_hour:,.0f}", "yes" if t in efficient else "no (dominated)"]
+            for t, o in result.reactive_sweep.items()]
+    return table(header, rows)
+
+
+def comparison_table(result: Backtest) -> str:
+    header = ["policy", "SLO attainment %", "GPU-hours"] + COMPARISON_HEADER
+    rows = [[name, f"{c.attainment_pct:.2f}", hours(c.gpu_hours)] + comparison_cells(c)
+            for name, c in result.comparisons.items()]
+    return table(header, rows)
+
+
+def cold_start_table(result: Backtest) -> str:
+    header = ["cold start", "policy", "SLO attainment %", "avg replicas", "GPU-hours"] + COMPARISON_HEADER
+    rows = [[f"{s:g} s", "backed off to reactive" if r.reactive_only else result.default_policy,
+             f"{r.policy.slo_attainment_pct:.2f}", f"{r.policy.avg_replicas:.2f}", hours(r.policy.gpu_hours)]
+            + comparison_cells(r.comparison) for s, r in result.cold_starts.items()]
+    return table(header, rows)
+
+
 def markdown(title: str, settings: dict[str, object], scenario: Scenario, result: Backtest,
              costs: dict[str, object], plots: list[Path]) -> str:
     parts = [f"# {title}", "", "## Settings", "", table(["setting", "value"], [[k, str(v)] for k, v in settings.items()]),
@@ -72,7 +110,19 @@ def markdown(title: str, settings: dict[str, object], scenario: Scenario, result
              f"q{scenario.quantile:g} forecast the floor uses. MASE is scaled by the training set's "
              "one-bucket naive error.", "", accuracy_table(scenario, result), "",
              f"## Closed loop (target utilisation {scenario.cluster.target_utilisation:.2f})", "",
-             closed_loop_table(result), "", "## Trade-off: sweeping the target utilisation", "", sweep_table(result), ""]
+             closed_loop_table(result), "",
+             "## Against tuned reactive scaling", "",
+             "Reactive swept over its target utilisation; its Pareto points form the frontier, "
+             "interpolated linearly between points and never extrapolated.", "", frontier_table(result), "",
+             "Every policy above against that frontier (missed / reactive's missed < 1 and GPU-h / "
+             "reactive's < 1 mean the policy is better):", "", comparison_table(result), "",
+             "## Trade-off: sweeping the target utilisation", "", sweep_table(result), ""]
+    if result.cold_starts:
+        even = result.break_even_cold_start_seconds
+        parts += ["## Cold-start sweep", "", f"The default policy ({result.default_policy}) at the scenario target "
+                  "against the tuned reactive frontier at each cold start. Break-even cold start (the floor beats "
+                  "the frontier at this and every longer swept cold start): "
+                  + ("none in the sweep" if even is None else f"{even:g} s") + ".", "", cold_start_table(result), ""]
     if costs:
         parts += ["## Cost", "", table(["measure", "value"], [[k, str(v)] for k, v in costs.items()]), ""]
     parts += [f"![{p.stem}]({p.name})" for p in plots]
@@ -121,7 +171,43 @@ def plot(scenario: Scenario, data: Data, result: Backtest, directory: Path) -> l
     tradeoff_path = directory / "tradeoff.png"
     fig.savefig(tradeoff_path, dpi=90)
     plt.close(fig)
-    return [capacity_path, tradeoff_path]
+    frontier_path = directory / "frontier.png"
+    plot_frontiers(result, frontier_path)
+    return [capacity_path, tradeoff_path, frontier_path]
+
+
+def plot_frontiers(result: Backtest, path: Path) -> None:
+    """SLO attainment against GPU-hours: tuned reactive's frontier and every policy's target sweep."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    swept = np.array([(o.gpu_hours, o.slo_attainment_pct) for o in result.reactive_sweep.values()])
+    ax.scatter(swept[:, 0], swept[:, 1], s=10, color="grey", label="reactive (all targets)")
+    front = result.frontier
+    ax.plot(front.gpu_hours, front.attainment, color="black", lw=1.5, label="tuned reactive frontier")
+    for name in next(iter(result.sweep.values()), {}):
+        if name == "reactive":
+            continue
+        points = np.array(sorted((r[name].gpu_hours, r[name].slo_attainment_pct) for r in result.sweep.values()))
+        ax.plot(points[:, 0], points[:, 1], marker="o", ms=3, lw=0.8, label=f"{name} (target sweep)")
+    for name, c in result.comparisons.items():
+        ax.scatter([c.gpu_hours], [c.attainment_pct], marker="x", s=30)
+        ax.annotate(name, (c.gpu_hours, c.attainment_pct), fontsize=6)
+    ax.set_xlabel("GPU-hours (pod-hours incl. starting pods)")
+    ax.set_ylabel("requests within the TTFT SLO (%)")
+    ax.set_title("SLO attainment per GPU-hour: tuned reactive vs predictive floors")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _frontier_json(front: Frontier) -> list[dict[str, float]]:
+    return [asdict(p) for p in front.points]
+
+
+def _comparison_json(c: Comparison) -> dict[str, object]:
+    return {**asdict(c), "miss_ratio": c.miss_ratio, "cost_ratio": c.cost_ratio}
 
 
 def to_json(settings: dict[str, object], scenario: Scenario, result: Backtest, costs: dict[str, object]) -> str:
@@ -131,6 +217,18 @@ def to_json(settings: dict[str, object], scenario: Scenario, result: Backtest, c
                      for name, per in result.accuracy.items()},
         "closed_loop": {name: asdict(replay.outcome) for name, replay in result.replays.items()},
         "sweep": {f"{t:.2f}": {name: asdict(o) for name, o in per.items()} for t, per in result.sweep.items()},
+        "reactive_frontier": {
+            "points": _frontier_json(result.frontier),
+            "sweep": {f"{t:.2f}": asdict(o) for t, o in result.reactive_sweep.items()},
+            "comparisons": {name: _comparison_json(c) for name, c in result.comparisons.items()},
+        },
+        "cold_start_sweep": {
+            "policy": result.default_policy,
+            "break_even_cold_start_seconds": result.break_even_cold_start_seconds,
+            "rows": {f"{s:g}": {"reactive_only": r.reactive_only, "policy": asdict(r.policy),
+                                "frontier": _frontier_json(r.frontier), "comparison": _comparison_json(r.comparison)}
+                     for s, r in result.cold_starts.items()},
+        },
         "costs": costs,
     }
     return json.dumps(document, indent=2, default=str)

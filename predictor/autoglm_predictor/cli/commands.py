@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=train_command)
 
     backtest = subparsers.add_parser(
-        "backtest", help="forecast accuracy per horizon and closed-loop replay of every scaling policy")
+        "backtest", help="forecast accuracy per horizon and closed-loop replay of every scaling policy",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _data_arguments(backtest)
     _model_arguments(backtest)
     backtest.add_argument("--step", default="1min", help="decision step of the simulated control loop")
@@ -32,14 +33,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backtest.add_argument("--capacity", default="15/min", help="requests one replica serves, e.g. 15/min or 2/s")
     backtest.add_argument("--target", type=float, default=0.8, help="reactive target utilisation")
     backtest.add_argument("--sweep", default="0.6,0.7,0.75,0.8,0.9", help="target utilisations for the trade-off curve")
+    backtest.add_argument("--reactive-targets", default="0.3,0.4,0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95",
+                          help="reactive target utilisations whose Pareto points form the tuned reactive frontier")
+    backtest.add_argument("--cold-starts", default="20s,100s,300s",
+                          help="cold starts of the sweep against the frontier (the --cold-start is added; empty: none)")
+    backtest.add_argument("--break-even-cold-start", default="0s",
+                          help="below this cold start the policy keeps no floor (reactive scaling alone)")
     backtest.add_argument("--cold-start", default="5min", help="time for a new pod to become Ready")
     backtest.add_argument("--ttft-slo", default="3s", help="per-request TTFT SLO of the fluid queue")
     backtest.add_argument("--base-ttft", default="0.5s", help="the engine's TTFT without queueing")
     backtest.add_argument("--sync-period", default="15s", help="HPA sync period")
     backtest.add_argument("--scale-up-window", default="0s", help="HPA scale-up stabilisation window")
     backtest.add_argument("--scale-down-window", default="5min", help="HPA scale-down stabilisation window")
-    backtest.add_argument("--min-replicas", type=int, default=1)
-    backtest.add_argument("--max-replicas", type=int, default=40)
+    backtest.add_argument("--min-replicas", type=int, default=1, help="reactive minimum replicas")
+    backtest.add_argument("--max-replicas", type=int, default=40, help="maximum replicas")
     backtest.add_argument("--p99-fraction", type=float, default=None,
                           help="rescale the trace so its p99 is this fraction of max replicas x capacity")
     backtest.add_argument("--pipeline-lag", type=int, default=1, help="decision steps before a forecast is usable")
@@ -187,7 +194,8 @@ def backtest_command(args: argparse.Namespace) -> int:
     scenario = evaluation.Scenario(
         step=step, bucket=bucket, horizon=_buckets(args.horizon, bucket),
         report_horizons=tuple(_buckets(h, bucket) for h in args.report_horizons.split(",")),
-        quantile=args.quantile, cluster=cluster, pipeline_lag_steps=args.pipeline_lag)
+        quantile=args.quantile, cluster=cluster, pipeline_lag_steps=args.pipeline_lag,
+        break_even_cold_start_seconds=pd.Timedelta(args.break_even_cold_start).total_seconds())
     data = evaluation.prepare(load_trace(args.trace, args.column), scenario, args.test_start, args.test_end,
                               args.train_start, args.p99_fraction)
     print(f"train {data.buckets.train.index[0]} .. {data.buckets.train.index[-1]}, "
@@ -199,13 +207,17 @@ def backtest_command(args: argparse.Namespace) -> int:
     if not args.no_lstm:
         costs = _lstm_costs(args, bucket, data, forecasters)
     targets = [float(t) for t in args.sweep.split(",") if t]
-    result = evaluation.backtest(scenario, data, forecasters, targets,
+    reactive_targets = [float(t) for t in args.reactive_targets.split(",") if t]
+    cold_starts = sorted({pd.Timedelta(c).total_seconds() for c in args.cold_starts.split(",") if c}
+                         | ({cluster.cold_start_seconds} if args.cold_starts else set()))
+    result = evaluation.backtest(scenario, data, forecasters, targets, reactive_targets, cold_starts,
                                  progress=lambda line: print(line, file=sys.stderr, flush=True))
     settings = {"trace": args.trace, "step": args.step, "bucket": args.bucket, "horizon": args.horizon,
                 "quantile": args.quantile, "capacity": args.capacity,
                 "capacity per replica per step": round(cluster.capacity_per_replica, 4),
                 "replicas": f"{args.min_replicas}..{args.max_replicas}", "target": args.target,
-                "cold start": args.cold_start, "TTFT SLO / base TTFT": f"{args.ttft_slo} / {args.base_ttft}",
+                "cold start": args.cold_start, "break-even cold start": args.break_even_cold_start,
+                "TTFT SLO / base TTFT": f"{args.ttft_slo} / {args.base_ttft}",
                 "sync period": args.sync_period,
                 "scale-up / scale-down windows": f"{args.scale_up_window} / {args.scale_down_window}",
                 "pipeline lag (steps)": args.pipeline_lag, "p99 fraction": args.p99_fraction,

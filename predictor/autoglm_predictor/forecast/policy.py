@@ -32,6 +32,12 @@ class PolicyConfig:
     # HPA's scale-down stabilisation does; 0 = the current need only. It keeps a forecast that
     # swings bucket to bucket from flipping the floor (issue 13: max and min every few seconds).
     scale_down_window_seconds: float = 0.0
+    # The lead a forecast has over reactive scaling is the pod cold start (the pipeline lag delays
+    # both). Below the break-even cold start a floor costs GPUs without beating tuned reactive
+    # scaling at equal cost (issue 16: with fast starts reactive catches up within a sync or two),
+    # so the policy backs off to the reactive path by itself: the floor stays at min_replicas.
+    cold_start_seconds: float = math.inf
+    break_even_cold_start_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.capacity_per_replica) and self.capacity_per_replica > 0):
@@ -48,6 +54,15 @@ class PolicyConfig:
             raise PolicyError("stale_after_seconds must be > 0")
         if not (math.isfinite(self.scale_down_window_seconds) and self.scale_down_window_seconds >= 0):
             raise PolicyError(f"scale_down_window_seconds must be >= 0, got {self.scale_down_window_seconds}")
+        if not (self.cold_start_seconds >= 0 and math.isfinite(self.break_even_cold_start_seconds)
+                and self.break_even_cold_start_seconds >= 0):
+            raise PolicyError(f"need cold_start_seconds >= 0 and a finite break_even_cold_start_seconds >= 0, got "
+                              f"{self.cold_start_seconds}, {self.break_even_cold_start_seconds}")
+
+    @property
+    def reactive_only(self) -> bool:
+        """True when pods start too fast for a forecast floor to pay (see break_even_cold_start_seconds)."""
+        return self.cold_start_seconds < self.break_even_cold_start_seconds
 
     @property
     def target_per_replica(self) -> float:
@@ -87,8 +102,13 @@ def initial_state(config: PolicyConfig) -> PolicyState:
 
 
 def decide(config: PolicyConfig, state: PolicyState, inputs: PolicyInput) -> tuple[Decision, PolicyState]:
-    """One policy step. Stale, missing or non-finite forecasts decay the floor to the reactive min."""
+    """One policy step. Stale, missing or non-finite forecasts decay the floor to the reactive min;
+    below the break-even cold start the floor is the reactive min whatever the forecast says."""
     floor = min(max(state.floor, config.min_replicas), config.max_replicas)
+    if config.reactive_only:
+        reason = (f"cold start {config.cold_start_seconds:g} s is below the break-even "
+                  f"{config.break_even_cold_start_seconds:g} s: reactive scaling alone")
+        return _decision(config, config.min_replicas, stale=False, reason=reason), PolicyState(config.min_replicas)
     forecast = [float(x) for x in inputs.forecast]
     age = None if inputs.forecast_seconds is None else inputs.now_seconds - inputs.forecast_seconds
     usable = bool(forecast) and age is not None and age <= config.stale_after_seconds

@@ -37,8 +37,22 @@ def test_backtest_on_a_generic_csv_writes_report_plots_and_json(generic_csv, tmp
     reactive = result["closed_loop"]["reactive"]
     assert 0 < reactive["slo_attainment_pct"] <= 100 and reactive["avg_replicas"] >= 1
     assert reactive["goodput_per_gpu_hour"] > 0
+    frontier = result["reactive_frontier"]
+    assert frontier["points"] and set(frontier["comparisons"]) == set(result["closed_loop"])
+    sweep = result["cold_start_sweep"]
+    assert set(sweep["rows"]) == {"20", "100", "300"} and sweep["policy"] == "linear-AR floor"
+    assert (report / "frontier.png").is_file()
     assert set(result["accuracy"]) >= {"persistence", "linear-AR"}
     assert "| reactive |" in (report / "report.md").read_text()
+
+
+def test_backtest_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit):
+        run(["backtest", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: 15/min)", "(default: 0.8)", "(default: 1)", "(default: 40)", "(default: 5min)",
+                    "(default: 3s)", "(default: 0.5s)", "(default: 20s,100s,300s)"):
+        assert default in text
 
 
 def test_train_saves_a_model(generic_csv, tmp_path):

@@ -107,3 +107,16 @@ def test_the_floor_never_falls_below_a_need_inside_the_window(loads, window):
         if decision.min_replicas < state.floor:
             assert decision.min_replicas >= max(n for t, n in needs if now - t < max(window, 1e-9))
         state = new_state
+
+
+def test_below_the_break_even_cold_start_the_policy_backs_off_to_reactive():
+    from dataclasses import replace
+
+    short = replace(CONFIG, cold_start_seconds=20, break_even_cold_start_seconds=60)
+    decision, state = decide(short, PolicyState(8), PolicyInput(1000, [150], 1000, 120))
+    assert decision.min_replicas == 1 and state.floor == 1 and not decision.stale
+    assert "break-even" in decision.reason
+    long = replace(CONFIG, cold_start_seconds=100, break_even_cold_start_seconds=60)
+    assert decide(long, PolicyState(1), PolicyInput(1000, [50], 1000, None))[0].min_replicas == 5
+    with pytest.raises(PolicyError):
+        replace(CONFIG, break_even_cold_start_seconds=-1)
