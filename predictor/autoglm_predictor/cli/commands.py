@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from autoglm_predictor import traces as sample_traces
+from autoglm_predictor.backtest import scenarios
 
 # The NASA trace shipped with the package, so the default works from any directory and any install.
 DEFAULT_TRACE = str(sample_traces.NASA_PER_MINUTE)
@@ -25,12 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     backtest = subparsers.add_parser(
         "backtest", help="forecast accuracy per horizon and closed-loop replay of every scaling policy",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_ShowDefaults)
     _data_arguments(backtest)
     _model_arguments(backtest)
-    backtest.add_argument("--step", default="1min", help="decision step of the simulated control loop")
-    backtest.add_argument("--report-horizons", default="5min,15min,30min", help="horizons to score (comma-separated)")
-    backtest.add_argument("--capacity", default="15/min", help="requests one replica serves, e.g. 15/min or 2/s")
+    backtest.add_argument("--scenario", choices=scenarios.SCENARIOS, default="trace",
+                          help="trace: --trace on the NASA fleet; staged-ramp: llm-d's staged ramp (--ramp-*), which "
+                               "changes the defaults marked 'staged-ramp:'")
+    backtest.add_argument("--ramp-rates", default="2,4,6,8,10,4,1", help="staged-ramp: req/s per stage")
+    backtest.add_argument("--ramp-stage", default="6min", help="staged-ramp: length of a stage")
+    backtest.add_argument("--ramp-idle", type=float, default=1.0, help="staged-ramp: req/s outside the daily ramp")
+    backtest.add_argument("--ramp-days", type=int, default=14, help="staged-ramp: days generated; the last one is tested")
+    _scenario_argument(backtest, "--step", "decision step of the simulated control loop")
+    _scenario_argument(backtest, "--report-horizons", "horizons to score (comma-separated)")
+    _scenario_argument(backtest, "--capacity", "requests one replica serves within the base TTFT, e.g. 15/min or 2/s")
     backtest.add_argument("--target", type=float, default=0.8, help="reactive target utilisation")
     backtest.add_argument("--sweep", default="0.6,0.7,0.75,0.8,0.9", help="target utilisations for the trade-off curve")
     backtest.add_argument("--reactive-targets", default="0.3,0.4,0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95",
@@ -39,14 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="cold starts of the sweep against the frontier (the --cold-start is added; empty: none)")
     backtest.add_argument("--break-even-cold-start", default="0s",
                           help="below this cold start the policy keeps no floor (reactive scaling alone)")
-    backtest.add_argument("--cold-start", default="5min", help="time for a new pod to become Ready")
+    _scenario_argument(backtest, "--cold-start", "time for a new pod to become Ready")
     backtest.add_argument("--ttft-slo", default="3s", help="per-request TTFT SLO of the fluid queue")
     backtest.add_argument("--base-ttft", default="0.5s", help="the engine's TTFT without queueing")
     backtest.add_argument("--sync-period", default="15s", help="HPA sync period")
     backtest.add_argument("--scale-up-window", default="0s", help="HPA scale-up stabilisation window")
     backtest.add_argument("--scale-down-window", default="5min", help="HPA scale-down stabilisation window")
-    backtest.add_argument("--min-replicas", type=int, default=1, help="reactive minimum replicas")
-    backtest.add_argument("--max-replicas", type=int, default=40, help="maximum replicas")
+    _scenario_argument(backtest, "--min-replicas", "reactive minimum replicas", int)
+    _scenario_argument(backtest, "--max-replicas", "maximum replicas", int)
     backtest.add_argument("--p99-fraction", type=float, default=None,
                           help="rescale the trace so its p99 is this fraction of max replicas x capacity")
     backtest.add_argument("--pipeline-lag", type=int, default=1, help="decision steps before a forecast is usable")
@@ -92,18 +100,45 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-start", default=None, help="first training timestamp (default: trace start)")
     parser.add_argument("--test-start", default=None, help="first test timestamp (default: after 70%% of the trace)")
     parser.add_argument("--test-end", default=None, help="end of the test period (exclusive; default: trace end)")
-    parser.add_argument("--bucket", default="5min", help="forecast aggregation: requests per bucket")
+    _scenario_argument(parser, "--bucket", "forecast aggregation: requests per bucket")
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--horizon", default="30min", help="how far the forecast reaches (must cover the lead time)")
+    _scenario_argument(parser, "--horizon", "how far the forecast reaches (must cover the lead time)")
     parser.add_argument("--quantile", type=float, default=0.95,
                         help="upper quantile the scaling floor uses (it must cover minute peaks inside a bucket)")
     parser.add_argument("--window", default="3h", help="LSTM input window")
     parser.add_argument("--units", type=int, default=64, help="LSTM units")
     parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (early stopping on the last 20%%)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the LSTM's weights and batches")
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads")
+
+
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows every default, except where the help text already says it (scenario-dependent
+    ones, the shipped trace) or there is none (None, an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if "default:" in (action.help or "") or action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _scenario_argument(parser: argparse.ArgumentParser, option: str, text: str, kind=str) -> None:
+    """An option whose default depends on --scenario: absent from the namespace until
+    _scenario_defaults fills it, and --help lists the default of every scenario."""
+    name = option.lstrip("-").replace("-", "_")
+    shown = "; ".join(f"{scenario}: {values[name]}" for scenario, values in scenarios.DEFAULTS.items())
+    parser.add_argument(option, type=kind, default=argparse.SUPPRESS, help=f"{text} (default: {shown})")
+
+
+def _scenario_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the options the command line left out from the chosen scenario's defaults."""
+    preset = scenarios.DEFAULTS[getattr(args, "scenario", "trace")]
+    for name, value in preset.items():
+        if not hasattr(args, name):
+            setattr(args, name, int(value) if name.endswith("replicas") else value)
+    return args
 
 
 def _buckets(duration: str, bucket) -> int:
@@ -130,7 +165,7 @@ def _reporting_errors(command):
 
     def run(args: argparse.Namespace) -> int:
         try:
-            return command(args)
+            return command(_scenario_defaults(args))
         except ValueError as error:
             print(f"autoglm {args.command}: error: {error}", file=sys.stderr)
             return 2
@@ -196,8 +231,18 @@ def backtest_command(args: argparse.Namespace) -> int:
         report_horizons=tuple(_buckets(h, bucket) for h in args.report_horizons.split(",")),
         quantile=args.quantile, cluster=cluster, pipeline_lag_steps=args.pipeline_lag,
         break_even_cold_start_seconds=pd.Timedelta(args.break_even_cold_start).total_seconds())
-    data = evaluation.prepare(load_trace(args.trace, args.column), scenario, args.test_start, args.test_end,
-                              args.train_start, args.p99_fraction)
+    trace, test_start, test_end = args.trace, args.test_start, args.test_end
+    if args.scenario == "staged-ramp":
+        ramp = scenarios.Ramp(rates=scenarios.parse_rates(args.ramp_rates),
+                              stage_seconds=pd.Timedelta(args.ramp_stage).total_seconds(),
+                              idle_rate=args.ramp_idle, days=args.ramp_days, step_seconds=step.total_seconds())
+        raw = scenarios.staged_ramp(ramp)
+        trace = f"staged-ramp: {scenarios.describe(ramp)}"
+        window = ramp.test_window()
+        test_start, test_end = test_start or window[0], test_end or window[1]
+    else:
+        raw = load_trace(args.trace, args.column)
+    data = evaluation.prepare(raw, scenario, test_start, test_end, args.train_start, args.p99_fraction)
     print(f"train {data.buckets.train.index[0]} .. {data.buckets.train.index[-1]}, "
           f"test {data.buckets.test.index[0]} .. {data.buckets.test.index[-1]}", file=sys.stderr)
     forecasters = evaluation.baselines(scenario, data)
@@ -212,7 +257,7 @@ def backtest_command(args: argparse.Namespace) -> int:
                          | ({cluster.cold_start_seconds} if args.cold_starts else set()))
     result = evaluation.backtest(scenario, data, forecasters, targets, reactive_targets, cold_starts,
                                  progress=lambda line: print(line, file=sys.stderr, flush=True))
-    settings = {"trace": args.trace, "step": args.step, "bucket": args.bucket, "horizon": args.horizon,
+    settings = {"trace": trace, "step": args.step, "bucket": args.bucket, "horizon": args.horizon,
                 "quantile": args.quantile, "capacity": args.capacity,
                 "capacity per replica per step": round(cluster.capacity_per_replica, 4),
                 "replicas": f"{args.min_replicas}..{args.max_replicas}", "target": args.target,

@@ -46,13 +46,30 @@ def test_backtest_on_a_generic_csv_writes_report_plots_and_json(generic_csv, tmp
     assert "| reactive |" in (report / "report.md").read_text()
 
 
-def test_backtest_help_shows_every_default(capsys):
+def test_backtest_help_shows_every_default(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # argparse wraps at the terminal width; no hyphenated breaks
     with pytest.raises(SystemExit):
         run(["backtest", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for default in ("(default: 15/min)", "(default: 0.8)", "(default: 1)", "(default: 40)", "(default: 5min)",
-                    "(default: 3s)", "(default: 0.5s)", "(default: 20s,100s,300s)"):
+    for default in ("(default: trace: 15/min; staged-ramp: 1.25/s)", "(default: 0.8)",
+                    "(default: trace: 1; staged-ramp: 3)", "(default: trace: 40; staged-ramp: 8)",
+                    "(default: trace: 5min; staged-ramp: 100s)", "(default: 3s)", "(default: 0.5s)",
+                    "(default: 20s,100s,300s)"):
         assert default in text
+    assert "(default: None)" not in text and text.count("(default:") >= 30
+
+
+def test_the_staged_ramp_scenario_tests_the_last_days_ramp_on_its_own_fleet(tmp_path):
+    out = tmp_path / "ramp.json"
+    code = run(["backtest", "--scenario", "staged-ramp", "--ramp-days", "3", "--no-lstm", "--sweep", "0.8",
+                "--reactive-targets", "0.6,0.8", "--cold-starts", "", "--report", str(tmp_path / "r"), "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["replicas"] == "3..8" and result["settings"]["cold start"] == "100s"
+    assert result["settings"]["test"].startswith("2026-01-07 08:50")
+    assert result["closed_loop"]["static peak"]["avg_replicas"] == 8  # the 10 req/s peak needs all 8
+    assert result["closed_loop"]["static peak"]["slo_attainment_pct"] == 100
+    assert result["cold_start_sweep"]["rows"] == {}
 
 
 def test_train_saves_a_model(generic_csv, tmp_path):
