@@ -371,17 +371,18 @@ def dashboard() -> dict[str, Any]:
     }
 
 
-def queries() -> list[tuple[str, str, str]]:
-    """(where, PromQL, source) for every rule expression, alert signal and dashboard target: what
-    the e2e test evaluates against a running system."""
+def queries() -> list[tuple[str, str, str, bool]]:
+    """(where, PromQL, source, returns series while all is well) for every rule expression, alert
+    signal, full alert expression and dashboard target: what the e2e test evaluates against a
+    running system. Only the full alert expressions may be empty then."""
     out = []
     for group, records in RECORDS.items():
-        out += [(f"{group} record {r.record}", r.expr, r.source) for r in records]
+        out += [(f"{group} record {r.record}", r.expr, r.source, True) for r in records]
     for group, alerts in ALERTS.items():
-        out += [(f"{group} alert {a.name} (signal)", a.signal, a.source) for a in alerts]
-        out += [(f"{group} alert {a.name}", a.expr, a.source) for a in alerts]
+        out += [(f"{group} alert {a.name} (signal)", a.signal, a.source, True) for a in alerts]
+        out += [(f"{group} alert {a.name}", a.expr, a.source, False) for a in alerts]
     for row, panels in ROWS:
-        out += [(f"dashboard {row} / {p.title} / {t.legend}", t.expr, t.source) for p in panels for t in p.targets]
+        out += [(f"dashboard {row} / {p.title} / {t.legend}", t.expr, t.source, True) for p in panels for t in p.targets]
     return out
 
 
