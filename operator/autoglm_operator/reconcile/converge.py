@@ -19,6 +19,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from autoglm_operator.api.revision import revision
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.api.spec import Instance
@@ -143,8 +145,22 @@ class Reconciler:
         return "changed" if changes or writes.rescaled else "unchanged"
 
     def delete_edge(self, namespace: str, name: str) -> None:
-        """The resource is going: delete its cluster-scoped NodeGroups (the rest goes by owner reference)."""
+        """The resource is gone: delete its cluster-scoped NodeGroups (the rest goes by owner reference)."""
         edge_sync.delete_node_groups(self._cluster, namespace, name)
+
+    def sweep_edge(self) -> None:
+        """Delete NodeGroups whose resource went while no operator ran. Never fails the caller (the
+        operator's start): a sweep that cannot run now is logged and runs at the next start."""
+        def gone(namespace: str, name: str) -> bool:
+            try:
+                return self._cluster.get_resource(namespace, name) is None
+            except ApiException:  # not ours to judge (403: a namespace another operator watches)
+                return False
+
+        try:
+            edge_sync.sweep_node_groups(self._cluster, gone)
+        except ApiException as exc:
+            log.warning("NodeGroup sweep skipped: %s %s", exc.status, exc.reason)
 
     def _write_children(self, resource: Mapping[str, Any], writes: ChildrenPlan,
                         children: dict[ObjectKey, Mapping[str, Any]]) -> list[str]:

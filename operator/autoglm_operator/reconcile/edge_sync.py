@@ -3,7 +3,8 @@
 Namespaced edge objects (EdgeApplication, fallback Deployments, edge Service) go through the normal
 apply and prune path with owner references. NodeGroups are cluster-scoped and cannot have a
 namespaced owner, so they are found by labels (managed-by, instance, namespace), pruned here when
-their group goes, and deleted by `delete_node_groups` from the resource's delete handler.
+their group goes, deleted by `delete_node_groups` when the resource's DELETED event arrives, and
+swept by `sweep_node_groups` (a resource deleted while no operator ran: no finalizer waits for one).
 
 Edge groups follow rollouts: while a new cloud revision starts (serving != desired), live edge
 objects are neither changed nor pruned; they move once the new revision serves traffic.
@@ -11,11 +12,12 @@ objects are neither changed nor pruned; they move once the new revision serves t
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from autoglm_operator.api.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from autoglm_operator.reconcile.diff import ObjectKey, apply_reason, fingerprinted
-from autoglm_operator.render.edge import is_cluster_scoped, is_edge, node_group_selector
+from autoglm_operator.render.edge import NAMESPACE_LABEL, is_cluster_scoped, is_edge, node_group_selector
 
 log = logging.getLogger("autoglm.edge")
 
@@ -78,3 +80,20 @@ def delete_node_groups(cluster: NodeGroupCluster, namespace: str, name: str) -> 
     if groups:
         log.info("deleted NodeGroups of %s/%s: %s", namespace, name, ", ".join(g["metadata"]["name"] for g in groups))
     return len(groups)
+
+
+def sweep_node_groups(cluster: NodeGroupCluster, gone: Callable[[str, str], bool]) -> list[str]:
+    """Delete the operator's NodeGroups whose resource is `gone(namespace, name)`; their names.
+
+    `gone` must say False when it cannot tell (a namespace this operator may not read belongs to
+    another operator), so only orphans are deleted."""
+    deleted = []
+    for obj in cluster.list_node_groups(f"{MANAGED_BY_LABEL}={MANAGED_BY}"):
+        labels = obj["metadata"].get("labels") or {}
+        namespace, name = labels.get(NAMESPACE_LABEL), labels.get(INSTANCE_LABEL)
+        if namespace and name and not obj["metadata"].get("deletionTimestamp") and gone(namespace, name):
+            cluster.delete_node_group(obj)
+            deleted.append(obj["metadata"]["name"])
+    if deleted:
+        log.info("deleted NodeGroups of deleted resources: %s", ", ".join(deleted))
+    return deleted

@@ -3,10 +3,13 @@
 Handlers that converge are synchronous, so kopf runs them in its thread pool and the blocking
 Kubernetes client never stalls the event loop; child event handlers are async and only record
 (children_cache.py) and schedule (debounce.py). kopf's handler bookkeeping is kept in memory
-(kopf_state.py: no annotation patches per change) and its finalizer is `autoglm.io/finalizer`:
-kopf puts it on every resource because the resync timer must be stopped before the resource goes
-(children need nothing: the garbage collector removes them through their owner references). Only the reconciler's `kopf.event` calls for real transitions
-become Events, never kopf's log lines (kopf's default).
+(kopf_state.py: no annotation patches per change). No finalizer: the resync and rollout ticks are
+the operator's own (periodic.py; kopf timers would put one on every resource, and its release
+depended on rights a namespace deletion removes first), children go by owner reference, and
+NodeGroups are deleted on the resource's DELETED event and swept at start (`sweep_edge`). kopf is
+still told the old finalizer's name, so it takes it off resources an older operator marked. Only
+the reconciler's `kopf.event` calls for real transitions become Events, never kopf's log lines
+(kopf's default).
 """
 from __future__ import annotations
 
@@ -24,18 +27,18 @@ from autoglm_operator.rollout.canary import ACTIVE
 from autoglm_operator.runtime.debounce import Debouncer
 from autoglm_operator.runtime.forecast_watch import ForecastWatch
 from autoglm_operator.runtime.kopf_state import MemoryDiffBaseStorage, MemoryProgressStorage
+from autoglm_operator.runtime.periodic import Periodic, Tick
 from autoglm_operator.status.conditions import Event
 
 ANNOTATION_PREFIX = "autoglm.io"
-FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
+FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"  # only removed now (from resources of older operators)
 RETRY_SECONDS = 10.0
 CHILD_EVENT_DELAY = 1.0  # converge once this long after the first of a burst of child events (debounce.py)
 DEBOUNCED_WORKERS = 4
 WORKER_LIMIT = 100  # kopf's per-kind limit of resources processed at once
 WORKER_IDLE_SECONDS = 0.5
 ROLLOUT_TICK_SECONDS = 2.0  # step timers and drain delays are checked this often while a rollout runs
-# A timer that fails (the API server unreachable) runs again after its own backoff, and kopf's
-# default of 60 s held every canary step for a minute after an API server outage.
+PERIODIC_WORKERS = 4
 
 
 def settings() -> kopf.OperatorSettings:
@@ -44,11 +47,6 @@ def settings() -> kopf.OperatorSettings:
     configured.persistence.finalizer = FINALIZER
     configured.persistence.progress_storage = MemoryProgressStorage(prefix=ANNOTATION_PREFIX)
     configured.persistence.diffbase_storage = MemoryDiffBaseStorage(prefix=ANNOTATION_PREFIX)
-    # On deletion kopf must stop the resync timer before it drops the finalizer. A sync converge
-    # cannot be interrupted, so wait for it briefly, then re-check soon (kopf's default is 60 s,
-    # which holds every deletion that races a resync for a minute).
-    configured.background.instant_exit_timeout = 1.0
-    configured.background.cancellation_polling = 2.0
     # At most this many resources (per watched kind) are being processed at once; the rest wait as
     # queued events. Unlimited (kopf's default), a thousand resources created together each held
     # kopf's copies of its body while waiting for the converge threads: 450 MB at 1,000 (`make bench`).
@@ -73,9 +71,8 @@ def forget_handled(configured: kopf.OperatorSettings, uid: str) -> None:
 
 
 def rolling_out(status: Mapping[str, Any], **_: Any) -> bool:
-    """A canary runs or a drained revision waits to retire: only then does the rollout timer exist
-    (kopf starts and stops a filtered timer as the resource matches), so a thousand resources at
-    rest cost no timer runs."""
+    """A canary runs or a drained revision waits to retire: only then does the rollout tick run
+    (periodic.py), so a thousand resources at rest cost no tick runs."""
     canary = status.get("canary") or {}
     return canary.get("phase") in ACTIVE or bool(canary.get("retiring"))
 
@@ -102,44 +99,40 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
         if instance and news:
             children_settled.request((namespace, instance))
 
-    def delete_edge(namespace: str, name: str, **_: Any) -> None:
-        """NodeGroups are cluster-scoped: no owner reference can take them away with the resource."""
-        reconciler.delete_edge(namespace, name)
+    def tick(key: tuple[str, str], what: Tick) -> None:
+        if what is Tick.RESYNC and cache is not None:
+            cache.expire(*key)
+        reconciler.request(*key)
 
-    def rollout_tick(namespace: str, name: str, **_: Any) -> None:
-        """A canary step or a drain delay ends at a time, not on an event (canary.py)."""
-        reconciler.request(namespace, name)
+    ticks = Periodic(tick, resync_seconds, ROLLOUT_TICK_SECONDS, PERIODIC_WORKERS)
 
-    def resync(namespace: str, name: str, **_: Any) -> None:
-        """Read everything afresh: a watch that was down does not replay what it missed."""
-        if cache is not None:
-            cache.expire(namespace, name)
-        reconciler.request(namespace, name)
+    def sweep(**_: Any) -> None:
+        """NodeGroups of resources deleted while no operator ran (no finalizer waits for one)."""
+        reconciler.sweep_edge()
 
     kopf.on.login(registry=registry)(kopf.login_via_client)
-    kopf.timer(GROUP, VERSION, PLURAL, id="rollout", registry=registry, interval=ROLLOUT_TICK_SECONDS,
-               backoff=ROLLOUT_TICK_SECONDS, when=rolling_out)(rollout_tick)
+    kopf.on.startup(registry=registry)(sweep)
     kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
     kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
     kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)
-    kopf.on.delete(GROUP, VERSION, PLURAL, id="edge-cleanup", **on_resource)(delete_edge)
-    kopf.timer(
-        GROUP, VERSION, PLURAL, id="resync", registry=registry, interval=resync_seconds, initial_delay=resync_seconds,
-        backoff=min(resync_seconds, RETRY_SECONDS),
-    )(resync)
     forecasts = ForecastWatch(reconciler.request)
 
-    def forecast_seen(namespace: str, name: str, body: Mapping[str, Any], type: str | None, **_: Any) -> None:
-        """status.forecast (the predictor's) changed the floor, or will go stale: converge then (forecast_watch.py)."""
+    def resource_seen(namespace: str, name: str, body: Mapping[str, Any], type: str | None, **_: Any) -> None:
+        """Every watch event of a resource: its ticks (periodic.py); status.forecast (the
+        predictor's) changed the floor, or will go stale: converge then (forecast_watch.py); gone:
+        its cluster-scoped NodeGroups go too (no owner reference can take them)."""
         if type == "DELETED":
+            ticks.forget(namespace, name)
             forecasts.forget(namespace, name)
             forget(body["metadata"]["uid"])
             if cache is not None:
                 cache.forget(namespace, name)
+            reconciler.delete_edge(namespace, name)
         else:
+            ticks.observe(namespace, name, rolling_out(body.get("status") or {}))
             forecasts.observe(namespace, name, body)
 
-    kopf.on.event(GROUP, VERSION, PLURAL, id="forecast", registry=registry)(forecast_seen)
+    kopf.on.event(GROUP, VERSION, PLURAL, id="resource", registry=registry)(resource_seen)
     ours = {MANAGED_BY_LABEL: MANAGED_BY}
     if cache is not None:
         _feed(registry, cache, ours, children_settled)

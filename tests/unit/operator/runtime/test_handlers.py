@@ -1,9 +1,9 @@
-"""kopf wiring that decides how fast the operator recovers from an API server outage."""
+"""kopf wiring: nothing holds a resource's deletion (issue 15, fault 1)."""
 from __future__ import annotations
 
-from typing import Any
+import kopf
 
-from autoglm_operator.runtime.handlers import RETRY_SECONDS, ROLLOUT_TICK_SECONDS, build_registry
+from autoglm_operator.runtime.handlers import build_registry
 
 
 class _Reconciler:
@@ -11,13 +11,12 @@ class _Reconciler:
         pass
 
 
-def _timers(resync_seconds: float) -> dict[str, Any]:
-    registry = build_registry(_Reconciler(), resync_seconds=resync_seconds)  # type: ignore[arg-type]
-    return {handler.id: handler for handler in registry._spawning.get_all_handlers()}
-
-
-def test_a_failed_timer_runs_again_soon_not_after_kopfs_default_minute() -> None:
-    timers = _timers(300)
-    assert timers["rollout"].backoff == ROLLOUT_TICK_SECONDS, "a canary step would wait a minute after an outage"
-    assert timers["resync"].backoff == RETRY_SECONDS
-    assert _timers(2)["resync"].backoff == 2, "never later than the next regular resync"
+def test_no_handler_makes_kopf_put_a_finalizer_on_resources() -> None:
+    """kopf adds its finalizer for timers, daemons and non-optional delete handlers; its release
+    then depends on rights (a namespace deletion takes the operator's Role first) and on the
+    operator running at all. Children go by owner reference, so none of those may exist."""
+    registry = build_registry(_Reconciler(), resync_seconds=2)  # type: ignore[arg-type]
+    assert not registry._spawning.get_all_handlers(), "a kopf timer or daemon forces a finalizer"
+    holding = [h.id for h in registry._changing.get_all_handlers() if h.requires_finalizer]
+    assert not holding, f"these handlers make kopf add a finalizer: {holding}"
+    assert isinstance(registry, kopf.OperatorRegistry)
