@@ -220,6 +220,7 @@ ALERTS: dict[str, list[Alert]] = {
 # Dashboard: `$namespace` / `$deployment` are Grafana variables.
 SEL = f'namespace="$namespace",autoglm_deployment="$deployment"'
 KEY = 'deployment="$namespace/$deployment"'
+RATE = "$__rate_interval"  # Grafana's window for rate(): at least four scrape intervals, follows the zoom
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,12 +277,12 @@ ROWS: list[tuple[str, list[Panel]]] = [
                       KUBE_STATE_METRICS),), unit="s"),
     ]),
     ("Operator", [
-        Panel("Reconciles by result", "", (Target("sum by (result) (rate(autoglm_operator_reconciles_total[5m]))",
+        Panel("Reconciles by result", "", (Target(f"sum by (result) (rate(autoglm_operator_reconciles_total[{RATE}]))",
                                                   "{{result}}", "operator"),), unit="ops"),
         Panel("Reconcile p99", "", (Target("autoglm:operator_reconcile_seconds:p99_5m", "{{job}}", "operator"),),
               unit="s"),
         Panel("Writes by kind", "Flat in steady state; climbing on every resync means a fight.",
-              (Target("sum by (verb, kind) (rate(autoglm_operator_writes_total[5m]))", "{{verb}} {{kind}}",
+              (Target(f"sum by (verb, kind) (rate(autoglm_operator_writes_total[{RATE}]))", "{{verb}} {{kind}}",
                       "operator"),), unit="ops"),
     ]),
     ("Pipeline", [
@@ -291,7 +292,7 @@ ROWS: list[tuple[str, list[Panel]]] = [
         Panel("Forecast stale", "1 while the deployment has no fresh forecast.",
               (Target(f"max(autoglm_predictor_forecast_stale{{{KEY}}})", "stale", "predictor"),)),
         Panel("Records consumed and rejected", "",
-              (Target("sum(rate(autoglm_predictor_records_consumed_total[5m]))", "consumed", "predictor"),
+              (Target(f"sum(rate(autoglm_predictor_records_consumed_total[{RATE}]))", "consumed", "predictor"),
                Target("autoglm:predictor_records_rejected:increase10m", "rejected (10 min)", "predictor")),
               unit="ops"),
         Panel("Decision latency p99", "Sample time to status written.",

@@ -272,3 +272,22 @@ def test_dashboard_has_the_variables_and_engine_aware_queries() -> None:
         assert profile.running_metric in exprs and profile.waiting_metric in exprs, engine
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_dashboard_follows_the_dashboard_linters_main_rules() -> None:
+    """grafana/dashboard-linter cannot be installed here (the Go module proxy refuses it), so its
+    main rules are checked directly: a datasource variable that every panel and target uses, rate
+    windows from `$__rate_interval`, a unit per panel, panels inside the 24-column grid."""
+    board = json.loads(gen.DASHBOARD_FILE.read_text())
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    for panel in board["panels"]:
+        assert 0 <= panel["gridPos"]["x"] and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24, panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["fieldConfig"]["defaults"]["unit"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+            for window in re.findall(r"rate\([^\[]*\[([^\]]+)\]", target["expr"]):
+                assert window == "$__rate_interval", f"{panel['title']}: rate window {window}"
