@@ -44,6 +44,17 @@ def apply_body(obj: Mapping[str, Any]) -> str:
     return _SURROGATE_PAIR.sub(astral, json.dumps(obj))
 
 
+def server_message(exc: ApiException) -> str:
+    """The API server's own words for a refused request (the `message` of its Status body), else
+    the HTTP status and reason."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message) if message else f"{exc.status} {exc.reason}"
+
+
 def owner_reference(resource: Mapping[str, Any]) -> dict[str, Any]:
     meta = resource["metadata"]
     return {

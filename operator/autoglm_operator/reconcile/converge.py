@@ -25,7 +25,7 @@ from autoglm_operator.api.revision import revision
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.api.spec import Instance
 from autoglm_operator.reconcile import edge_sync, metrics
-from autoglm_operator.reconcile.apply import Cluster
+from autoglm_operator.reconcile.apply import Cluster, server_message
 from autoglm_operator.reconcile.diff import ObjectKey
 from autoglm_operator.reconcile.discovery import Discovery
 from autoglm_operator.reconcile.kinds import CHILD_KINDS, capabilities_of, kind_named
@@ -41,7 +41,7 @@ from autoglm_operator.reconcile.plan import (
 from autoglm_operator.render.desired import validate
 from autoglm_operator.render.edge import EDGE_OF_LABEL
 from autoglm_operator.rollout.plan import PrometheusAnalyzer, plan as rollout_plan
-from autoglm_operator.status.conditions import Event, invalid_status
+from autoglm_operator.status.conditions import Event, failed_status, invalid_status
 
 # (resource, event) -> None; posting is the caller's business (kopf in the operator).
 EventSink = Callable[[Mapping[str, Any], Event], None]
@@ -84,6 +84,20 @@ class Coalescer:
             with self._lock:
                 self._again.pop(key, None)
             raise
+
+
+class WriteRefused(Exception):
+    """The API server refused one of a converge's child writes; `what` names it ("apply Deployment glm-1a2b")."""
+
+    def __init__(self, what: str, cause: ApiException) -> None:
+        super().__init__(f"{what} refused by the API server: {server_message(cause)}")
+        self.cause = cause
+
+    @property
+    def transient(self) -> bool:
+        """Worth kopf's quick retry (an overloaded or unreachable server, a webhook that did not
+        answer, a write conflict); the rest waits for the resync or a spec change."""
+        return self.cause.status in (None, 0, 409, 429) or (self.cause.status or 0) >= 500
 
 
 class Reconciler:
@@ -139,7 +153,16 @@ class Reconciler:
         # status.forecast is the predictor's; judged fresh or stale once, for the render and status.autoscaling.
         judged_at = self._clock()
         writes = plan_children(inst, resource, capabilities, traffic, desired, children, judged_at)
-        changes = self._write_children(resource, writes, children)
+        try:
+            changes = self._write_children(resource, writes, children)
+        except WriteRefused as refused:
+            # Ready=False with the server's words and one Warning Event (on the transition), not a
+            # silent retry loop; nothing is pruned after a refused apply.
+            failed = failed_status(previous, resource["metadata"]["generation"], "ApplyFailed", str(refused), self._clock())
+            self._write_status(resource, status_change(previous, previous, failed))
+            if refused.transient:
+                raise refused.cause from refused
+            return "refused"
         live = self._read_live(inst, children)
         self._write_status(resource, plan_status(inst, resource, desired, traffic, writes.held, live, judged_at, self._clock()))
         return "changed" if changes or writes.rescaled else "unchanged"
@@ -168,15 +191,25 @@ class Reconciler:
         in one `Applied` Event, which is posted only once all of them are made."""
         namespace, name = resource["metadata"]["namespace"], resource["metadata"]["name"]
         for step in writes.applies:
-            if step.handover is not None:
-                self._cluster.hand_over_replicas(step.obj, step.handover)
-            children[step.key] = self._cluster.apply(step.obj)
+            try:
+                if step.handover is not None:
+                    self._cluster.hand_over_replicas(step.obj, step.handover)
+                children[step.key] = self._cluster.apply(step.obj)
+            except ApiException as exc:
+                raise WriteRefused(f"apply of {step.key[0]} {step.key[1]}", exc) from exc
             _log("applied", resource=f"{namespace}/{name}", kind=step.key[0], child=step.key[1], reason=step.reason.text)
         for kind, child in writes.prune:
-            self._cluster.delete(kind_named(kind), children.pop((kind, child)))
+            try:
+                self._cluster.delete(kind_named(kind), children[(kind, child)])
+            except ApiException as exc:
+                raise WriteRefused(f"delete of {kind} {child}", exc) from exc
+            children.pop((kind, child))
             _log("pruned", resource=f"{namespace}/{name}", kind=kind, child=child)
-        changes = writes.changes() + edge_sync.sync_node_groups(
-            self._cluster, namespace, name, writes.node_groups, writes.kubeedge, writes.held)
+        try:
+            synced = edge_sync.sync_node_groups(self._cluster, namespace, name, writes.node_groups, writes.kubeedge, writes.held)
+        except ApiException as exc:
+            raise WriteRefused("a NodeGroup write", exc) from exc
+        changes = writes.changes() + synced
         if changes:
             self._post_event(resource, Event("Normal", "Applied", "; ".join(changes)))
         return changes

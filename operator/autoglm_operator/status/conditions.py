@@ -20,7 +20,9 @@ from autoglm_operator.status.readiness import ready_replicas, unschedulable, wan
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
 
 # Reasons the resource cannot reach its spec without someone changing something.
-FAILURE_REASONS = {"InvalidSpec", "Unschedulable", "ProgressDeadlineExceeded", "RolledBack", "Aborted"}
+# ApplyFailed: the API server refused a child (an admission webhook or policy, a quota, RBAC, a
+# schema the cluster's CRD version has): retried at every resync, shown until it passes.
+FAILURE_REASONS = {"InvalidSpec", "ApplyFailed", "Unschedulable", "ProgressDeadlineExceeded", "RolledBack", "Aborted"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +74,13 @@ def compute_status(previous: Mapping[str, Any], obs: Observation, now: datetime)
 
 def invalid_status(previous: Mapping[str, Any], generation: int, message: str, now: datetime) -> dict[str, Any]:
     """Only the generation and conditions: what runs from the last valid spec is left as it is."""
-    verdict = Verdict(ready=False, reason="InvalidSpec", message=message)
+    return failed_status(previous, generation, "InvalidSpec", message, now)
+
+
+def failed_status(previous: Mapping[str, Any], generation: int, reason: str, message: str, now: datetime) -> dict[str, Any]:
+    """The generation and Ready=False/Degraded=True with `reason` (one of FAILURE_REASONS) and
+    `message`; the other fields keep what the last complete converge reported."""
+    verdict = Verdict(ready=False, reason=reason, message=message)
     return {"observedGeneration": generation, **_conditions(previous, generation, verdict, now)}
 
 

@@ -6,6 +6,9 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+from kubernetes.client.exceptions import ApiException
+
 from autoglm_operator.reconcile.converge import Coalescer, Reconciler
 from autoglm_operator.reconcile.kinds import CHILD_KINDS, HORIZONTAL_POD_AUTOSCALER, SCALED_OBJECT, Kind
 from autoglm_operator.rollout.canary import Check
@@ -261,3 +264,56 @@ def test_forecast_floor_changes_are_applied_without_events_and_shown_in_status(m
     cluster.resource["spec"]["autoscaling"]["maxReplicas"] = 6
     reconciler.converge("ml", "glm")
     assert cluster.events == ["Applied"]
+
+
+class _RefusingCluster(FakeCluster):
+    """The API server refuses every apply of one kind, with its own message (as a quota, a policy or
+    a webhook does), until `refusing` is cleared."""
+
+    def __init__(self, resource: dict[str, Any], refusing: str, status: int = 422) -> None:
+        super().__init__(resource)
+        self.refusing: str | None = refusing
+        self.status = status
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["kind"] == self.refusing:
+            exc = ApiException(status=self.status, reason="Unprocessable Entity")
+            exc.body = '{"kind":"Status","message":"Deployment.apps \\"x\\" is invalid: duplicate entries for key [name=\\"HF_HOME\\"]"}'
+            raise exc
+        return super().apply(obj)
+
+
+def test_a_refused_apply_becomes_ready_false_with_the_servers_words_and_one_event(make_cr):
+    cr = make_cr()
+    cr["metadata"].update(uid="uid-1", generation=1)
+    cluster = _RefusingCluster(cr, "Deployment")
+    events: list[str] = []
+    reconciler = Reconciler(cluster, FakeDiscovery(CHILD_KINDS), lambda resource, e: events.append(f"{e.type} {e.reason}"),  # type: ignore[arg-type]
+                            clock=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+    for _ in range(3):  # a converge per resync: the status is written once, the Event posted once
+        reconciler.converge("ml", "glm")
+    conditions = {c["type"]: c for c in cluster.resource["status"]["conditions"]}
+    assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("False", "ApplyFailed")
+    assert "duplicate entries for key" in conditions["Ready"]["message"]
+    assert conditions["Ready"]["message"].startswith("apply of Deployment ")
+    assert conditions["Degraded"]["status"] == "True"
+    assert cluster.resource["status"]["observedGeneration"] == 1
+    assert events == ["Warning ApplyFailed"]
+    assert cluster.writes.count("status") == 1
+    assert not any(w.startswith("delete") for w in cluster.writes), "nothing is pruned after a refused apply"
+
+    cluster.refusing = None  # the cause fixed (a quota raised, a policy changed): the next resync recovers
+    reconciler.converge("ml", "glm")
+    assert {c["type"]: c["reason"] for c in cluster.resource["status"]["conditions"]}["Ready"] != "ApplyFailed"
+
+
+def test_a_transient_refusal_is_reported_and_raised_for_kopfs_retry(make_cr):
+    cr = make_cr()
+    cr["metadata"].update(uid="uid-1", generation=1)
+    cluster = _RefusingCluster(cr, "Service", status=500)
+    reconciler = Reconciler(cluster, FakeDiscovery(CHILD_KINDS), lambda resource, e: None,  # type: ignore[arg-type]
+                            clock=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
+    with pytest.raises(ApiException):
+        reconciler.converge("ml", "glm")
+    assert {c["type"]: c["reason"] for c in cluster.resource["status"]["conditions"]}["Ready"] == "ApplyFailed"
