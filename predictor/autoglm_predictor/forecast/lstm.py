@@ -52,9 +52,19 @@ class Scaler:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+# TensorFlow's C++ log level must be set before TensorFlow is imported (it is read once). At 2 an
+# error line remained in every training: tensorflow-cpu 2.21's Python tf.data layer gives the
+# ParallelMapDatasetV2 node (built by Keras 3 for numpy inputs) a `use_unbounded_threadpool`
+# attribute its own C++ op definition lacks, and the runtime logs "E0000 ... NodeDef mentions
+# attribute use_unbounded_threadpool ... Unknown attributes will be ignored" and carries on. A
+# tf.data input without that map avoids it but trained measurably worse forecasters (issue 16),
+# so the C++ log is quiet below FATAL instead: a failing op still raises a Python exception with
+# its message. TF_CPP_MIN_LOG_LEVEL=0 in the environment brings everything back for debugging.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def configure_tensorflow(seed: int, threads: int):
     """Seeded, deterministic, thread-capped TensorFlow (the machine is shared)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     try:

@@ -1,5 +1,6 @@
 import argparse
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -72,11 +73,14 @@ def test_the_staged_ramp_scenario_tests_the_last_days_ramp_on_its_own_fleet(tmp_
     assert result["cold_start_sweep"]["rows"] == {}
 
 
-def test_train_saves_a_model(generic_csv, tmp_path):
+def test_train_saves_a_model_and_tensorflow_logs_no_errors(generic_csv, tmp_path, capfd):
     out = tmp_path / "model.keras"
     code = run(["train", "--trace", str(generic_csv), "--window", "1h", "--units", "4", "--epochs", "2",
                 "--threads", "1", "--out", str(out)])
     assert code == 0 and out.is_file() and out.with_suffix(".json").is_file()
+    # TensorFlow's C++ log writes "E0000 <time> <thread> <file>:<line>] ..." straight to fd 2.
+    errors = [line for line in capfd.readouterr().err.splitlines() if re.match(r"[EF]\d{4} ", line)]
+    assert errors == []
 
 
 @pytest.mark.parametrize("extra, message", [
