@@ -6,8 +6,18 @@ unchanged resource writes nothing. Two checks together cover both cases:
 - a fingerprint of the desired object, stored in an annotation on the child, changes whenever the
   operator's intent changes, including when it stops setting a field (server-side apply then
   removes the field; a subset check alone would never notice it is gone from the intent);
-- "desired is a subset of live" catches edits and deletions by anyone else. The server adds
-  defaults and canonicalises quantities (`1024Mi` becomes `1Gi`), so those are compared by value.
+- "desired is a subset of live" catches edits and deletions by anyone else. It compares what the
+  API server stores, not what was sent, so the server's normalisations never count as drift (each
+  one re-applied the object at every resync, with an Event: issue 15, fault 4):
+  - defaults it adds (a Service port's `protocol: TCP`, a container's `terminationMessagePath`):
+    only desired fields are compared;
+  - empty values it drops: `null`, `[]`, `{}`, and `""` or `false` in a field Go omits when empty
+    (an env var's `value: ""`, a mount's `readOnly: false`);
+  - quantities it canonicalises (`1024Mi` is stored as `1Gi`, `1000m` as `1`, a number `2` as
+    `"2"`): compared by value (`kubernetes.utils.parse_quantity`);
+  - keyed lists (containers, env, volumes by `name`; ports by number and protocol; mounts by
+    path): matched by key, whatever the order, and entries other field managers added are not
+    the operator's to remove (server-side apply keeps them: re-applying never changes them).
 
 An apply that changes only a replica count or the autoscaler's minimum (`SCALE_FIELDS`) is
 routine: load and the predictor's forecast move them all day (37 floor changes in 4 minutes were
@@ -21,7 +31,7 @@ import copy
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -126,12 +136,14 @@ def _get(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
     """The first path where `live` does not hold `desired`, or None when it holds all of it."""
     if isinstance(desired, dict):
+        if not desired and live is None:
+            return None
         if not isinstance(live, dict):
             return path or "."
         for key, value in desired.items():
             where = f"{path}.{key}"
-            if key not in live:
-                if value in (None, [], {}):  # the server omits empty values
+            if key not in live or live[key] is None:
+                if _empty(value):  # the server omits empty values
                     continue
                 return where
             found = first_difference(value, live[key], where)
@@ -139,7 +151,14 @@ def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
                 return found
         return None
     if isinstance(desired, list):
-        if not isinstance(live, list) or len(live) != len(desired):
+        if not desired and live is None:
+            return None
+        if not isinstance(live, list):
+            return path
+        key_of = _list_key(desired, live)
+        if key_of is not None:
+            return _keyed_difference(desired, live, key_of, path)
+        if len(live) != len(desired):
             return path
         for i, (want, have) in enumerate(zip(desired, live)):
             found = first_difference(want, have, f"{path}[{i}]")
@@ -149,20 +168,63 @@ def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
     return None if _same_scalar(desired, live) else path
 
 
+# The keys of the keyed lists of the kinds the operator applies (the Kubernetes API's
+# `x-kubernetes-list-map-keys`/patch merge keys), tried in this order on an entry's fields.
+_LIST_KEYS: tuple[tuple[str, ...], ...] = (("containerPort", "protocol"), ("port", "protocol"), ("mountPath",), ("name",))
+_DEFAULTS = {"protocol": "TCP"}  # a key field the server defaults when the entry leaves it out
+
+
+def _list_key(desired: list[Any], live: list[Any]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]] | None:
+    """How entries of this list are keyed, when every entry on both sides is a map with that key
+    and no key repeats in `desired` (else None: compared position by position)."""
+    entries = [*desired, *live]
+    if not all(isinstance(entry, Mapping) for entry in entries):
+        return None
+    for fields in _LIST_KEYS:
+        if all(fields[0] in entry for entry in entries):
+            def key_of(entry: Mapping[str, Any], fields: tuple[str, ...] = fields) -> tuple[Any, ...]:
+                return tuple(entry.get(f, _DEFAULTS.get(f)) for f in fields)
+
+            keys = [key_of(entry) for entry in desired]
+            return key_of if len(set(keys)) == len(keys) else None
+    return None
+
+
+def _keyed_difference(desired: list[Any], live: list[Any], key_of: Callable[[Mapping[str, Any]], tuple[Any, ...]],
+                      path: str) -> str | None:
+    """Each desired entry held by the live entry of the same key, the path naming the key."""
+    keys = [key_of(entry) for entry in desired]
+    by_key = {key_of(entry): entry for entry in live}
+    for key, want in zip(keys, desired):
+        where = f"{path}[{'='.join(str(k) for k in key)}]"
+        if key not in by_key:
+            return where
+        found = first_difference(want, by_key[key], where)
+        if found:
+            return found
+    return None
+
+
+def _empty(value: Any) -> bool:
+    """A value the API server drops rather than stores (Go's `omitempty` on a non-pointer field)."""
+    return value is None or value is False or (isinstance(value, (str, list, dict)) and not value)
+
+
 def _same_scalar(desired: Any, live: Any) -> bool:
     if isinstance(desired, bool) or isinstance(live, bool):
         return desired is live
     if desired == live:
         return True
-    if isinstance(desired, str) and isinstance(live, str):
-        return _quantity(desired) is not None and _quantity(desired) == _quantity(live)
+    if isinstance(desired, (str, int, float)) and isinstance(live, (str, int, float)):
+        want = _quantity(desired)
+        return want is not None and want == _quantity(live)
     return False
 
 
-def _quantity(text: str) -> Decimal | None:
+def _quantity(value: str | int | float) -> Decimal | None:
     try:
-        return parse_quantity(text)
-    except (ValueError, InvalidOperation):
+        return parse_quantity(value)
+    except (ValueError, InvalidOperation, TypeError):
         return None
 
 

@@ -72,13 +72,15 @@ def test_drift_is_reported_with_its_path():
     desired = fingerprinted(DESIRED)
     live = _live(desired)
     live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "2"
-    assert str(apply_reason(desired, live)) == "drift at .spec.template.spec.containers[0].resources.limits.cpu"
+    assert str(apply_reason(desired, live)) == "drift at .spec.template.spec.containers[engine].resources.limits.cpu"
     live = _live(desired)
     del live["metadata"]["labels"]["a"]
     assert str(apply_reason(desired, live)) == "drift at .metadata.labels.a"
     live = _live(desired)
     live["spec"]["template"]["spec"]["volumes"].append({"name": "extra"})
-    assert str(apply_reason(desired, live)) == "drift at .spec.template.spec.volumes"
+    assert apply_reason(desired, live) is None, "another manager's entry: an apply would keep it (server-side apply)"
+    live["spec"]["template"]["spec"]["volumes"].pop(0)
+    assert str(apply_reason(desired, live)).startswith("drift at .spec.template.spec.volumes[")
 
 
 def test_a_fingerprinted_object_fingerprints_the_same_again():
@@ -171,3 +173,30 @@ def test_replicas_are_handed_over_only_when_the_operator_stops_setting_them():
     live["metadata"]["managedFields"] = [_owned_by("kube-controller-manager", "Update", {"f:replicas": {}}),
                                          _owned_by("autoglm-operator", "Apply", {"f:template": {}})]
     assert replicas_to_hand_over(autoscaled, live) is None, "the autoscaler owns them already"
+
+
+def test_what_the_api_server_normalises_is_no_drift():
+    """Issue 15, fault 4: each of these re-applied a Deployment at every resync."""
+    env = [{"name": "HTTPS_PROXY", "value": ""}, {"name": "HF_HOME", "value": "/models/hf"}]
+    assert first_difference({"env": env}, {"env": [{"name": "HTTPS_PROXY"}, {"name": "HF_HOME", "value": "/models/hf"}]}) is None
+    assert first_difference({"readOnly": False}, {}) is None, "a false the server omits"
+    assert first_difference({"cpu": "1000m", "memory": "65536Mi"}, {"cpu": "1", "memory": "64Gi"}) is None
+    assert first_difference({"cpu": 2}, {"cpu": "2"}) is None, "a number sent as a quantity comes back a string"
+    assert first_difference({"ports": [{"port": 80}]}, {"ports": [{"port": 80, "protocol": "TCP"}]}) is None
+    assert first_difference({"securityContext": {}}, {"securityContext": None}) is None
+    # Keyed lists: order the server keeps or another manager's entries are not the operator's to fix.
+    live_env = [{"name": "ADDED_BY_KUBECTL", "value": "1"}, {"name": "HF_HOME", "value": "/models/hf"},
+                {"name": "HTTPS_PROXY"}]
+    assert first_difference({"env": env}, {"env": live_env}) is None
+    ports = [{"containerPort": 8000, "protocol": "TCP"}, {"containerPort": 8000, "protocol": "UDP"}]
+    assert first_difference({"ports": ports[:1]}, {"ports": list(reversed(ports))}) is None
+
+
+def test_real_drift_is_still_found_in_normalised_lists():
+    env = [{"name": "HF_HOME", "value": "/models/hf"}]
+    assert first_difference({"env": env}, {"env": [{"name": "HF_HOME", "value": "/tmp"}]}) == ".env[HF_HOME].value"
+    assert first_difference({"env": env}, {"env": [{"name": "OTHER", "value": "x"}]}) == ".env[HF_HOME]"
+    assert first_difference({"env": [{"name": "A", "value": "x"}]}, {"env": [{"name": "A"}]}) == ".env[A].value"
+    assert first_difference({"cpu": "1"}, {"cpu": "2"}) == ".cpu"
+    assert first_difference({"args": ["--a", ""]}, {"args": ["--a"]}) == ".args", "plain lists stay positional"
+    assert first_difference({"ports": [{"port": 80}]}, {"ports": [{"port": 80, "protocol": "UDP"}]}) == ".ports[80=TCP]"
