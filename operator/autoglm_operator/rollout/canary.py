@@ -265,7 +265,11 @@ class _Machine:
         if obs.desired == self.stable:
             if c.phase in ACTIVE and c.revision != self.stable:
                 self.fail_superseded("the spec returned to the stable revision")
-                c.phase = None
+            if c.revision is not None and c.revision != self.stable:
+                # That attempt is over (its end is in the history, its Deployment drains): the same
+                # canary spec applied again is a new attempt, not the old failure (issue 15, fault 9:
+                # a rolled-back revision could come back only through `rollout retry`).
+                self.c = self.c.carried()
             self.apply_action(action)
             return self.decision()
         if c.revision != obs.desired or c.stable != self.stable:

@@ -340,3 +340,31 @@ def test_canary_state_reads_and_writes_the_status_keys_unchanged():
     assert written == status and type(written["phase"]) is str, "same keys, same values, plain strings"
     assert CanaryState.from_status({"phase": "Bogus", "message": None}).phase is None, "unknown phase: none"
     assert CanaryState.from_status(None).to_status() is None and CanaryState(retiring=[]).to_status() is None
+
+
+@pytest.mark.parametrize("ending", ["rolled back", "superseded by the revert"])
+def test_a_canary_spec_applied_again_after_a_revert_to_stable_is_a_new_attempt(ending):
+    """Issue 15, fault 9: failure state keyed by revision only kept the old RolledBack for good."""
+    drv = Driver(rollout(failureLimit=1))
+    drv.at(0)
+    if ending == "rolled back":
+        drv.at(10, SLOW)
+        assert drv.status["phase"] == "RolledBack"
+    d = drv.at(11, desired="old")  # a GitOps revert to the stable spec
+    assert d.verdict is None and d.route.revisions == ["old"] and "phase" not in d.canary
+    assert d.canary["history"][0]["revision"] == "new", "the attempt that ended stays in the history"
+    drv.events.clear()
+    d = drv.at(12, canary_ready=False)  # the cause fixed, the same canary spec applied again
+    assert d.canary["phase"] == "Starting" and d.canary["revision"] == "new" and d.canary["failedChecks"] == 0
+    assert d.keep == {"old", "new"} and d.route.canary == "new"
+    assert drv.events == ["CanaryStarted"]
+    assert drv.at(13).canary["phase"] == "Progressing"
+
+
+def test_a_rollback_stays_while_the_spec_keeps_asking_for_the_failed_revision():
+    drv = Driver(rollout(failureLimit=1))
+    drv.at(0)
+    drv.at(10, SLOW)
+    for t in (11, 100, 1000):  # resyncs and unrelated edits (same revision): the same attempt, no restart
+        d = drv.at(t)
+        assert d.canary["phase"] == "RolledBack" and not d.events
