@@ -5,6 +5,7 @@ object the operator renders must carry both; `metadata()` is the only way object
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from autoglm_operator.api.spec import Instance
@@ -38,6 +39,21 @@ def selector_string(inst: Instance, revision: str) -> str:
 def children_selector(name: str) -> str:
     """Every object the operator made for the resource `name` (what pruning looks at)."""
     return f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={name}"
+
+
+LABEL_VALUE_MAX = 63  # also a DNS label's limit: the strictest place a derived name ends up
+
+
+def bounded_name(*parts: str, limit: int = LABEL_VALUE_MAX) -> str:
+    """`parts` joined by '-', or, when that is longer than `limit`, its start plus an 8-hex hash of
+    all the parts: stable (the same inputs give the same name at every converge), distinct for
+    different inputs, and still a DNS label and a label value when the parts are DNS labels.
+    Names that fit are unchanged, so objects made before this rule keep their names."""
+    joined = "-".join(parts)
+    if len(joined) <= limit:
+        return joined
+    digest = hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
+    return f"{joined[:limit - len(digest) - 1].rstrip('-.')}-{digest}"
 
 
 def deployment_name(inst: Instance, revision: str) -> str:

@@ -60,13 +60,21 @@ def spec_field(
     max_items: int | None = None,
     map_key: str | None = None,
     rules: tuple[Rule, ...] = (),
+    item_pattern: str | None = None,
+    item_max_length: int | None = None,
+    list_set: bool = False,
+    canonical: typing.Callable[[Any], Any] | None = None,
 ) -> Any:
     """A dataclass field that also carries its OpenAPI constraints and `kubectl explain` text.
 
     `map_key` makes a list a `x-kubernetes-list-type: map` keyed by that field: the API server
     then rejects duplicate keys and server-side apply merges the list entry by entry. On a map
     (`dict`) field `max_items` bounds its entries (`maxProperties`). `rules` are field rules
-    (CEL on the field, `self` its value), such as NOT_EMPTY.
+    (CEL on the field, `self` its value), such as NOT_EMPTY. `item_pattern` and `item_max_length`
+    constrain each string of a list (OpenAPI on the items: no CEL cost), `list_set` makes a list of
+    strings an `x-kubernetes-list-type: set` (the API server refuses duplicates). `canonical` maps a
+    value to the one spelling the API server treats as equal (a quantity's canonical form): the
+    revision hashes that, so re-spelling a value does not make a new revision.
     """
     meta = {
         "description": description,
@@ -78,6 +86,10 @@ def spec_field(
         "maxItems": max_items,
         "map_key": map_key,
         "rules": rules,
+        "item_pattern": item_pattern,
+        "item_max_length": item_max_length,
+        "list_set": list_set,
+        "canonical": canonical,
     }
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
@@ -130,6 +142,12 @@ def openapi_schema(cls: type) -> dict[str, Any]:
         for key in ("minimum", "maximum", "pattern", "format", "maxLength", "maxItems"):
             if f.metadata.get(key) is not None:
                 prop["maxProperties" if key == "maxItems" and prop["type"] == "object" else key] = f.metadata[key]
+        if f.metadata.get("item_pattern") is not None:
+            prop["items"]["pattern"] = f.metadata["item_pattern"]
+        if f.metadata.get("item_max_length") is not None:
+            prop["items"]["maxLength"] = f.metadata["item_max_length"]
+        if f.metadata.get("list_set"):
+            prop["x-kubernetes-list-type"] = "set"
         if f.metadata.get("rules"):
             prop["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in f.metadata["rules"]]
         if f.default is not dataclasses.MISSING and f.default is not None:
@@ -276,6 +294,11 @@ def matches(pattern: str, value: str) -> bool:
 _GO_END = re.compile(r"(?<!\\)\$(?=$|[|)])")  # an anchor `$`: at the end or before `|` or `)`
 
 
+def _attribute(item: Any, key: str) -> str:
+    """The Python attribute of a resource-form (camelCase) key of a parsed dataclass."""
+    return next(f.name for f in dataclasses.fields(item) if camel(f.name) == key)
+
+
 def _check_constraints(value: Any, meta: typing.Mapping[str, Any], path: str) -> None:
     if meta.get("minimum") is not None and value < meta["minimum"]:
         raise InvalidSpec(f"{path}: must be >= {meta['minimum']}, got {value}")
@@ -287,9 +310,18 @@ def _check_constraints(value: Any, meta: typing.Mapping[str, Any], path: str) ->
         raise InvalidSpec(f"{path}: longer than {meta['maxLength']} characters")
     if meta.get("maxItems") is not None and len(value) > meta["maxItems"]:
         raise InvalidSpec(f"{path}: more than {meta['maxItems']} entries")
+    for i, item in enumerate(value if meta.get("item_pattern") or meta.get("item_max_length") else ()):
+        if meta.get("item_max_length") is not None and len(item) > meta["item_max_length"]:
+            raise InvalidSpec(f"{path}[{i}]: longer than {meta['item_max_length']} characters")
+        if meta.get("item_pattern") is not None and not matches(meta["item_pattern"], item):
+            raise InvalidSpec(f"{path}[{i}]: {_short(item)} does not match {meta['item_pattern']}")
+    if meta.get("list_set"):
+        dupes = sorted({item for item in value if value.count(item) > 1})
+        if dupes:
+            raise InvalidSpec(f"{path}: duplicate entries {', '.join(map(_short, dupes))}")
     key = meta.get("map_key")
     if key is not None:
-        seen = [getattr(item, key) for item in value]
+        seen = [getattr(item, _attribute(item, key)) for item in value]
         dupes = sorted({k for k in seen if seen.count(k) > 1})
         if dupes:
             raise InvalidSpec(f"{path}: duplicate {key} {', '.join(dupes)}")

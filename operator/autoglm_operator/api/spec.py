@@ -10,6 +10,8 @@ import dataclasses
 import re
 from typing import Any, ClassVar, Literal
 
+from autoglm_operator.api.istio_rules import HOST, HOST_MAX_LENGTH, RETRY_ON, retry_on_ok
+from autoglm_operator.api.quantity import canonical_quantity
 from autoglm_operator.api.rollout_spec import Rollout
 from autoglm_operator.api.schema import NO_EMPTY_ITEM, NOT_EMPTY, InvalidSpec, Rule, matches, parse, spec_field
 
@@ -36,6 +38,39 @@ LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 HTTP_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?]([!#$&-~]|%[0-9A-Fa-f]{2})*)?$"
 # An image reference without whitespace (the API server refuses images with surrounding spaces).
 IMAGE = r"^[A-Za-z0-9][-A-Za-z0-9._/:@]*$"
+# Names of Secrets, ConfigMaps and claims (DNS subdomains), keys in them, and environment variables.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+CONFIG_KEY = r"^[-._a-zA-Z0-9]+$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Istio's `<namespace>/<name>` gateway reference: two DNS labels (istio pkg/config/validation validateGatewayNames).
+GATEWAY = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+# What the operator itself puts into every engine pod (render/workload.py builds the pod from these).
+# A user entry with the same key would be a duplicate key the API server refuses at apply time, or
+# silently replace the operator's own: both are refused at validation, naming the entry.
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+EDGE_NODE_LABEL = "node-role.kubernetes.io/edge"
+CACHE_DIR = "/cache"
+SHM_DIR = "/dev/shm"
+WEIGHTS_DIR = "/models"  # = api.engines.MODEL_DIR (engines imports this module; a unit test keeps them equal)
+OPERATOR_ENV = ("HOME", "HF_HOME")
+OPERATOR_VOLUMES = ("dshm", "cache")
+WEIGHTS_VOLUME_PREFIX = "weights-"  # weights-0, weights-1, ...: one per pvc:// claim
+OPERATOR_MOUNTS = (SHM_DIR, CACHE_DIR, WEIGHTS_DIR)
+OPERATOR_NODE_LABELS = (EDGE_NODE_LABEL, GPU_PRODUCT_LABEL)
+
+
+def _cel_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+NO_OPERATOR_ENV = Rule(
+    cel=f"self.all(e, !(e.name in {_cel_list(OPERATOR_ENV)}))",
+    message=f"{', '.join(OPERATOR_ENV)} are set by the operator (the engine's cache under {CACHE_DIR}); "
+            "use another name or a volume",
+    check=lambda env: not any(e.name in OPERATOR_ENV for e in env),
+)
 
 # `<name>-<10 hex>` must stay a DNS label (63), and Service names must start with a letter.
 NAME_RULE = Rule(
@@ -73,11 +108,154 @@ class Model:
 
 
 @dataclasses.dataclass(frozen=True)
-class EnvVar:
-    """An extra environment variable for the engine container."""
+class KeyRef:
+    """One key of a Secret or ConfigMap in the resource's namespace."""
 
-    name: str = spec_field("Variable name.", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    name: str = spec_field("Secret or ConfigMap name.", pattern=DNS_SUBDOMAIN, max_length=253)
+    key: str = spec_field("Key in it.", pattern=CONFIG_KEY, max_length=253)
+    optional: bool = spec_field("Start the pod even when the object or key is missing.", default=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSource:
+    """Where a variable's value comes from instead of `value`: a Secret or a ConfigMap key."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.secretKeyRef) != has(self.configMapKeyRef)",
+            message="valueFrom sets exactly one of secretKeyRef and configMapKeyRef",
+            check=lambda v: (v.secret_key_ref is None) != (v.config_map_key_ref is None),
+        ),
+    )
+
+    secret_key_ref: KeyRef | None = spec_field("A Secret key (e.g. a Hub token), never stored in this resource.", default=None)
+    config_map_key_ref: KeyRef | None = spec_field("A ConfigMap key.", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvVar:
+    """An extra environment variable for the engine container: a value, or a Secret or ConfigMap key."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.valueFrom) || size(self.value) == 0",
+            message="an env entry sets value or valueFrom, not both",
+            check=lambda e: e.value_from is None or not e.value,
+        ),
+    )
+
+    name: str = spec_field("Variable name.", pattern=ENV_NAME, max_length=256)
     value: str = spec_field("Variable value.", default="")
+    value_from: EnvSource | None = spec_field("Take the value from a Secret or ConfigMap key.", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectRef:
+    """A Secret or ConfigMap in the resource's namespace."""
+
+    name: str = spec_field("Object name.", pattern=DNS_SUBDOMAIN, max_length=253)
+    optional: bool = spec_field("Start the pod even when it is missing.", default=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvFrom:
+    """Every key of a Secret or ConfigMap as environment variables (Kubernetes `envFrom`)."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.secretRef) != has(self.configMapRef)",
+            message="envFrom sets exactly one of secretRef and configMapRef",
+            check=lambda v: (v.secret_ref is None) != (v.config_map_ref is None),
+        ),
+    )
+
+    secret_ref: ObjectRef | None = spec_field("A Secret.", default=None)
+    config_map_ref: ObjectRef | None = spec_field("A ConfigMap.", default=None)
+    prefix: str = spec_field("Prefix added to every variable name.", default="", pattern=r"^$|" + ENV_NAME, max_length=64)
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretVolume:
+    """A Secret as files."""
+
+    secret_name: str = spec_field("Secret name.", pattern=DNS_SUBDOMAIN, max_length=253)
+    optional: bool = spec_field("Start the pod even when the Secret is missing.", default=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigMapVolume:
+    """A ConfigMap as files."""
+
+    name: str = spec_field("ConfigMap name.", pattern=DNS_SUBDOMAIN, max_length=253)
+    optional: bool = spec_field("Start the pod even when the ConfigMap is missing.", default=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimVolume:
+    """A PersistentVolumeClaim in the resource's namespace."""
+
+    claim_name: str = spec_field("Claim name.", pattern=DNS_SUBDOMAIN, max_length=253)
+    read_only: bool = spec_field("Mount read-only.", default=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class EmptyDirVolume:
+    """Scratch space that lives as long as the pod."""
+
+    medium: Literal["", "Memory"] = spec_field("Empty: the node's disk; Memory: tmpfs (counts as the pod's memory).",
+                                               default="")
+    size_limit: str = spec_field("Largest size; empty leaves it unbounded.", default="", pattern=r"^$|" + QUANTITY,
+                                 canonical=canonical_quantity)
+
+
+@dataclasses.dataclass(frozen=True)
+class Volume:
+    """An extra pod volume; mount it with runtime.volumeMounts."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="[has(self.secret), has(self.configMap), has(self.persistentVolumeClaim), has(self.emptyDir)]"
+                ".filter(x, x).size() == 1",
+            message="a volume sets exactly one of secret, configMap, persistentVolumeClaim and emptyDir",
+            check=lambda v: sum(x is not None for x in (v.secret, v.config_map, v.persistent_volume_claim, v.empty_dir)) == 1,
+        ),
+    )
+
+    name: str = spec_field("Volume name, unique in the pod.", pattern=DNS_LABEL, max_length=63)
+    secret: SecretVolume | None = spec_field("A Secret as files.", default=None)
+    config_map: ConfigMapVolume | None = spec_field("A ConfigMap as files.", default=None)
+    persistent_volume_claim: ClaimVolume | None = spec_field("A PersistentVolumeClaim.", default=None)
+    empty_dir: EmptyDirVolume | None = spec_field("Scratch space for the pod's lifetime.", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeMount:
+    """Where a volume of runtime.volumes appears in the engine container."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=f"!{_cel_list(OPERATOR_MOUNTS)}.exists(p, self.mountPath == p || self.mountPath.startsWith(p + '/'))",
+            message=f"volumeMounts[].mountPath may not be, or be inside, a path the operator mounts "
+                    f"({', '.join(OPERATOR_MOUNTS)})",
+            check=lambda m: not any(m.mount_path == p or m.mount_path.startswith(p + "/") for p in OPERATOR_MOUNTS),
+        ),
+    )
+
+    name: str = spec_field("Name of a volume in runtime.volumes.", pattern=DNS_LABEL, max_length=63)
+    mount_path: str = spec_field("Absolute path in the container, unique in it.", pattern=r"^/[-A-Za-z0-9_./]*$",
+                                 max_length=256)
+    read_only: bool = spec_field("Mount read-only.", default=False)
+    sub_path: str = spec_field("Path inside the volume to mount instead of its root.", default="",
+                               pattern=r"^$|^[-A-Za-z0-9_][-A-Za-z0-9_./]*$", max_length=256,
+                               rules=(Rule(cel="!self.contains('..')", message="must not contain '..'",
+                                           check=lambda p: ".." not in p),))
+
+
+@dataclasses.dataclass(frozen=True)
+class PullSecret:
+    """A Secret of type kubernetes.io/dockerconfigjson in the resource's namespace."""
+
+    name: str = spec_field("Secret name.", pattern=DNS_SUBDOMAIN, max_length=253)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +274,31 @@ class Runtime:
         max_items=64,
         rules=(NO_EMPTY_ITEM,),
     )
-    env: list[EnvVar] = spec_field("Extra environment variables.", default_factory=list, max_items=64, map_key="name")
+    env: list[EnvVar] = spec_field(
+        "Extra environment variables, after the operator's own (HOME, HF_HOME: refused here).",
+        default_factory=list, max_items=64, map_key="name", rules=(NO_OPERATOR_ENV,),
+    )
+    env_from: list[EnvFrom] = spec_field(
+        "Secrets and ConfigMaps whose keys become variables; a variable in env (or the operator's) wins over them.",
+        default_factory=list, max_items=16,
+    )
+    volumes: list[Volume] = spec_field(
+        "Extra pod volumes (names dshm, cache and weights-* are the operator's).",
+        default_factory=list, max_items=16, map_key="name",
+        rules=(Rule(
+            cel=f"self.all(v, !(v.name in {_cel_list(OPERATOR_VOLUMES)}) && !v.name.startsWith('{WEIGHTS_VOLUME_PREFIX}'))",
+            message=f"volume names {', '.join(OPERATOR_VOLUMES)} and {WEIGHTS_VOLUME_PREFIX}* are the operator's; "
+                    "use another name",
+            check=lambda vs: not any(v.name in OPERATOR_VOLUMES or v.name.startswith(WEIGHTS_VOLUME_PREFIX) for v in vs),
+        ),),
+    )
+    volume_mounts: list[VolumeMount] = spec_field(
+        "Where runtime.volumes appear in the engine container.", default_factory=list, max_items=16, map_key="mountPath",
+    )
+    image_pull_secrets: list[PullSecret] = spec_field(
+        "Secrets to pull the image (and edge images) from a private registry.",
+        default_factory=list, max_items=8, map_key="name",
+    )
     startup_timeout_seconds: int = spec_field(
         "How long weight loading may take before the pod is restarted (startup probe budget).",
         default=1800,
@@ -108,6 +310,14 @@ class Runtime:
         default=30,
         minimum=0,
         maximum=3600,
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.volumeMounts.all(m, self.volumes.exists(v, v.name == m.name))",
+            message="every runtime.volumeMounts[].name must be a volume of runtime.volumes",
+            check=lambda r: {m.name for m in r.volume_mounts} <= {v.name for v in r.volumes},
+        ),
     )
 
 
@@ -128,9 +338,95 @@ class Resources:
     """Compute per pod."""
 
     gpu: Gpu = spec_field("GPUs per pod.", default_factory=Gpu)
-    cpu: str = spec_field("CPU request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
-    memory: str = spec_field("Memory request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
-    shm_size: str = spec_field("Size of the /dev/shm memory volume engines use between workers.", default="8Gi", pattern=QUANTITY)
+    cpu: str = spec_field("CPU request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY,
+                     canonical=canonical_quantity)
+    memory: str = spec_field("Memory request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY,
+                        canonical=canonical_quantity)
+    shm_size: str = spec_field("Size of the /dev/shm memory volume engines use between workers.", default="8Gi",
+                          pattern=QUANTITY, canonical=canonical_quantity)
+
+
+# A label key as the API server's pattern sees it (the prefix length is checked apart, see check_labels).
+LABEL_KEY_MAX = 253 + 1 + 63
+
+
+@dataclasses.dataclass(frozen=True)
+class Toleration:
+    """Lets the pods onto nodes with a matching taint (Kubernetes `tolerations[]`)."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(cel="self.key != '' || self.operator == 'Exists'",
+             message="a toleration without a key must use operator Exists (it then tolerates every taint)",
+             check=lambda t: bool(t.key) or t.operator == "Exists"),
+        Rule(cel="self.operator != 'Exists' || self.value == ''",
+             message="a toleration with operator Exists takes no value",
+             check=lambda t: t.operator != "Exists" or not t.value),
+        Rule(cel="!has(self.tolerationSeconds) || self.effect == 'NoExecute'",
+             message="tolerationSeconds needs effect NoExecute",
+             check=lambda t: t.toleration_seconds is None or t.effect == "NoExecute"),
+    )
+
+    key: str = spec_field("Taint key; empty (with operator Exists) matches every key.", default="",
+                          pattern=r"^$|" + LABEL_KEY, max_length=LABEL_KEY_MAX)
+    operator: Literal["Equal", "Exists"] = spec_field("Equal compares the value; Exists matches any value.", default="Equal")
+    value: str = spec_field("Taint value (operator Equal).", default="", pattern=LABEL_VALUE)
+    effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = spec_field(
+        "Taint effect to tolerate; empty matches every effect.", default="")
+    toleration_seconds: int | None = spec_field(
+        "With NoExecute: how long the pod stays once the taint appears; unset: for ever.", default=None,
+        minimum=-(2**63), maximum=2**63 - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeRequirement:
+    """One node label requirement (Kubernetes `matchExpressions[]` of a node selector term)."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(cel="!(self.operator in ['In', 'NotIn']) || size(self.values) > 0",
+             message="operators In and NotIn need values",
+             check=lambda r: r.operator not in ("In", "NotIn") or len(r.values) > 0),
+        Rule(cel="!(self.operator in ['Exists', 'DoesNotExist']) || size(self.values) == 0",
+             message="operators Exists and DoesNotExist take no values",
+             check=lambda r: r.operator not in ("Exists", "DoesNotExist") or not r.values),
+        Rule(cel="!(self.operator in ['Gt', 'Lt']) || (size(self.values) == 1 && self.values[0].matches('^-?[0-9]{1,18}$'))",
+             message="operators Gt and Lt take exactly one integer value",
+             check=lambda r: r.operator not in ("Gt", "Lt") or (
+                 len(r.values) == 1 and re.fullmatch(r"-?[0-9]{1,18}", r.values[0]) is not None)),
+        Rule(cel=f"!(self.key in {_cel_list(OPERATOR_NODE_LABELS)})",
+             message=f"{', '.join(OPERATOR_NODE_LABELS)} are set by the operator (use resources.gpu.product)",
+             check=lambda r: r.key not in OPERATOR_NODE_LABELS),
+    )
+
+    key: str = spec_field("Node label key.", pattern=LABEL_KEY, max_length=LABEL_KEY_MAX)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"] = spec_field("How the label is compared.")
+    values: list[str] = spec_field("Label values (In, NotIn) or one integer (Gt, Lt).", default_factory=list,
+                                   max_items=32, item_pattern=LABEL_VALUE, item_max_length=63)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeTerm:
+    """Requirements a node must all meet (ANDed); the terms of scheduling.nodeAffinity are ORed."""
+
+    match_expressions: list[NodeRequirement] = spec_field("Requirements, all of which must hold.", max_items=16,
+                                                          rules=(NOT_EMPTY,))
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheduling:
+    """Where the cloud (GPU) pods may run, beside what the operator requires (a GPU node that is not an
+    edge node, resources.gpu.product). Edge groups place their pods with edge[].nodeLabels instead."""
+
+    tolerations: list[Toleration] = spec_field(
+        "Taints the pods tolerate, after the operator's own nvidia.com/gpu toleration (e.g. sku=gpu:NoSchedule).",
+        default_factory=list, max_items=16,
+    )
+    node_selector: dict[str, str] = spec_field(
+        "Node labels the pods require (ANDed with the operator's node affinity).", default_factory=dict, max_items=16,
+    )
+    node_affinity: list[NodeTerm] = spec_field(
+        "Required node affinity terms (ORed); the operator's requirements are added to each term.",
+        default_factory=list, max_items=8,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +478,14 @@ class Autoscaling:
             check=lambda a: a.min_replicas >= 1 or a.engine == "keda",
         ),
         Rule(
+            cel="self.minReplicas >= 1 || size(self.target.query) > 0",
+            message="autoscaling.minReplicas 0 (scale to zero) needs autoscaling.target.query: the default load query "
+                    "counts the requests the engine pods report, and with no pod it stays 0, so nothing would ever "
+                    "scale the model up again; give a query on a signal that exists without pods (e.g. the gateway's "
+                    "or the mesh's request rate for this model), or keep minReplicas at 1 or more",
+            check=lambda a: a.min_replicas >= 1 or bool(a.target.query),
+        ),
+        Rule(
             cel="!has(self.predictive) || !has(self.predictive.maxFloor) || self.predictive.maxFloor <= self.maxReplicas",
             message="autoscaling.predictive.maxFloor must be <= autoscaling.maxReplicas",
             check=lambda a: a.predictive.max_floor is None or a.predictive.max_floor <= a.max_replicas,
@@ -218,9 +522,17 @@ class Retries:
 
     attempts: int = spec_field("Retry attempts; 0 disables retries.", default=0, minimum=0, maximum=3)
     retry_on: str = spec_field(
-        "Envoy retry conditions; the default only retries requests that never reached the engine.",
+        "Envoy retry conditions (comma-separated, no spaces: Istio's retryOn policies or HTTP status codes); "
+        "the default only retries requests that never reached the engine.",
         default="connect-failure,refused-stream,reset-before-request",
-        rules=(NOT_EMPTY,),  # empty would mean Istio's default, which also retries requests the engine saw
+        max_length=512,
+        rules=(
+            NOT_EMPTY,  # empty would mean Istio's default, which also retries requests the engine saw
+            Rule(cel=f"self.split(',').all(p, p in {_cel_list(RETRY_ON)})",
+                 message="every retryOn condition must be one Istio accepts: " + ", ".join(RETRY_ON[:16])
+                         + " or an HTTP status code (comma-separated, no spaces)",
+                 check=retry_on_ok),
+        ),
     )
     per_try_timeout_seconds: int = spec_field(
         "Timeout of each attempt; 0 uses the route timeout.", default=0, minimum=0, maximum=86400
@@ -231,12 +543,20 @@ class Retries:
 class Traffic:
     """Istio routing to the current revision (needs Istio)."""
 
-    hosts: list[str] = spec_field("Extra hosts routed to this model, e.g. glm.example.com.", default_factory=list, max_items=16,
-                                  rules=(NO_EMPTY_ITEM,))
+    hosts: list[str] = spec_field(
+        "Extra hosts routed to this model, e.g. glm.example.com or *.example.com (not '*': in-mesh traffic is always "
+        "routed, and Istio refuses a wildcard host bound to the mesh).",
+        default_factory=list, max_items=16, item_pattern=r"^$|" + HOST, item_max_length=HOST_MAX_LENGTH, list_set=True,
+        rules=(NO_EMPTY_ITEM, Rule(
+            cel="!self.exists(h, h == '*')",
+            message="host '*' is not allowed: the VirtualService is always bound to the mesh gateway (in-cluster "
+                    "callers), where Istio refuses a wildcard host; list the host names the gateway serves",
+            check=lambda hosts: "*" not in hosts,
+        )),
+    )
     gateways: list[str] = spec_field(
-        "Istio gateways (namespace/name) the hosts are exposed on; in-mesh traffic is always routed.",
-        default_factory=list,
-        max_items=16,
+        "Istio gateways (namespace/name, e.g. istio-system/public) the hosts are exposed on; in-mesh traffic is always routed.",
+        default_factory=list, max_items=16, item_pattern=r"^$|" + GATEWAY, list_set=True,  # empty: NO_EMPTY_ITEM says so
         rules=(NO_EMPTY_ITEM,),
     )
     timeout_seconds: int = spec_field(
@@ -294,8 +614,10 @@ class EdgeResources:
         default="",
         pattern=LABEL_VALUE,
     )
-    cpu: str = spec_field("CPU request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
-    memory: str = spec_field("Memory request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY)
+    cpu: str = spec_field("CPU request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY,
+                     canonical=canonical_quantity)
+    memory: str = spec_field("Memory request and limit; empty leaves it unset.", default="", pattern=r"^$|" + QUANTITY,
+                        canonical=canonical_quantity)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,8 +650,10 @@ class EdgeGroup:
     max_model_len: int = spec_field("Maximum context length for this group; 0 keeps the cloud setting.", default=0, minimum=0)
     args: list[str] = spec_field("Extra engine flags for this group, after the cloud ones.", default_factory=list, max_items=32,
                                  rules=(NO_EMPTY_ITEM,))
-    env: list[EnvVar] = spec_field("Environment variables for this group (added, or replacing the cloud ones).",
-                                   default_factory=list, max_items=32, map_key="name")
+    env: list[EnvVar] = spec_field(
+        "Environment variables for this group: added, or replacing runtime.env entries of the same name "
+        "(HOME, HF_HOME are the operator's: refused).",
+        default_factory=list, max_items=32, map_key="name", rules=(NO_OPERATOR_ENV,))
     resources: EdgeResources = spec_field("Compute per pod in this group.", default_factory=EdgeResources)
 
 
@@ -361,6 +685,7 @@ class Spec:
     model: Model = spec_field("The model to serve.")
     runtime: Runtime = spec_field("Inference engine settings.", default_factory=Runtime)
     resources: Resources = spec_field("Compute per pod.", default_factory=Resources)
+    scheduling: Scheduling = spec_field("Tolerations and node selection of the cloud pods.", default_factory=Scheduling)
     replicas: int = spec_field("Replicas when autoscaling is disabled.", default=1, minimum=0, maximum=1000)
     autoscaling: Autoscaling = spec_field("Load-based autoscaling.", default_factory=Autoscaling)
     traffic: Traffic = spec_field("Istio routing.", default_factory=Traffic)
@@ -397,16 +722,34 @@ def parse_instance(cr: dict[str, Any]) -> Instance:
     return Instance(name=name, namespace=meta.get("namespace") or "default", spec=parse(Spec, cr.get("spec"), "spec"))
 
 
+def _check_label(path: str, key: str, value: str | None) -> None:
+    if key.find("/") > 253 or not matches(LABEL_KEY, key):
+        raise InvalidSpec(f"{path}: {key[:80]!r} is not a label key "
+                          "(a name of at most 63 characters with an optional DNS prefix, e.g. example.com/site)")
+    if value is not None and not matches(LABEL_VALUE, value):
+        raise InvalidSpec(f"{path}.{key}: {value[:80]!r} is not a label value "
+                          "(at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)")
+
+
 def check_labels(spec: Spec) -> None:
-    """Edge node labels become node affinity terms, which the API server refuses unless they are labels."""
+    """Node labels and taint keys the API server refuses unless they are labels: edge node labels and
+    scheduling.nodeSelector (as CEL over map keys the checks would exceed the CRD's cost budget), and
+    the DNS prefix of every key (at most 253 characters, which RE2 cannot say without lookahead)."""
     for group in spec.edge:
         for key, value in group.node_labels.items():
-            if key.find("/") > 253 or not matches(LABEL_KEY, key):
-                raise InvalidSpec(f"spec.edge[{group.name}].nodeLabels: {key[:80]!r} is not a label key "
-                                  "(a name of at most 63 characters with an optional DNS prefix, e.g. example.com/site)")
-            if not matches(LABEL_VALUE, value):
-                raise InvalidSpec(f"spec.edge[{group.name}].nodeLabels.{key}: {value[:80]!r} is not a label value "
-                                  "(at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)")
+            _check_label(f"spec.edge[{group.name}].nodeLabels", key, value)
+    scheduling = spec.scheduling
+    for key, value in scheduling.node_selector.items():
+        _check_label("spec.scheduling.nodeSelector", key, value)
+        if key in OPERATOR_NODE_LABELS:
+            raise InvalidSpec(f"spec.scheduling.nodeSelector: {key} is set by the operator "
+                              f"({', '.join(OPERATOR_NODE_LABELS)}; use resources.gpu.product)")
+    for i, toleration in enumerate(scheduling.tolerations):
+        if toleration.key:
+            _check_label(f"spec.scheduling.tolerations[{i}].key", toleration.key, None)
+    for i, term in enumerate(scheduling.node_affinity):
+        for j, requirement in enumerate(term.match_expressions):
+            _check_label(f"spec.scheduling.nodeAffinity[{i}].matchExpressions[{j}].key", requirement.key, None)
 
 
 def check_capabilities(spec: Spec, *, keda: bool, istio: bool) -> None:

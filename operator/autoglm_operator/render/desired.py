@@ -11,12 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from autoglm_operator.api.capabilities import Capabilities
-from autoglm_operator.api.engines import check_user_args
+from autoglm_operator.api.engines import check_signals, check_user_args
 from autoglm_operator.api.revision import revision
 from autoglm_operator.api.spec import Instance, check_capabilities, check_labels, parse_instance
 from autoglm_operator.render.autoscaling import autoscaler
 from autoglm_operator.render.edge import check_edge, render_edge
-from autoglm_operator.render.istio import destination_rule, virtual_service
+from autoglm_operator.render.istio import check_traffic, destination_rule, virtual_service
 from autoglm_operator.render.pdb import pod_disruption_budget
 from autoglm_operator.render.routing import Route
 from autoglm_operator.render.security import authorization_policy, peer_authentication, request_authentication
@@ -30,7 +30,9 @@ def validate(cr: dict[str, Any], capabilities: Capabilities) -> Instance:
     check_capabilities(inst.spec, keda=capabilities.keda, istio=capabilities.istio)
     check_labels(inst.spec)
     check_user_args(inst.spec.runtime)
+    check_signals(inst.spec)
     check_edge(inst)
+    check_traffic(inst)
     return inst
 
 

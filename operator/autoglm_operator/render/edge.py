@@ -25,12 +25,14 @@ from autoglm_operator.api.labels import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     REVISION_LABEL,
+    bounded_name,
     instance_labels,
     metadata,
 )
+from autoglm_operator.api.quantity import canonical_quantity
 from autoglm_operator.api.schema import InvalidSpec
-from autoglm_operator.api.spec import EdgeGroup, Instance
-from autoglm_operator.render.workload import EDGE_NODE_LABEL, GPU_PRODUCT_LABEL, GPU_RESOURCE, pod_spec
+from autoglm_operator.api.spec import EdgeGroup, Instance, Scheduling
+from autoglm_operator.render.workload import EDGE_NODE_LABEL, GPU_PRODUCT_LABEL, GPU_RESOURCE, env_entry, pod_spec
 
 KUBEEDGE_API = "apps.kubeedge.io/v1alpha1"
 EDGE_OF_LABEL = "autoglm.io/edge-of"
@@ -55,12 +57,16 @@ def edge_name(inst: Instance) -> str:
 
 
 def node_group_name(inst: Instance, group: EdgeGroup) -> str:
-    """Cluster-scoped, so the namespace is part of the name."""
-    return f"{inst.namespace}-{inst.name}-{group.name}"
+    """Cluster-scoped, so the namespace is part of the name. KubeEdge writes the NodeGroup's name
+    into a node label and the pods' nodeSelector (apps.kubeedge.io/belonging-to), so it must be a
+    label value: at most 63 characters, shortened with a hash suffix when `<ns>-<name>-<group>`
+    is longer (a 63-character namespace, a 52-character name and a 20-character group reach 137)."""
+    return bounded_name(inst.namespace, inst.name, group.name)
 
 
 def fallback_name(inst: Instance, group: EdgeGroup) -> str:
-    return f"{inst.name}-edge-{group.name}"
+    """The group's Deployment without KubeEdge: kept a DNS label like every other name the operator derives."""
+    return bounded_name(inst.name, "edge", group.name)
 
 
 def node_group_selector(namespace: str, name: str) -> str:
@@ -96,12 +102,14 @@ def check_edge(inst: Instance) -> None:
 
 
 def _template_instance(inst: Instance) -> Instance:
-    """The cloud spec without what groups override by adding flags (quantization, context length)."""
+    """The cloud spec without what groups override by adding flags (quantization, context length),
+    and without the cloud pods' placement (spec.scheduling): edge groups are placed by nodeLabels."""
     spec = inst.spec
     neutral = dataclasses.replace(
         spec,
         model=dataclasses.replace(spec.model, quantization="none"),
         runtime=dataclasses.replace(spec.runtime, max_model_len=0),
+        scheduling=Scheduling(),
     )
     return dataclasses.replace(inst, spec=neutral)
 
@@ -209,9 +217,9 @@ def group_resources(group: EdgeGroup) -> dict[str, Any]:
     if group.resources.gpu_count:
         limits[GPU_RESOURCE] = str(group.resources.gpu_count)
     if group.resources.cpu:
-        limits["cpu"] = group.resources.cpu
+        limits["cpu"] = canonical_quantity(group.resources.cpu)
     if group.resources.memory:
-        limits["memory"] = group.resources.memory
+        limits["memory"] = canonical_quantity(group.resources.memory)
     return {"requests": dict(limits), "limits": limits} if limits else {}
 
 
@@ -243,7 +251,7 @@ def group_overriders(inst: Instance, group: EdgeGroup, template: Mapping[str, An
             ("add", [e for e in group.env if e.name not in present]),
         ):
             if entries:
-                value = [{"name": e.name, "value": e.value} for e in entries]
+                value = [env_entry(e) for e in entries]
                 env.append({"containerName": CONTAINER, "operator": operator, "value": value})
         overriders["envOverriders"] = env
     extra = group_extra_args(inst, group)

@@ -13,9 +13,18 @@ from __future__ import annotations
 from typing import Any
 
 from autoglm_operator.api.engines import PORT
+from autoglm_operator.api.istio_rules import check_hosts
 from autoglm_operator.api.labels import REVISION_LABEL, metadata, service_host
 from autoglm_operator.api.spec import Instance
 from autoglm_operator.render.routing import Route
+
+
+def check_traffic(inst: Instance) -> None:
+    """traffic.hosts as Istio's validation judges the VirtualService rendered here: its first host is
+    the model's Service, and it is always bound to the mesh (api.istio_rules). The syntax of each
+    host, gateway and retry condition is already checked by the schema; this adds what depends on
+    the resource's name and namespace (a host overlapping the Service host)."""
+    check_hosts(inst.spec.traffic.hosts, service_host(inst))
 
 
 def destination_rule(inst: Instance, revisions: list[str]) -> dict[str, Any]:

@@ -2,6 +2,12 @@
 
 A revision's Deployment never changes its pods after creation: a new model or engine setting
 is a new revision with its own Deployment, so a canary never reloads the stable model.
+
+User entries join the lists the operator fills by one rule: the operator's entries first, the
+user's after them, and a user key the operator owns (env HOME/HF_HOME, volumes dshm/cache/weights-*,
+mounts under /dev/shm, /cache, /models, node labels it selects on) is refused by validation
+(api.spec), so a rendered keyed list never holds a key twice. Quantities are rendered in the
+API server's canonical form (api.quantity), so what is applied is what the server stores.
 """
 from __future__ import annotations
 
@@ -10,12 +16,24 @@ from typing import Any
 
 from autoglm_operator.api.engines import MODEL_DIR, PORT, PROFILES, Launch
 from autoglm_operator.api.labels import REVISION_LABEL, deployment_name, metadata, pod_selector
-from autoglm_operator.api.spec import Instance
+from autoglm_operator.api.quantity import canonical_quantity
+from autoglm_operator.api.schema import resource_form
+from autoglm_operator.api.spec import (
+    CACHE_DIR,
+    EDGE_NODE_LABEL,
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    SHM_DIR,
+    WEIGHTS_VOLUME_PREFIX,
+    EnvFrom,
+    EnvVar,
+    Instance,
+    Toleration,
+    Volume,
+    VolumeMount,
+)
 
-CACHE_DIR = "/cache"
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-EDGE_NODE_LABEL = "node-role.kubernetes.io/edge"
+__all__ = ["CACHE_DIR", "EDGE_NODE_LABEL", "GPU_PRODUCT_LABEL", "GPU_RESOURCE", "deployment", "env_entry", "pod_spec"]
 
 
 def deployment(inst: Instance, revision: str) -> dict[str, Any]:
@@ -53,32 +71,113 @@ def pod_spec(inst: Instance) -> dict[str, Any]:
     security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
     if profile.run_as_non_root:
         security.update(runAsNonRoot=True, runAsUser=1000, runAsGroup=1000, fsGroup=1000)
-    return {
+    scheduling = inst.spec.scheduling
+    pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": runtime.drain_seconds + 30,
         "securityContext": security,
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": _node_terms(inst)}},
-        "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+        "tolerations": [
+            {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"},
+            *(_toleration(t) for t in scheduling.tolerations),
+        ],
         "containers": [_container(inst, sources)],
         "volumes": [
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": inst.spec.resources.shm_size}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": canonical_quantity(inst.spec.resources.shm_size)}},
             {"name": "cache", "emptyDir": {}},
             *(
                 {"name": volume, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
                 for claim, volume in sources.items()
             ),
+            *(_volume(v) for v in runtime.volumes),
         ],
     }
+    if scheduling.node_selector:
+        pod["nodeSelector"] = dict(sorted(scheduling.node_selector.items()))
+    if runtime.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": s.name} for s in runtime.image_pull_secrets]
+    return pod
 
 
 def _node_terms(inst: Instance) -> dict[str, Any]:
+    """The operator's requirements, ANDed into each of the user's terms (which are ORed), or alone."""
     # Cloud replicas stay off edge nodes: edge sites get their own placement.
     expressions: list[dict[str, Any]] = [{"key": EDGE_NODE_LABEL, "operator": "DoesNotExist"}]
     product = inst.spec.resources.gpu.product
     if product:
         expressions.append({"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [product]})
-    return {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
+    user_terms = [[_requirement(r) for r in term.match_expressions] for term in inst.spec.scheduling.node_affinity]
+    return {"nodeSelectorTerms": [{"matchExpressions": [*expressions, *extra]} for extra in user_terms or [[]]]}
+
+
+def _requirement(requirement: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": requirement.key, "operator": requirement.operator}
+    if requirement.values:
+        out["values"] = list(requirement.values)
+    return out
+
+
+def _toleration(toleration: Toleration) -> dict[str, Any]:
+    """Only the fields that say something: the API server drops empty strings, and the drift check
+    compares against what it stored."""
+    out: dict[str, Any] = {"operator": toleration.operator}
+    for key, value in (("key", toleration.key), ("value", toleration.value), ("effect", toleration.effect)):
+        if value:
+            out[key] = value
+    if toleration.toleration_seconds is not None:
+        out["tolerationSeconds"] = toleration.toleration_seconds
+    return dict(sorted(out.items()))
+
+
+def _volume(volume: Volume) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": volume.name}
+    if volume.secret is not None:
+        out["secret"] = {"secretName": volume.secret.secret_name, **({"optional": True} if volume.secret.optional else {})}
+    elif volume.config_map is not None:
+        out["configMap"] = {"name": volume.config_map.name, **({"optional": True} if volume.config_map.optional else {})}
+    elif volume.persistent_volume_claim is not None:
+        claim = volume.persistent_volume_claim
+        out["persistentVolumeClaim"] = {"claimName": claim.claim_name, **({"readOnly": True} if claim.read_only else {})}
+    elif volume.empty_dir is not None:
+        empty: dict[str, Any] = {}
+        if volume.empty_dir.medium:
+            empty["medium"] = volume.empty_dir.medium
+        if volume.empty_dir.size_limit:
+            empty["sizeLimit"] = canonical_quantity(volume.empty_dir.size_limit)
+        out["emptyDir"] = empty
+    return out
+
+
+def _mount(mount: VolumeMount) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": mount.name, "mountPath": mount.mount_path}
+    if mount.read_only:
+        out["readOnly"] = True
+    if mount.sub_path:
+        out["subPath"] = mount.sub_path
+    return out
+
+
+def env_entry(env: EnvVar) -> dict[str, Any]:
+    """A container env entry: `value` only when not empty (the API server stores an empty value as
+    absent), or `valueFrom` with the Secret or ConfigMap key (`optional` only when true)."""
+    if env.value_from is not None:
+        source = resource_form(env.value_from)
+        for ref in source.values():
+            if not ref.get("optional"):
+                ref.pop("optional", None)
+        return {"name": env.name, "valueFrom": source}
+    return {"name": env.name, "value": env.value} if env.value else {"name": env.name}
+
+
+def _env_from(source: EnvFrom) -> dict[str, Any]:
+    out = resource_form(source)
+    if not out.get("prefix"):
+        out.pop("prefix", None)
+    for key in ("secretRef", "configMapRef"):
+        if key in out and not out[key].get("optional"):
+            out[key].pop("optional", None)
+    return out
 
 
 def _pvc_sources(inst: Instance) -> dict[str, str]:
@@ -87,7 +186,7 @@ def _pvc_sources(inst: Instance) -> dict[str, str]:
     uris = [model.source] if model.source else []
     uris += [adapter.source for adapter in model.lora_adapters]
     claims = dict.fromkeys(_split_pvc(uri)[0] for uri in uris)
-    return {claim: f"weights-{i}" for i, claim in enumerate(claims)}
+    return {claim: f"{WEIGHTS_VOLUME_PREFIX}{i}" for i, claim in enumerate(claims)}
 
 
 def _split_pvc(uri: str) -> tuple[str, str]:
@@ -120,9 +219,9 @@ def _container(inst: Instance, sources: dict[str, str]) -> dict[str, Any]:
     profile = PROFILES[runtime.engine]
     limits: dict[str, str] = {GPU_RESOURCE: str(spec.resources.gpu.count)}
     if spec.resources.cpu:
-        limits["cpu"] = spec.resources.cpu
+        limits["cpu"] = canonical_quantity(spec.resources.cpu)
     if spec.resources.memory:
-        limits["memory"] = spec.resources.memory
+        limits["memory"] = canonical_quantity(spec.resources.memory)
     container: dict[str, Any] = {
         "name": "engine",
         "image": runtime.image or profile.image,
@@ -132,13 +231,14 @@ def _container(inst: Instance, sources: dict[str, str]) -> dict[str, Any]:
         "env": [
             {"name": "HOME", "value": CACHE_DIR},
             {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
-            *({"name": e.name, "value": e.value} for e in runtime.env),
+            *(env_entry(e) for e in runtime.env),
         ],
         "resources": {"requests": dict(limits), "limits": limits},
         "volumeMounts": [
-            {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "dshm", "mountPath": SHM_DIR},
             {"name": "cache", "mountPath": CACHE_DIR},
             *({"name": volume, "mountPath": f"{MODEL_DIR}/{claim}", "readOnly": True} for claim, volume in sources.items()),
+            *(_mount(m) for m in runtime.volume_mounts),
         ],
         # Sized for weight loading: the pod gets the whole startup budget before liveness applies.
         "startupProbe": {
@@ -151,6 +251,8 @@ def _container(inst: Instance, sources: dict[str, str]) -> dict[str, Any]:
         "livenessProbe": {**_http_get(profile.health_path), "periodSeconds": 15, "timeoutSeconds": 10, "failureThreshold": 4},
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
+    if runtime.env_from:
+        container["envFrom"] = [_env_from(source) for source in runtime.env_from]
     if runtime.drain_seconds:
         # Keep serving in-flight streams while endpoints and Istio stop sending new requests.
         container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(runtime.drain_seconds)]}}}

@@ -140,8 +140,12 @@ def test_tp_dividing_gpu_count_is_accepted(make_instance):
     make_instance(runtime={"tensorParallelSize": 2}, resources={"gpu": {"count": 4}})
 
 
+# A load signal that exists while the model has no pod: the mesh's request rate to its Service.
+GATEWAY_RATE = 'sum(rate(istio_requests_total{destination_service_name="glm"}[1m]))'
+
+
 def test_scale_to_zero_needs_keda_installed(make_instance):
-    spec = make_instance(autoscaling={"enabled": True, "minReplicas": 0}).spec
+    spec = make_instance(autoscaling={"enabled": True, "minReplicas": 0, "target": {"query": GATEWAY_RATE}}).spec
     check_capabilities(spec, keda=True, istio=False)
     with pytest.raises(InvalidSpec, match="minReplicas 0 needs KEDA"):
         check_capabilities(spec, keda=False, istio=False)

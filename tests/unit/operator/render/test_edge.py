@@ -27,8 +27,10 @@ from autoglm_operator.render.workload import EDGE_NODE_LABEL
 from autoglm_operator.status.edge import live_revision
 
 SITE_A = {"name": "site-a", "nodeLabels": {"autoglm.io/edge-group": "site-a"}, "replicas": 2, "quantization": "awq",
-          "maxModelLen": 4096, "env": [{"name": "HF_HOME", "value": "/data"}, {"name": "SITE", "value": "a"}],
+          "maxModelLen": 4096, "env": [{"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"}, {"name": "SITE", "value": "a"}],
           "resources": {"cpu": "4", "memory": "16Gi"}}
+# A cloud variable site-a replaces (KubeEdge `replace`); SITE is one it adds.
+CLOUD_RUNTIME = {"env": [{"name": "VLLM_LOGGING_LEVEL", "value": "INFO"}]}
 SITE_B = {"name": "site-b", "nodeLabels": {"autoglm.io/edge-group": "site-b"}, "image": "nvcr.io/nvidia/vllm:25.09-jetson",
           "args": ["--enforce-eager"], "resources": {"gpuCount": 1, "gpuProduct": "NVIDIA-Jetson-AGX-Orin"}}
 
@@ -66,7 +68,7 @@ def test_crd_declares_edge_spec_and_status(repo):
 
 
 def test_kubeedge_renders_node_groups_and_one_edge_application(make_cr):
-    objects = _by_kind(desired_objects(make_cr(edge=[SITE_A, SITE_B]), Capabilities(kubeedge=True)))
+    objects = _by_kind(desired_objects(make_cr(runtime=CLOUD_RUNTIME, edge=[SITE_A, SITE_B]), Capabilities(kubeedge=True)))
     group_a, group_b = objects[("NodeGroup", "ml-glm-site-a")], objects[("NodeGroup", "ml-glm-site-b")]
     assert "namespace" not in group_a["metadata"]
     assert group_a["metadata"]["labels"]["autoglm.io/namespace"] == "ml"
@@ -85,7 +87,7 @@ def test_kubeedge_renders_node_groups_and_one_edge_application(make_cr):
     assert a["argsOverriders"] == [{"containerName": "engine", "operator": "add",
                                     "value": ["--max-model-len", "4096", "--quantization", "awq"]}]
     assert a["envOverriders"] == [
-        {"containerName": "engine", "operator": "replace", "value": [{"name": "HF_HOME", "value": "/data"}]},
+        {"containerName": "engine", "operator": "replace", "value": [{"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"}]},
         {"containerName": "engine", "operator": "add", "value": [{"name": "SITE", "value": "a"}]},
     ]
     assert b["imageOverriders"] == [
