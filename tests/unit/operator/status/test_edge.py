@@ -9,7 +9,7 @@ from autoglm_operator.status.conditions import Observation, compute_status
 from autoglm_operator.status.edge import edge_problem, edge_status
 
 SITE_A = {"name": "site-a", "nodeLabels": {"autoglm.io/edge-group": "site-a"}, "replicas": 2, "quantization": "awq",
-          "maxModelLen": 4096, "env": [{"name": "HF_HOME", "value": "/data"}, {"name": "SITE", "value": "a"}],
+          "maxModelLen": 4096, "env": [{"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"}, {"name": "SITE", "value": "a"}],
           "resources": {"cpu": "4", "memory": "16Gi"}}
 SITE_B = {"name": "site-b", "nodeLabels": {"autoglm.io/edge-group": "site-b"}, "image": "nvcr.io/nvidia/vllm:25.09-jetson",
           "args": ["--enforce-eager"], "resources": {"gpuCount": 1, "gpuProduct": "NVIDIA-Jetson-AGX-Orin"}}
