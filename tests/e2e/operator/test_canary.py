@@ -11,7 +11,7 @@ import time
 import pytest
 from canary_support import NAME, Traffic, canary_cr, live_route, revision_of
 from operator_support import (
-    apply, audit_offset, children, condition, describe, resource, wait_for, wait_for_condition, writes_by,
+    apply, audit_offset, children, condition, describe, gpu_quota, resource, wait_for, wait_for_condition, writes_by,
 )
 
 from autoglm_testenv import Env
@@ -23,6 +23,11 @@ NEW_MODEL = "zai-org/GLM-4-9B-0414-v2"
 
 def _deployments(testenv: Env, namespace: str) -> set[str]:
     return {name for kind, name in children(testenv, namespace, NAME) if kind == "Deployment"}
+
+
+def _deployment_uid(testenv: Env, namespace: str, name: str) -> str | None:
+    found = testenv.kubectl("get", "deployment", name, "-n", namespace, "-o", "jsonpath={.metadata.uid}", check=False)
+    return found.stdout.strip() or None if found.returncode == 0 else None
 
 
 def _canary(testenv: Env, namespace: str) -> dict:
@@ -208,3 +213,33 @@ def test_pause_holds_resume_continues_promote_and_abort_are_idempotent(
                         "autoglm.io/rollout-action=abort:2")
         wait_for("second abort consumed", lambda: _canary(testenv, namespace).get("lastAction") == "abort:2", 20)
         assert _canary(testenv, namespace)["phase"] == "Aborted"
+
+
+def test_a_rolled_back_canary_comes_back_as_a_new_attempt_after_a_revert_and_the_same_spec_again(
+        testenv: Env, namespace: str, operator, kube, sim_engine) -> None:
+    """Issue 15, fault 9: the canary's GPUs are missing (a quota of one GPU, the stable revision's), it
+    rolls back; a GitOps revert to the stable spec; the quota raised; the same canary spec applied
+    again must start a new attempt (a new Deployment, CanaryStarted), not show the old RolledBack."""
+    gpu_quota(testenv, namespace, 1)
+    cr, old, _ = _start(testenv, namespace, kube, sim_engine, startupBudgetSeconds=8)
+    stable_spec = json.loads(json.dumps(cr))
+    new, _ = _new_revision(cr, sim_engine, {}, namespace)
+    apply(testenv, cr)
+    wait_for_condition(testenv, namespace, NAME, "Ready", "False", "RolledBack", timeout=45)
+    first = testenv.kubectl_json("get", "deployment", f"{NAME}-{new}", "-n", namespace)["metadata"]["uid"]
+
+    apply(testenv, stable_spec)  # the revert
+    reverted = wait_for_condition(testenv, namespace, NAME, "Ready", "True", timeout=45)
+    assert reverted["status"]["canary"]["history"][0]["result"] == "RolledBack"
+    wait_for("the failed canary's Deployment drained away", lambda: _deployments(testenv, namespace) == {f"{NAME}-{old}"}, 45)
+
+    gpu_quota(testenv, namespace, 2)  # the cause fixed
+    apply(testenv, cr)  # the same canary spec again
+    wait_for("a new attempt of the same canary", lambda: _canary(testenv, namespace).get("phase") in ("Starting", "Progressing")
+             and _canary(testenv, namespace).get("revision") == new, 30)
+    second = wait_for("the canary's Deployment again", lambda: _deployment_uid(testenv, namespace, f"{NAME}-{new}"), 30)
+    assert second != first
+    started = testenv.kubectl_json("get", "events", "-n", namespace, "--field-selector",
+                                   f"involvedObject.name={NAME},reason=CanaryStarted")["items"]
+    assert len(started) == 2, [e["message"] for e in started]
+    wait_for("the new attempt past its startup", lambda: _canary(testenv, namespace).get("phase") == "Progressing", 45)
