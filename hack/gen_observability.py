@@ -95,7 +95,7 @@ class Alert:
 
 
 LOAD = "autoglm:engine_load:sum"
-READY_PODS = "autoglm:engine_ready_pods:count"
+SERVING_PODS = "autoglm:engine_serving_pods:count"
 PREDICTED = "autoglm:predictor_predicted_load:max"
 FLOOR = "autoglm:predictor_floor:max"
 
@@ -103,7 +103,7 @@ RECORDS: dict[str, list[Record]] = {
     "autoglm-engines.rules": [
         Record(LOAD, _engines(f"sum by ({', '.join(DEPLOYMENT_LABELS)}) ({{running}})"
                               f" + sum by ({', '.join(DEPLOYMENT_LABELS)}) ({{waiting}})"), "engines"),
-        Record(READY_PODS, _engines(f"count by ({', '.join(DEPLOYMENT_LABELS)}) ({{running}})"), "engines"),
+        Record(SERVING_PODS, _engines(f"count by ({', '.join(DEPLOYMENT_LABELS)}) ({{running}})"), "engines"),
         Record(PREDICTED, _by_deployment("autoglm_predictor_predicted_load"), "predictor"),
         Record(FLOOR, _by_deployment("autoglm_predictor_recommended_min_replicas"), "predictor"),
         Record("autoglm:predictor_forecast_to_peak_load:ratio1h",
@@ -121,8 +121,12 @@ RECORDS: dict[str, list[Record]] = {
                " / ignoring (kind) group_left sum by (job) (rate(autoglm_operator_reconciles_total[30m]))", "operator"),
     ],
     "autoglm-pipeline.rules": [
+        # A labelled counter is born at its first increment: its first scrape already reads 1, and
+        # increase() over a series that did not exist at the window's start misses that. A series
+        # absent 10 minutes ago counts with its whole value.
         Record("autoglm:predictor_records_rejected:increase10m",
-               "sum by (job) (increase(autoglm_predictor_records_rejected_total[10m]))"
+               "sum by (job) ((autoglm_predictor_records_rejected_total unless autoglm_predictor_records_rejected_total"
+               " offset 10m) or increase(autoglm_predictor_records_rejected_total[10m]))"
                " or sum by (job) (increase(autoglm_predictor_records_consumed_total[10m])) * 0", "predictor"),
         Record("autoglm:predictor_decision_latency_seconds:p99_10m",
                "histogram_quantile(0.99, sum by (job, le) (rate(autoglm_predictor_decision_latency_seconds_bucket[10m])))",
@@ -252,15 +256,16 @@ def _load_any_engine() -> str:
 
 ROWS: list[tuple[str, list[Panel]]] = [
     ("Capacity vs demand", [
-        Panel("Demand, forecast, ready pods and floor",
+        Panel("Demand, forecast, serving pods and floor",
               "Requests in flight (running + waiting, the autoscaling signal) against the predictor's forecast"
-              " over the lead time (left axis), and ready engine pods against the floor (right axis): capacity"
+              " over the lead time (left axis), and engine pods serving metrics (an engine publishes them once its"
+              " model is loaded) against the floor (right axis): capacity"
               " should arrive before demand.",
               (Target(_load_any_engine(), "load (in flight)", "engines"),
                Target(f"max(autoglm_predictor_predicted_load{{{KEY}}})", "forecast (in flight)", "predictor"),
-               Target(_engines(f"count({{running}}{{{{{SEL}}}}})"), "ready pods", "engines"),
+               Target(_engines(f"count({{running}}{{{{{SEL}}}}})"), "serving pods", "engines"),
                Target(f"max(autoglm_predictor_recommended_min_replicas{{{KEY}}})", "floor (pods)", "predictor")),
-              right_axis=("ready pods", "floor (pods)")),
+              right_axis=("serving pods", "floor (pods)")),
     ]),
     ("Rollout (per revision)", [
         Panel("Requests in flight per revision",

@@ -5,7 +5,8 @@ The rule file is loaded into the environment's Prometheus; then every recording 
 alert's signal (the expression without its threshold) and every dashboard query (with the
 namespace and deployment variables filled in) must parse and return series: a query that returns
 nothing on a running system is a bug (a wrong metric or label name). Full alert expressions must
-parse; they return nothing while all is well. Queries on kube-state-metrics, which neither this
+parse; they return nothing while all is well; one of them is then made to fire (an undecodable
+record on the topic -> AutoGLMRecordsRejected). Queries on kube-state-metrics, which neither this
 product nor the local environment runs, are checked to parse and listed; promtool's unit tests
 (tests/unit/manifests/test_rules.py) cover their logic.
 """
@@ -95,6 +96,20 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
             _query(url, expr)
         excused = [where for where, _, source, _ in queries if source == gen.KUBE_STATE_METRICS]
         print(f"{len(queries) - len(excused)} queries answered; parse-only (kube-state-metrics): {excused}")
+
+        # An alert fires in the real Prometheus from the real counter: one undecodable record on the topic.
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=testenv.kafka_bootstrap)
+        producer.send(kafka_env["AUTOGLM_KAFKA_TOPIC"], key=f"{namespace}/{name}".encode(), value=b"\x00\xff garbage")
+        producer.flush()
+        producer.close()
+
+        def rejected_alert_fires() -> bool:
+            alerts = requests.get(f"{url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+            return any(a["labels"]["alertname"] == "AutoGLMRecordsRejected" and a["state"] == "firing" for a in alerts)
+
+        procs.wait_until("AutoGLMRecordsRejected firing", rejected_alert_fires, 60)
 
         groups = requests.get(f"{url}/api/v1/rules", timeout=10).json()["data"]["groups"]
         ours = [r for g in groups if g["file"] == str(rule_file) for r in g["rules"]]

@@ -88,8 +88,11 @@ CASES: dict[str, Case] = {
     "AutoGLMRecordsRejected": (
         {'autoglm_predictor_records_rejected_total{job="p",reason="schema"}': "0 0 0 3x25",
          'autoglm_predictor_records_consumed_total{job="p"}': "0+10x28",
-         'autoglm_predictor_records_consumed_total{job="q"}': "0+10x28"},
-        [("5m", [{"job": "p"}]), ("25m", [])]),
+         'autoglm_predictor_records_consumed_total{job="q"}': "0+10x28",
+         # a counter born at its first increment (prometheus_client's labelled counters): the first record counts
+         'autoglm_predictor_records_rejected_total{job="r",reason="undecodable"}': "_ _ _ _ _ _ 1x22",
+         'autoglm_predictor_records_consumed_total{job="r"}': "0+10x28"},
+        [("5m", [{"job": "p"}]), ("7m", [{"job": "p"}, {"job": "r"}]), ("25m", [])]),
     "AutoGLMDecisionSlow": (
         {**_histogram("autoglm_predictor_decision_latency_seconds", 'job="p"', {"1": "0x40", "10": "0+10x40", "+Inf": "0+10x40"}),
          **_histogram("autoglm_predictor_decision_latency_seconds", 'job="q"', {"1": "0+10x40", "10": "0+10x40", "+Inf": "0+10x40"})},
@@ -125,7 +128,7 @@ CASES: dict[str, Case] = {
         [("20m", []), ("45m", [{"namespace": "ml", "horizontalpodautoscaler": "keda-hpa-a"}])]),
 }
 
-# Recording rules whose values matter beyond the alerts: load and ready pods for every engine's
+# Recording rules whose values matter beyond the alerts: load and serving pods for every engine's
 # names, and the cold start per revision.
 RECORDING_CASES: list[tuple[dict[str, str], str, str, list[dict[str, Any]]]] = [
     ({'vllm:num_requests_running{namespace="ml",autoglm_deployment="v",autoglm_revision="r1",pod="p1"}': "3x5",
@@ -142,8 +145,8 @@ RECORDING_CASES: list[tuple[dict[str, str], str, str, list[dict[str, Any]]]] = [
     ({'vllm:num_requests_running{namespace="ml",autoglm_deployment="v",pod="p1"}': "3x5",
       'vllm:num_requests_running{namespace="ml",autoglm_deployment="v",pod="p2"}': "4x5",
       'sglang:num_running_reqs{namespace="ml",autoglm_deployment="s",pod="p3"}': "5x5"},
-     "3m", gen.READY_PODS,
-     [{"labels": f'{gen.READY_PODS}{{namespace="ml",autoglm_deployment="{d}"}}', "value": v} for d, v in (("v", 2), ("s", 1))]),
+     "3m", gen.SERVING_PODS,
+     [{"labels": f'{gen.SERVING_PODS}{{namespace="ml",autoglm_deployment="{d}"}}', "value": v} for d, v in (("v", 2), ("s", 1))]),
     ({'kube_pod_created{namespace="ml",pod="a-r1-x"}': "1000x5",
       'kube_pod_status_ready_time{namespace="ml",pod="a-r1-x"}': "1240x5",
       'kube_pod_labels{namespace="ml",pod="a-r1-x",label_autoglm_io_instance="a",label_autoglm_io_revision="r1"}': "1x5",
