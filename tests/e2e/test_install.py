@@ -69,8 +69,9 @@ def test_wrong_values_fail_install_with_a_clear_message(testenv: Env, namespace:
           "--set", "kafka.credentialsSecret=kafka-user", "--set", "kafka.securityProtocol=SASL_SSL",
           "--set", "kafka.saslMechanism=SCRAM-SHA-512", "--set", "prometheus.bearerTokenSecret=prom-token"],
      ["--set", "operator.watchNamespaces={autoglm-system}", "--set", "operator.replicas=2",
-      "--set", "operator.peering.enabled=true"]],
-    ids=["defaults", "pipeline-with-credentials", "namespaced-ha"],
+      "--set", "operator.peering.enabled=true"],
+     ["--set", "prometheusRule.configMap=true", "--set", "grafanaDashboard.enabled=true"]],
+    ids=["defaults", "pipeline-with-credentials", "namespaced-ha", "rules-and-dashboard-configmaps"],
 )
 def test_helm_template_passes_server_dry_run(testenv: Env, values: list[str]) -> None:
     testenv.kubectl("create", "namespace", "autoglm-system", check=False)
