@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from autoglm_predictor.backtest.frontier import Comparison, Frontier, Point, compare, frontier
+from autoglm_predictor.forecast.calibration import DEFAULT_RATE, calibrate
 from autoglm_predictor.forecast.forecasters import Forecaster, LinearAR, Persistence, SeasonalNaive
 from autoglm_predictor.forecast.policy import PolicyConfig, PolicyInput, decide, initial_state
 from autoglm_predictor.forecast.scores import Accuracy, accuracy, naive_scale
@@ -41,6 +42,7 @@ class Scenario:
     max_step_down: int = 2
     hysteresis: float = 0.1
     break_even_cold_start_seconds: float = 0.0  # below it the policy backs off to reactive (forecast/policy.py)
+    calibration_rate: float = DEFAULT_RATE  # online quantile tracking of the upper forecast; 0 = off
 
     def __post_init__(self) -> None:
         if self.step <= pd.Timedelta(0) or self.bucket % self.step != pd.Timedelta(0):
@@ -112,6 +114,17 @@ def test_forecasts(forecaster: Forecaster, data: Data) -> np.ndarray:
     """Forecasts at every test bucket boundary: shape (test buckets, horizon, quantiles)."""
     start = len(data.buckets.train)
     return forecaster.predict(data.all_buckets, np.arange(start, start + len(data.buckets.test)))
+
+
+def calibrated(scenario: Scenario, data: Data, forecasts: np.ndarray, forecaster: Forecaster) -> np.ndarray:
+    """The forecasts with the upper quantile tracked online (forecast/calibration.py); a copy."""
+    out = forecasts.copy()
+    if scenario.calibration_rate > 0:
+        upper = forecaster.quantile_index(scenario.quantile)
+        out[:, :, upper] = calibrate(forecasts[:, :, upper], data.all_buckets.to_numpy(), len(data.buckets.train),
+                                     scenario.quantile, naive_scale(data.buckets.train.to_numpy()),
+                                     scenario.calibration_rate)
+    return out
 
 
 def forecast_accuracy(scenario: Scenario, data: Data, forecasts: np.ndarray, forecaster: Forecaster) -> dict[int, Accuracy]:
@@ -274,7 +287,8 @@ def closed_loop(scenario: Scenario, data: Data, uppers: dict[str, np.ndarray], t
 
 @dataclass(frozen=True)
 class Backtest:
-    accuracy: dict[str, dict[int, Accuracy]]  # forecaster -> horizon (buckets) -> scores
+    accuracy: dict[str, dict[int, Accuracy]]  # forecaster -> horizon (buckets) -> scores (calibrated upper)
+    raw_under_rate: dict[str, dict[int, float]]  # the same forecasts' under-prediction % before calibration
     replays: dict[str, Replay]  # policy -> replay at the scenario's target utilisation
     sweep: dict[float, dict[str, Outcome]]  # target utilisation -> policy -> outcome
     frontier: Frontier  # tuned reactive: Pareto points of reactive over reactive_targets
@@ -291,9 +305,12 @@ def backtest(scenario: Scenario, data: Data, forecasters: Sequence[Forecaster], 
     """Score fitted forecasters, then replay every policy at the scenario target and the sweep,
     reactive over `reactive_targets` (its frontier), and the default policy (the last forecaster's
     floor) against that frontier at each of `cold_starts` seconds."""
-    scores, uppers = {}, {}
+    scores, uppers, raw = {}, {}, {}
     for forecaster in forecasters:
-        forecasts = test_forecasts(forecaster, data)
+        uncalibrated = test_forecasts(forecaster, data)
+        raw[forecaster.name] = {h: a.under_rate for h, a in
+                                forecast_accuracy(scenario, data, uncalibrated, forecaster).items()}
+        forecasts = calibrated(scenario, data, uncalibrated, forecaster)
         scores[forecaster.name] = forecast_accuracy(scenario, data, forecasts, forecaster)
         uppers[forecaster.name] = forecasts[:, :, forecaster.quantile_index(scenario.quantile)]
     target = scenario.cluster.target_utilisation
@@ -308,6 +325,6 @@ def backtest(scenario: Scenario, data: Data, forecasters: Sequence[Forecaster], 
     comparisons = {name: compare(front, r.outcome.gpu_hours, r.outcome.slo_attainment_pct) for name, r in replays.items()}
     default = forecasters[-1].name
     rows = cold_start_sweep(scenario, data, uppers[default], cold_starts, reactive_targets, progress)
-    return Backtest(accuracy=scores, replays=replays, sweep=sweep, frontier=front, reactive_sweep=reactive_sweep,
+    return Backtest(accuracy=scores, raw_under_rate=raw, replays=replays, sweep=sweep, frontier=front, reactive_sweep=reactive_sweep,
                     comparisons=comparisons, default_policy=f"{default} floor", cold_starts=rows,
                     break_even_cold_start_seconds=break_even_cold_start(rows))

@@ -32,12 +32,14 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def accuracy_table(scenario: Scenario, result: Backtest) -> str:
     q = scenario.quantile
-    header = ["forecaster", "horizon", "MAE", "RMSE", "sMAPE %", "MASE", f"under q{q:g} %", f"pinball q{q:g}"]
+    header = ["forecaster", "horizon", "MAE", "RMSE", "sMAPE %", "MASE", f"under q{q:g} %",
+              f"under q{q:g} % before calibration", f"pinball q{q:g}"]
     rows = []
     for name, per_horizon in result.accuracy.items():
         for h, a in per_horizon.items():
             rows.append([name, horizon_label(scenario, h), f"{a.mae:.1f}", f"{a.rmse:.1f}", f"{a.smape:.1f}",
-                         f"{a.mase:.2f}", f"{a.under_rate:.1f}", f"{a.pinball:.2f}"])
+                         f"{a.mase:.2f}", f"{a.under_rate:.1f}", f"{result.raw_under_rate[name][h]:.1f}",
+                         f"{a.pinball:.2f}"])
     return table(header, rows)
 
 
@@ -213,7 +215,8 @@ def _comparison_json(c: Comparison) -> dict[str, object]:
 def to_json(settings: dict[str, object], scenario: Scenario, result: Backtest, costs: dict[str, object]) -> str:
     document = {
         "settings": settings,
-        "accuracy": {name: {horizon_label(scenario, h): asdict(a) for h, a in per.items()}
+        "accuracy": {name: {horizon_label(scenario, h): {**asdict(a), "under_rate_uncalibrated": result.raw_under_rate[name][h]}
+                              for h, a in per.items()}
                      for name, per in result.accuracy.items()},
         "closed_loop": {name: asdict(replay.outcome) for name, replay in result.replays.items()},
         "sweep": {f"{t:.2f}": {name: asdict(o) for name, o in per.items()} for t, per in result.sweep.items()},

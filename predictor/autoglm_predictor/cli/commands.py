@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backtest.add_argument("--break-even-cold-start", default="0s",
                           help="below this cold start the policy keeps no floor (reactive scaling alone)")
     _scenario_argument(backtest, "--cold-start", "time for a new pod to become Ready")
+    backtest.add_argument("--calibration-rate", type=float, default=0.05,
+                          help="online quantile tracking of the upper forecast: offset step per miss, in units of "
+                               "the training series' mean one-bucket change (0: off)")
     backtest.add_argument("--ttft-slo", default="3s", help="per-request TTFT SLO of the fluid queue")
     backtest.add_argument("--base-ttft", default="0.5s", help="the engine's TTFT without queueing")
     backtest.add_argument("--sync-period", default="15s", help="HPA sync period")
@@ -230,7 +233,8 @@ def backtest_command(args: argparse.Namespace) -> int:
         step=step, bucket=bucket, horizon=_buckets(args.horizon, bucket),
         report_horizons=tuple(_buckets(h, bucket) for h in args.report_horizons.split(",")),
         quantile=args.quantile, cluster=cluster, pipeline_lag_steps=args.pipeline_lag,
-        break_even_cold_start_seconds=pd.Timedelta(args.break_even_cold_start).total_seconds())
+        break_even_cold_start_seconds=pd.Timedelta(args.break_even_cold_start).total_seconds(),
+        calibration_rate=args.calibration_rate)
     trace, test_start, test_end = args.trace, args.test_start, args.test_end
     if args.scenario == "staged-ramp":
         ramp = scenarios.Ramp(rates=scenarios.parse_rates(args.ramp_rates),
@@ -258,7 +262,7 @@ def backtest_command(args: argparse.Namespace) -> int:
     result = evaluation.backtest(scenario, data, forecasters, targets, reactive_targets, cold_starts,
                                  progress=lambda line: print(line, file=sys.stderr, flush=True))
     settings = {"trace": trace, "step": args.step, "bucket": args.bucket, "horizon": args.horizon,
-                "quantile": args.quantile, "capacity": args.capacity,
+                "quantile": args.quantile, "calibration rate": args.calibration_rate, "capacity": args.capacity,
                 "capacity per replica per step": round(cluster.capacity_per_replica, 4),
                 "replicas": f"{args.min_replicas}..{args.max_replicas}", "target": args.target,
                 "cold start": args.cold_start, "break-even cold start": args.break_even_cold_start,
