@@ -38,6 +38,7 @@ KUBEEDGE_API = "apps.kubeedge.io/v1alpha1"
 EDGE_OF_LABEL = "autoglm.io/edge-of"
 EDGE_GROUP_LABEL = "autoglm.io/edge-placement"  # not autoglm.io/edge-group: that one is a node label in examples
 NAMESPACE_LABEL = "autoglm.io/namespace"
+NODE_GROUP_LABEL = "apps.kubeedge.io/belonging-to"  # KubeEdge's node label (and pods' nodeSelector): the NodeGroup name
 COMPONENT = "edge-inference"
 CONTAINER = "engine"
 # Edge nodes lose the cloud link; without these the node lifecycle controller evicts their pods.
@@ -58,7 +59,7 @@ def edge_name(inst: Instance) -> str:
 
 def node_group_name(inst: Instance, group: EdgeGroup) -> str:
     """Cluster-scoped, so the namespace is part of the name. KubeEdge writes the NodeGroup's name
-    into a node label and the pods' nodeSelector (apps.kubeedge.io/belonging-to), so it must be a
+    into a node label and the pods' nodeSelector (NODE_GROUP_LABEL), so it must be a
     label value: at most 63 characters, shortened with a hash suffix when `<ns>-<name>-<group>`
     is longer (a 63-character namespace, a 52-character name and a 20-character group reach 137)."""
     return bounded_name(inst.namespace, inst.name, group.name)

@@ -54,3 +54,40 @@ def test_changed_by_fields_inside_the_pods(make_instance, section):
 def test_shape(make_instance):
     rev = revision(make_instance().spec)
     assert len(rev) == 10 and all(c in "0123456789abcdef" for c in rev)
+
+
+@pytest.mark.parametrize("first, second", [
+    ({"cpu": "1000m"}, {"cpu": "1"}),  # the issue's inputs (fault 8)
+    ({"memory": "65536Mi"}, {"memory": "64Gi"}),
+    ({"shmSize": "8192Mi"}, {}),  # the default, re-spelt
+    ({"cpu": "0.5", "memory": "1.5Gi"}, {"cpu": "500m", "memory": "1536Mi"}),
+])
+def test_respelling_a_quantity_keeps_the_revision(make_instance, first, second):
+    """The API server treats these as equal, so they must not reload the model on a new Deployment."""
+    assert revision(make_instance(resources=first).spec) == revision(make_instance(resources=second).spec)
+
+
+def test_respelling_an_edge_or_volume_quantity_keeps_the_revision(make_instance):
+    def volume(size: str) -> dict:
+        return {"volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": size}}]}
+    assert revision(make_instance(runtime=volume("1024Mi")).spec) == revision(make_instance(runtime=volume("1Gi")).spec)
+
+
+def test_canonical_spellings_keep_their_old_revision(make_instance):
+    """Specs that already used the canonical spelling hash as before (no reload on upgrade)."""
+    assert revision(make_instance(resources={"memory": "64Gi", "cpu": "8"}).spec) == "1a08d715b9"  # computed by the hash before canonical quantities
+
+
+@pytest.mark.parametrize("section", [
+    {"scheduling": {"tolerations": [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}]}},
+    {"scheduling": {"nodeSelector": {"pool": "a100"}}},
+    {"runtime": {"env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hub", "key": "token"}}}]}},
+    {"runtime": {"imagePullSecrets": [{"name": "registry"}]}},
+])
+def test_pod_essentials_make_a_new_revision(make_instance, section):
+    """They change the pods, and a revision's Deployment never changes its pods after creation."""
+    assert revision(make_instance(**section).spec) != GOLDEN_MINIMAL
+
+
+def test_empty_scheduling_keeps_the_golden_value(make_instance):
+    assert revision(make_instance(scheduling={"tolerations": [], "nodeSelector": {}}).spec) == GOLDEN_MINIMAL

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from autoglm_operator.api.schema import InvalidSpec, parse
-from autoglm_operator.api.spec import Spec, check_capabilities, parse_instance
+from autoglm_operator.api.spec import Spec, check_capabilities, check_labels, parse_instance
 
 
 def test_defaults_fill_a_minimal_spec(make_instance):
@@ -167,3 +167,116 @@ def test_istio_features_need_istio(make_instance):
 
 def test_defaults_need_no_istio(make_instance):
     check_capabilities(make_instance().spec, keda=False, istio=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 15: accepted configurations that cannot recover (fault 5)
+
+
+def test_scale_to_zero_on_the_default_load_query_is_refused(make_cr):
+    """The issue's input: the default query counts requests the engine pods report, so at zero pods it
+    reads 0 for ever and KEDA never activates again."""
+    cr = make_cr(autoscaling={"enabled": True, "engine": "keda", "minReplicas": 0, "maxReplicas": 4})
+    with pytest.raises(InvalidSpec, match="minReplicas 0 .* needs autoscaling.target.query: the default load query"):
+        parse_instance(cr)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_scale_to_zero_is_accepted_with_a_signal_that_exists_at_zero_pods(make_cr, enabled):
+    spec = {"enabled": enabled, "minReplicas": 0, "maxReplicas": 4, "target": {"query": GATEWAY_RATE}}
+    assert parse_instance(make_cr(autoscaling=spec)).spec.autoscaling.min_replicas == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 15: user entries in keyed lists the operator also fills (fault 3a), pod essentials (fault 12)
+
+HUB_TOKEN = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hub", "key": "token"}}}
+SCRATCH = {"name": "scratch", "emptyDir": {"sizeLimit": "10Gi"}}
+
+OWNED_KEYS = [
+    ({"runtime": {"env": [{"name": "HF_HOME", "value": "/models/hf"}]}}, "spec.runtime.env: HOME, HF_HOME are set by the operator"),
+    ({"runtime": {"env": [{"name": "HOME", "value": "/tmp"}]}}, "HOME, HF_HOME are set by the operator"),
+    ({"edge": [{"name": "a", "nodeLabels": {"site": "a"}, "env": [{"name": "HF_HOME", "value": "/data"}]}]},
+     "spec.edge[0].env: HOME, HF_HOME are set by the operator"),
+    ({"runtime": {"volumes": [{"name": "cache", "emptyDir": {}}]}}, "volume names dshm, cache and weights-* are the operator's"),
+    ({"runtime": {"volumes": [{"name": "weights-0", "emptyDir": {}}]}}, "weights-* are the operator's"),
+    ({"runtime": {"volumes": [SCRATCH], "volumeMounts": [{"name": "scratch", "mountPath": "/cache"}]}},
+     "mountPath may not be, or be inside, a path the operator mounts (/dev/shm, /cache, /models)"),
+    ({"runtime": {"volumes": [SCRATCH], "volumeMounts": [{"name": "scratch", "mountPath": "/models/extra"}]}},
+     "a path the operator mounts"),
+    ({"runtime": {"volumeMounts": [{"name": "nowhere", "mountPath": "/data"}]}},
+     "every runtime.volumeMounts[].name must be a volume of runtime.volumes"),
+    ({"runtime": {"volumes": [SCRATCH], "volumeMounts": [{"name": "scratch", "mountPath": "/d"}, {"name": "scratch", "mountPath": "/d"}]}},
+     "duplicate mountPath /d"),
+    ({"runtime": {"volumes": [SCRATCH, SCRATCH]}}, "duplicate name scratch"),
+    ({"runtime": {"imagePullSecrets": [{"name": "r"}, {"name": "r"}]}}, "duplicate name r"),
+    ({"scheduling": {"nodeAffinity": [{"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "Exists"}]}]}},
+     "are set by the operator (use resources.gpu.product)"),
+]
+
+
+@pytest.mark.parametrize("spec, words", OWNED_KEYS, ids=[w[:40] for _, w in OWNED_KEYS])
+def test_keys_the_operator_owns_are_refused_by_name(make_cr, spec, words):
+    """The issue's input (HF_HOME) rendered HF_HOME twice and every apply failed with 'duplicate entries'."""
+    with pytest.raises(InvalidSpec) as refused:
+        parse_instance(make_cr(**spec))
+    assert words in str(refused.value)
+
+
+def test_node_selector_on_an_operator_label_is_refused(make_instance):
+    spec = make_instance(scheduling={"nodeSelector": {"node-role.kubernetes.io/edge": ""}}).spec
+    with pytest.raises(InvalidSpec, match="spec.scheduling.nodeSelector: node-role.kubernetes.io/edge is set by the operator"):
+        check_labels(spec)
+
+
+@pytest.mark.parametrize("scheduling, words", [
+    ({"nodeSelector": {"bad key!": "x"}}, "is not a label key"),
+    ({"nodeSelector": {"pool": "not a value"}}, "is not a label value"),
+    ({"tolerations": [{"key": ".".join(["a" * 60] * 5) + "/b", "operator": "Exists"}]}, "is not a label key"),  # prefix > 253
+])
+def test_scheduling_labels_are_labels(make_instance, scheduling, words):
+    with pytest.raises(InvalidSpec, match=words):
+        check_labels(make_instance(scheduling=scheduling).spec)
+
+
+POD_RULES = [
+    ({"runtime": {"env": [{"name": "A", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}},
+     "an env entry sets value or valueFrom, not both"),
+    ({"runtime": {"env": [{"name": "A", "valueFrom": {}}]}}, "exactly one of secretKeyRef and configMapKeyRef"),
+    ({"runtime": {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "S", "key": "k"}}}]}}, "does not match"),
+    ({"runtime": {"envFrom": [{"prefix": "X_"}]}}, "exactly one of secretRef and configMapRef"),
+    ({"runtime": {"volumes": [{"name": "v"}]}}, "exactly one of secret, configMap, persistentVolumeClaim and emptyDir"),
+    ({"runtime": {"volumes": [{"name": "v", "emptyDir": {}, "secret": {"secretName": "s"}}]}}, "exactly one of"),
+    ({"runtime": {"volumes": [SCRATCH], "volumeMounts": [{"name": "scratch", "mountPath": "/d", "subPath": "a/../../etc"}]}},
+     "must not contain '..'"),
+    ({"scheduling": {"tolerations": [{"value": "gpu"}]}}, "a toleration without a key must use operator Exists"),
+    ({"scheduling": {"tolerations": [{"key": "sku", "operator": "Exists", "value": "gpu"}]}}, "operator Exists takes no value"),
+    ({"scheduling": {"tolerations": [{"key": "sku", "tolerationSeconds": 30}]}}, "tolerationSeconds needs effect NoExecute"),
+    ({"scheduling": {"tolerations": [{"key": "sku", "effect": "NoWay"}]}}, "must be one of"),
+    ({"scheduling": {"nodeAffinity": [{"matchExpressions": [{"key": "pool", "operator": "In"}]}]}}, "operators In and NotIn need values"),
+    ({"scheduling": {"nodeAffinity": [{"matchExpressions": [{"key": "pool", "operator": "Exists", "values": ["a"]}]}]}},
+     "operators Exists and DoesNotExist take no values"),
+    ({"scheduling": {"nodeAffinity": [{"matchExpressions": [{"key": "gpus", "operator": "Gt", "values": ["many"]}]}]}},
+     "operators Gt and Lt take exactly one integer value"),
+    ({"scheduling": {"nodeAffinity": [{"matchExpressions": []}]}}, "must not be empty"),
+]
+
+
+@pytest.mark.parametrize("spec, words", POD_RULES, ids=[w[:40] for _, w in POD_RULES])
+def test_pod_essentials_are_refused_as_the_api_server_would(make_cr, spec, words):
+    with pytest.raises(InvalidSpec) as refused:
+        parse_instance(make_cr(**spec))
+    assert words in str(refused.value)
+
+
+def test_pod_essentials_parse(make_instance):
+    spec = make_instance(
+        runtime={"env": [HUB_TOKEN], "envFrom": [{"configMapRef": {"name": "engine-settings"}, "prefix": "VLLM_"}],
+                 "volumes": [SCRATCH], "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+                 "imagePullSecrets": [{"name": "registry"}]},
+        scheduling={"tolerations": [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}], "nodeSelector": {"pool": "a100"},
+                    "nodeAffinity": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]},
+    ).spec
+    assert spec.runtime.env[0].value_from.secret_key_ref.key == "token"
+    assert spec.scheduling.tolerations[0].operator == "Equal"
+    check_labels(spec)

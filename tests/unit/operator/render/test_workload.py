@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import resource, valid_spec
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.engines import PROFILES, check_user_args
 from autoglm_operator.api.schema import InvalidSpec
+from autoglm_operator.render.desired import validate
+from autoglm_operator.render.edge import render_edge
 from autoglm_operator.render.workload import deployment
 
 
@@ -134,3 +140,109 @@ def test_user_args_may_not_repeat_managed_flags(make_instance, engine, flag):
     runtime = make_instance(runtime={"engine": engine, "args": [flag]}).spec.runtime
     with pytest.raises(InvalidSpec, match="set by the operator"):
         check_user_args(runtime)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 15: pod essentials (fault 12), one merge rule for keyed lists (fault 3a), canonical quantities (fault 8)
+
+ESSENTIALS = {
+    "runtime": {
+        "env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hub", "key": "token"}}},
+                {"name": "SETTING", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k", "optional": True}}},
+                {"name": "HTTPS_PROXY", "value": ""}],
+        "envFrom": [{"secretRef": {"name": "engine-secrets"}, "prefix": "VLLM_"}],
+        "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "10240Mi"}},
+                    {"name": "certs", "secret": {"secretName": "ca"}}],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"},
+                         {"name": "certs", "mountPath": "/etc/ssl/custom", "readOnly": True}],
+        "imagePullSecrets": [{"name": "registry"}],
+    },
+    "scheduling": {
+        "tolerations": [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}],
+        "nodeSelector": {"pool": "a100"},
+        "nodeAffinity": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+                         {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}],
+    },
+    "resources": {"gpu": {"product": "NVIDIA-H100-80GB-HBM3"}, "cpu": "8000m", "memory": "65536Mi"},
+}
+
+
+def test_pod_essentials_are_rendered_after_the_operators_own(make_instance):
+    dep = deployment(make_instance(**ESSENTIALS), "r")
+    pod = dep["spec"]["template"]["spec"]
+    container = _container(dep)
+    # (a) the issue's managed-Kubernetes taint, and node selection
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                                  {"effect": "NoSchedule", "key": "sku", "operator": "Equal", "value": "gpu"}]
+    assert pod["nodeSelector"] == {"pool": "a100"}
+    own = [{"key": "node-role.kubernetes.io/edge", "operator": "DoesNotExist"},
+           {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-H100-80GB-HBM3"]}]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [*own, {"key": "zone", "operator": "In", "values": ["a"]}]},
+                     {"matchExpressions": [*own, {"key": "zone", "operator": "In", "values": ["b"]}]}]
+    # (b) the Hub token from a Secret, never in the resource
+    assert container["env"][:3] == [
+        {"name": "HOME", "value": "/cache"}, {"name": "HF_HOME", "value": "/cache/huggingface"},
+        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hub", "key": "token"}}},
+    ]
+    assert container["env"][3] == {"name": "SETTING", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k", "optional": True}}}
+    assert container["env"][4] == {"name": "HTTPS_PROXY"}, "an empty value is stored as absent by the API server"
+    assert container["envFrom"] == [{"secretRef": {"name": "engine-secrets"}, "prefix": "VLLM_"}]
+    assert pod["imagePullSecrets"] == [{"name": "registry"}]
+    assert pod["volumes"][-2:] == [{"name": "scratch", "emptyDir": {"sizeLimit": "10Gi"}},
+                                   {"name": "certs", "secret": {"secretName": "ca"}}]
+    assert container["volumeMounts"][-2:] == [{"name": "scratch", "mountPath": "/scratch"},
+                                              {"name": "certs", "mountPath": "/etc/ssl/custom", "readOnly": True}]
+    assert container["resources"]["limits"] | {} == {"nvidia.com/gpu": "1", "cpu": "8", "memory": "64Gi"}
+
+
+def test_defaults_render_no_empty_pod_fields(make_instance):
+    pod = deployment(make_instance(), "r")["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "imagePullSecrets" not in pod and "envFrom" not in pod["containers"][0]
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_reserved_keys_are_exactly_what_the_operator_renders(make_instance):
+    """The names validation refuses (api.spec) are the ones the renderer fills, and no more."""
+    from autoglm_operator.api.engines import MODEL_DIR
+    from autoglm_operator.api.spec import OPERATOR_ENV, OPERATOR_MOUNTS, OPERATOR_VOLUMES, WEIGHTS_DIR, WEIGHTS_VOLUME_PREFIX
+    assert WEIGHTS_DIR == MODEL_DIR
+    dep = deployment(make_instance(model={"name": "m", "source": "pvc://w/m"}), "r")
+    pod, container = dep["spec"]["template"]["spec"], _container(dep)
+    assert tuple(e["name"] for e in container["env"]) == OPERATOR_ENV
+    volumes = [v["name"] for v in pod["volumes"]]
+    assert volumes[:2] == list(OPERATOR_VOLUMES) and all(v.startswith(WEIGHTS_VOLUME_PREFIX) for v in volumes[2:])
+    assert all(any(m["mountPath"] == p or m["mountPath"].startswith(p + "/") for p in OPERATOR_MOUNTS)
+               for m in container["volumeMounts"])
+
+
+KEYED_LISTS = [  # (where in the pod, the key the API server merges and checks uniqueness by)
+    (lambda pod: pod["containers"][0]["env"], "name"),
+    (lambda pod: pod["volumes"], "name"),
+    (lambda pod: pod["containers"][0]["volumeMounts"], "mountPath"),
+    (lambda pod: pod.get("imagePullSecrets", []), "name"),
+    (lambda pod: pod["containers"][0]["ports"], "containerPort"),
+]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(spec=valid_spec(), extra=st.sampled_from(["HOME", "HF_HOME", "HF_TOKEN"]))
+def test_no_valid_spec_renders_a_keyed_list_with_a_key_twice(spec, extra):
+    """Generalisation of the HF_HOME input: whatever valid spec (plus a variable that may be the
+    operator's own, in runtime.env and every edge group), cloud and edge pods never hold a key twice in a
+    list the API server keys (the server-side apply error 'duplicate entries for key')."""
+    runtime = spec.setdefault("runtime", {})
+    runtime["env"] = [e for e in runtime.get("env", []) if e["name"] != extra] + [{"name": extra, "value": "x"}]
+    for group in spec.get("edge", []):
+        group["env"] = [e for e in group.get("env", []) if e["name"] != extra] + [{"name": extra, "value": "y"}]
+    try:
+        inst = validate(resource(spec), Capabilities())
+    except InvalidSpec:
+        return
+    pods = [deployment(inst, "r")["spec"]["template"]["spec"]]
+    pods += [o["spec"]["template"]["spec"] for o in render_edge(inst, "r", kubeedge=False) if o["kind"] == "Deployment"]
+    for pod in pods:
+        for where, key in KEYED_LISTS:
+            keys = [entry[key] for entry in where(pod)]
+            assert len(keys) == len(set(keys)), (key, keys)
