@@ -1,12 +1,17 @@
 """Edge placement against the real API server, the real KubeEdge CRDs and the kwok edge nodes."""
 from __future__ import annotations
 
+import copy
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
 from operator_support import apply, condition, example, resource, wait_for, wait_for_condition
 
+from autoglm_operator.api.capabilities import Capabilities
+from autoglm_operator.render.desired import desired_objects
+from autoglm_operator.render.edge import NODE_GROUP_LABEL
 from autoglm_testenv import Env, components, config
 
 pytestmark = pytest.mark.e2e
@@ -153,3 +158,38 @@ def test_render_shows_edge_objects(tmp_path) -> None:
                          capture_output=True, text=True, check=True).stdout
     kinds = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out)]
     assert ("NodeGroup", "demo-glm-chat-site-a") in kinds and ("EdgeApplication", "glm-chat-edge") in kinds
+
+
+def _dry_run(testenv: Env, obj: dict) -> subprocess.CompletedProcess:
+    return testenv.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(obj), check=False)
+
+
+def test_long_names_fit_where_kubeedge_puts_them(testenv: Env, namespace: str, autoglm_crd: None) -> None:
+    """Issue 15, fault 7: `<ns>-<name>-<group>` was 66 characters for this input, and KubeEdge writes the
+    NodeGroup's name into a node label and the pods' nodeSelector, which the API server refuses. The
+    server judges the rendered NodeGroup and EdgeApplication and both uses of the name; the old name
+    is refused by the same checks (so they can fail)."""
+    cr = _cr(namespace, {"name": "factory-shanghai-01", "nodeLabels": {"autoglm.io/edge-group": "factory-shanghai-01"}})
+    cr["metadata"]["name"] = "autoglm-phone-9b-awq-edge"
+    issue = copy.deepcopy(cr)
+    issue["metadata"]["namespace"] = "inference-production"  # the issue's namespace (the NodeGroup is cluster-scoped)
+    group = next(o for o in desired_objects(issue, Capabilities(kubeedge=True)) if o["kind"] == "NodeGroup")
+    old = "inference-production-autoglm-phone-9b-awq-edge-factory-shanghai-01"
+    assert len(old) == 66 and len(group["metadata"]["name"]) <= 63
+
+    def uses(name: str) -> list[dict]:
+        """What KubeEdge does with a NodeGroup name: a node label, and the pods' nodeSelector."""
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"dry-{namespace}"[:63], "labels": {NODE_GROUP_LABEL: name}}}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dry", "namespace": namespace},
+               "spec": {"nodeSelector": {NODE_GROUP_LABEL: name}, "containers": [{"name": "c", "image": "x"}]}}
+        return [node, pod]
+
+    for obj in [group, *uses(group["metadata"]["name"])]:
+        result = _dry_run(testenv, obj)
+        assert result.returncode == 0, (obj["kind"], result.stderr)
+    for obj in uses(old):
+        result = _dry_run(testenv, obj)
+        assert result.returncode != 0 and "must be no more than 63 characters" in result.stderr, (obj["kind"], result.stderr)
+    for obj in desired_objects(cr, Capabilities(kubeedge=True)):  # every object in the test's namespace, as rendered
+        result = _dry_run(testenv, obj)
+        assert result.returncode == 0, (obj["kind"], result.stderr)

@@ -174,3 +174,72 @@ def test_an_invalid_update_leaves_the_running_objects_alone(testenv: Env, namesp
     cr = wait_for_condition(testenv, namespace, "glm", "Ready", "True")
     assert (cr["status"]["observedGeneration"], cr["status"]["currentRevision"]) == (3, rev)
 
+
+
+# Issue 15: what the API server refuses at `kubectl apply` now, in the same words as `autoglm render`
+# (a CEL rule and its Python twin), instead of being accepted and failing later at apply, in Istio's
+# webhook, in KEDA or never recovering.
+SAME_WORDS = {
+    # fault 6: a wildcard host bound to the mesh, which Istio's validation refuses
+    "host * on a gateway": {"traffic": {"hosts": ["*"], "gateways": ["istio-system/public"]}},
+    "retryOn Istio refuses": {"traffic": {"retries": {"attempts": 1, "retryOn": "5xx, reset"}}},
+    # fault 5: scale to zero on the default load query, which reads only the engine pods
+    "scale to zero without a signal at zero pods": {"autoscaling": {"enabled": True, "engine": "keda", "minReplicas": 0,
+                                                                   "maxReplicas": 4}},
+    # fault 3a: keys the operator fills itself
+    "HF_HOME in runtime.env": {"runtime": {"env": [{"name": "HF_HOME", "value": "/models/hf"}]}},
+    "HF_HOME in edge env": {"edge": [{"name": "a", "nodeLabels": {"site": "a"}, "env": [{"name": "HF_HOME", "value": "/d"}]}]},
+    "volume named cache": {"runtime": {"volumes": [{"name": "cache", "emptyDir": {}}]}},
+    "mount over /cache": {"runtime": {"volumes": [{"name": "s", "emptyDir": {}}],
+                                      "volumeMounts": [{"name": "s", "mountPath": "/cache/x"}]}},
+    "mount of no volume": {"runtime": {"volumeMounts": [{"name": "s", "mountPath": "/data"}]}},
+    # fault 12: the pod fields, as the API server validates them in a Deployment
+    "value and valueFrom": {"runtime": {"env": [{"name": "A", "value": "x",
+                                                 "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}},
+    "toleration Exists with a value": {"scheduling": {"tolerations": [{"key": "sku", "operator": "Exists", "value": "gpu"}]}},
+    "affinity In without values": {"scheduling": {"nodeAffinity": [{"matchExpressions": [{"key": "zone", "operator": "In"}]}]}},
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_WORDS))
+def test_issue15_rules_are_refused_by_the_api_server_in_the_same_words_as_render(
+        testenv: Env, namespace: str, autoglm_crd: None, case: str, tmp_path) -> None:
+    cr = _cr(namespace, **SAME_WORDS[case])
+    with pytest.raises(InvalidSpec) as refused:
+        parse_instance(cr)
+    path, words = str(refused.value).split(": ", 1)
+    result = testenv.kubectl("apply", "-f", "-", input=json.dumps(cr), check=False)
+    assert result.returncode != 0
+    assert path in result.stderr and words in result.stderr, result.stderr
+    assert testenv.kubectl("get", "agd", "-n", namespace, "-o", "name").stdout == ""
+
+    manifest = tmp_path / "cr.yaml"
+    manifest.write_text(yaml.safe_dump(cr))
+    render = subprocess.run(components.autoglm_argv(["render", "-f", str(manifest)]),
+                            capture_output=True, text=True, check=False)
+    assert render.returncode == 2 and f"{path}: {words}" in render.stderr, render.stderr
+
+
+PATTERNS = {
+    "gateway without a namespace": ({"traffic": {"gateways": ["public"]}}, "spec.traffic.gateways[0] in body should match"),
+    "host Istio refuses": ({"traffic": {"hosts": ["foo.*.com"]}}, "spec.traffic.hosts[0] in body should match"),
+    "duplicate host": ({"traffic": {"hosts": ["a.example.com", "a.example.com"]}}, "spec.traffic.hosts[1]: Duplicate value"),
+    "Secret name not a DNS name": ({"runtime": {"env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "Hub", "key": "t"}}}]}},
+                                   "secretKeyRef.name in body should match"),
+}
+
+
+@pytest.mark.parametrize("case", list(PATTERNS))
+def test_issue15_patterns_are_refused_by_the_api_server(testenv: Env, namespace: str, autoglm_crd: None, case: str) -> None:
+    spec, message = PATTERNS[case]
+    cr = _cr(namespace, **spec)
+    with pytest.raises(InvalidSpec):
+        parse_instance(cr)
+    result = testenv.kubectl("apply", "-f", "-", input=json.dumps(cr), check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_scale_to_zero_with_a_signal_at_zero_pods_is_accepted(testenv: Env, namespace: str, autoglm_crd: None) -> None:
+    query = f'sum(rate(istio_requests_total{{destination_service_namespace="{namespace}"}}[1m]))'
+    apply(testenv, _cr(namespace, autoscaling={"enabled": True, "minReplicas": 0, "target": {"query": query}}))
+    assert testenv.kubectl_json("get", "agd", "glm", "-n", namespace)["spec"]["autoscaling"]["minReplicas"] == 0
