@@ -1,9 +1,11 @@
-"""A simulated GPU inference engine: OpenAI-compatible HTTP, vLLM-named metrics, no GPU or weights.
+"""A simulated GPU inference engine: OpenAI-compatible HTTP, an engine's metric names, no GPU or weights.
 
 It models what makes LLM serving hard to scale: a fixed number of batch slots, a queue in front of
 them, prefill time that grows with the prompt, and decode that slows as the batch fills. So when
 load exceeds capacity, time-to-first-token and latency rise the way a real engine's do, and the
-metrics the operator and the predictor read (same names as vLLM) show it. One process stands for
+metrics the operator and the predictor read show it, under the names of the engine it plays
+(`--engine vllm|sglang|tgi`, names from the operator's engine profiles, `api.engines.Signals`,
+so the simulation and the queries cannot drift apart). One process stands for
 one revision of one deployment: its metrics carry `namespace`, `autoglm_deployment` and
 `autoglm_revision` labels. Faults (errors, extra TTFT) can be injected at start or at run time
 through POST /admin/config, to play a bad canary.
@@ -24,6 +26,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from autoglm_operator.api.engines import PROFILES
 
 # Bucket edges as vLLM publishes them, so histogram_quantile behaves the same on both.
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
@@ -61,35 +65,72 @@ class EngineConfig:
             setattr(self, name, type(current)(value))
 
 
+class _Absent:
+    """A metric the engine does not publish: recording into it does nothing."""
+
+    def labels(self, *_: Any, **__: Any) -> _Absent:
+        return self
+
+    def set(self, _: float) -> None: ...
+
+    def inc(self, _: float = 1) -> None: ...
+
+    def observe(self, _: float) -> None: ...
+
+
+def _counter(name: str | None, doc: str, names: list[str], registry: CollectorRegistry) -> Any:
+    """A counter exposed under exactly `name`: prometheus-client adds `_total` itself, and a name
+    without that suffix (TGI's Rust exporter) is served as a gauge that only rises."""
+    if name is None:
+        return _Absent()
+    if name.endswith("_total"):
+        return Counter(name.removesuffix("_total"), doc, names, registry=registry)
+    return Gauge(name, doc, names, registry=registry)
+
+
 class Metrics:
-    def __init__(self, model: str, identity: dict[str, str]) -> None:
+    """The engine's series, named by its profile; what the profile lacks is not published (TGI: no TTFT)."""
+
+    def __init__(self, model: str, identity: dict[str, str], engine: str = "vllm") -> None:
         self.registry = CollectorRegistry()
         names = ["model_name", *identity]
         self.labels = {"model_name": model, **identity}
+        signals = PROFILES[engine].signals
         r = self.registry
-        self.running = Gauge("vllm:num_requests_running", "Requests in the batch", names, registry=r)
-        self.waiting = Gauge("vllm:num_requests_waiting", "Requests queued", names, registry=r)
-        self.kv_usage = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage (1 = full)", names, registry=r)
-        self.ttft = Histogram("vllm:time_to_first_token_seconds", "TTFT", names, buckets=TTFT_BUCKETS, registry=r)
-        self.e2e = Histogram("vllm:e2e_request_latency_seconds", "End-to-end latency", names, buckets=E2E_BUCKETS, registry=r)
-        self.success = Counter("vllm:request_success", "Finished requests", [*names, "finished_reason"], registry=r)
-        self.generation_tokens = Counter("vllm:generation_tokens", "Generated tokens", names, registry=r)
-        self.prompt_tokens = Counter("vllm:prompt_tokens", "Prompt tokens", names, registry=r)
+        self.running = Gauge(signals.running, "Requests in the batch", names, registry=r)
+        self.waiting = Gauge(signals.waiting, "Requests queued", names, registry=r)
+        self.kv_usage = (Gauge(signals.kv_cache_usage, "KV-cache usage (1 = full)", names, registry=r)
+                         if signals.kv_cache_usage else _Absent())
+        self.ttft = (Histogram(signals.ttft, "TTFT", names, buckets=TTFT_BUCKETS, registry=r)
+                     if signals.ttft else _Absent())
+        self.e2e = Histogram(f"{engine}:e2e_request_latency_seconds" if engine != "tgi" else "tgi_request_duration",
+                             "End-to-end latency", names, buckets=E2E_BUCKETS, registry=r)
+        self.succeeded = _counter(signals.succeeded, "Requests that finished well", names, r)
+        self.total = _counter(signals.total, "Finished requests, failed ones included", names, r)
+        # vLLM counts failures in its HTTP middleware's counter (status "5xx"), the others per request.
+        self.http_failures = signals.failed == "http_requests_total"
+        self.failed = _Absent() if self.http_failures else _counter(signals.failed, "Failed requests", names, r)
         self.http = Counter("http_requests", "HTTP requests", ["handler", "method", "status", *identity], registry=r)
         self.identity = identity
         for gauge in (self.running, self.waiting, self.kv_usage):
             gauge.labels(**self.labels).set(0)
-        self.success.labels(**self.labels, finished_reason="length").inc(0)
+        for counter in (self.succeeded, self.total, self.failed):
+            counter.labels(**self.labels).inc(0)
 
     def http_done(self, handler: str, status: int) -> None:
         self.http.labels(handler=handler, method="POST", status=f"{status // 100}xx", **self.identity).inc()
 
+    def finished(self, ok: bool) -> None:
+        """One request finished (ok) or failed with a server error."""
+        (self.succeeded if ok else self.failed).labels(**self.labels).inc()
+        self.total.labels(**self.labels).inc()
+
 
 class Engine:
-    def __init__(self, model: str, cfg: EngineConfig, identity: dict[str, str]) -> None:
+    def __init__(self, model: str, cfg: EngineConfig, identity: dict[str, str], engine: str = "vllm") -> None:
         self.model = model
         self.cfg = cfg
-        self.metrics = Metrics(model, identity)
+        self.metrics = Metrics(model, identity, engine)
         self.running = 0
         self.waiting = 0
         self.kv_tokens = 0
@@ -131,9 +172,7 @@ class Engine:
         m, labels = self.metrics, self.metrics.labels
         m.ttft.labels(**labels).observe(ttft)
         m.e2e.labels(**labels).observe(e2e)
-        m.success.labels(**labels, finished_reason="length").inc()
-        m.generation_tokens.labels(**labels).inc(max_tokens)
-        m.prompt_tokens.labels(**labels).inc(prompt_tokens)
+        m.finished(ok=True)
         return ttft, e2e
 
 
@@ -165,6 +204,7 @@ def build_app(engine: Engine) -> web.Application:
             return web.json_response({"error": {"message": "queue full", "type": "overloaded"}}, status=503)
         if random.random() < engine.cfg.error_rate:
             engine.metrics.http_done(handler, 500)
+            engine.metrics.finished(ok=False)
             return web.json_response({"error": {"message": "injected failure", "type": "server_error"}}, status=500)
         prompt_tokens = _prompt_tokens(body)
         await engine.generate(prompt_tokens, max_tokens)
@@ -219,14 +259,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--namespace", default="default")
     p.add_argument("--deployment", default="glm")
     p.add_argument("--revision", default="r1")
+    p.add_argument("--engine", choices=sorted(PROFILES), default="vllm", help="whose metric names to publish")
     for f in fields(EngineConfig):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     args = p.parse_args(argv)
-    disable_created_metrics()  # vLLM exposes no *_created series either
+    disable_created_metrics()  # the engines expose no *_created series either
     cfg = EngineConfig(**{f.name: getattr(args, f.name) for f in fields(EngineConfig)})
     identity = {"namespace": args.namespace, "autoglm_deployment": args.deployment, "autoglm_revision": args.revision}
-    app = build_app(Engine(args.model, cfg, identity))
-    print(f"engine: serving {args.model} ({args.namespace}/{args.deployment}@{args.revision}) on http://{args.host}:{args.port}",
+    app = build_app(Engine(args.model, cfg, identity, args.engine))
+    print(f"engine: {args.engine} serving {args.model} ({args.namespace}/{args.deployment}@{args.revision}) on http://{args.host}:{args.port}",
           flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
 

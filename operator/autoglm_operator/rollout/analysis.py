@@ -1,30 +1,33 @@
 """Canary analysis from Prometheus: the PromQL of each check, and judging the numbers (pure), apart
 from the one class that sends the queries (prometheus-api-client).
 
-Series are selected by `namespace`, `autoglm_deployment` and `autoglm_revision` labels. vLLM does
-not publish them itself: the PodMonitor (or scrape config) must copy the pod labels
+Series are selected by `namespace`, `autoglm_deployment` and `autoglm_revision` labels. No engine
+publishes them itself: the PodMonitor (or scrape config) must copy the pod labels
 `autoglm.io/instance` -> `autoglm_deployment` and `autoglm.io/revision` -> `autoglm_revision`, and
 the pod's namespace to `namespace` (see docs/rollouts.md). Every rate uses the step interval as its
 window (at least 5 s), so a step is judged on its own traffic.
 
-Built-in checks (each on the canary and, for the relative comparison, on the stable revision):
-- successRate = ok / (ok + errors), with
-  ok     = sum(rate(vllm:request_success_total{SEL}[W]))
-  errors = sum(rate(http_requests_total{SEL,status=~"5.."}[W])) or vector(0)
-  (vLLM's HTTP middleware labels status as "5xx"; the regex also matches exact codes).
-- ttftP95 = histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{SEL}[W])))
-- queueDepth = avg(avg_over_time(vllm:num_requests_waiting{SEL}[W]))  (per canary pod)
+Built-in checks (each on the canary and, for the relative comparison, on the stable revision),
+written from the engine profile's metric names (`api.queries`: success_rate, ttft_p95,
+queue_depth; the names per engine in `api.engines` and docs/rollouts.md). A check the engine
+cannot compute (TGI publishes no TTFT histogram) is refused by validation when its bound is set
+(`api.engines.check_signals`); relative comparison covers the checks the engine can compute, and one
+that is asked for anyway (an object stored before validation refused it) fails with the reason.
 A query returning nothing or NaN (no requests in the window) is "no data", never a pass. A query
-that fails is "no data" too, its message leading with the innermost error (`error_cause`).
+that fails is "no data" too, its message leading with the innermost error (`error_cause`). An
+answer of several series is a failure naming them (`api.queries.instant_value`): which of them
+would count is not ours to guess.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
+from autoglm_operator.api import queries as promql
+from autoglm_operator.api.engines import BOUNDS, PROFILES, check_bound, missing_signal
 from autoglm_operator.api.rollout_spec import Analysis
 from autoglm_operator.api.spec import Instance
 from autoglm_operator.rollout.canary import Check
@@ -40,29 +43,18 @@ ERROR_FLOOR = 0.01  # ... and error-rate differences below one percentage point
 @dataclasses.dataclass(frozen=True)
 class Query:
     name: str
-    canary: str
+    canary: str | None  # None: the engine cannot answer it (`unavailable` says why)
     stable: str | None  # None: no relative comparison
     min: float | None = None
     max: float | None = None
     kind: str = "user"  # successRate, ttftP95, queueDepth or user
+    unavailable: str | None = None
 
 
 def selector(inst: Instance, revision: str) -> str:
     return f'namespace="{inst.namespace}",autoglm_deployment="{inst.name}",autoglm_revision="{revision}"'
 
 
-def _success(sel: str, w: str) -> str:
-    ok = f"sum(rate(vllm:request_success_total{{{sel}}}[{w}]))"
-    errors = f'(sum(rate(http_requests_total{{{sel},status=~"5.."}}[{w}])) or vector(0))'
-    return f"{ok} / ({ok} + {errors})"
-
-
-def _ttft(sel: str, w: str) -> str:
-    return f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{{{sel}}}[{w}])))"
-
-
-def _queue(sel: str, w: str) -> str:
-    return f"avg(avg_over_time(vllm:num_requests_waiting{{{sel}}}[{w}]))"
 
 
 def render_template(query: str, inst: Instance, revision: str) -> str:
@@ -73,16 +65,20 @@ def queries(inst: Instance, analysis: Analysis, canary: str, stable: str, interv
     w = f"{max(interval_seconds, MIN_WINDOW_SECONDS)}s"
     c, s = selector(inst, canary), selector(inst, stable)
     relative = analysis.max_relative_degradation is not None
+    engine = inst.spec.runtime.engine
+    signals = PROFILES[engine].signals
+    build = {"successRate": promql.success_rate, "ttftP95": promql.ttft_p95, "queueDepth": promql.queue_depth}
     out = []
-    if analysis.success_rate_min is not None or relative:
-        out.append(Query("successRate", _success(c, w), _success(s, w) if relative else None,
-                         min=analysis.success_rate_min, kind="successRate"))
-    if analysis.ttft_p95_max_seconds is not None or relative:
-        out.append(Query("ttftP95", _ttft(c, w), _ttft(s, w) if relative else None,
-                         max=analysis.ttft_p95_max_seconds, kind="ttftP95"))
-    if analysis.queue_depth_max is not None or relative:
-        out.append(Query("queueDepth", _queue(c, w), _queue(s, w) if relative else None,
-                         max=analysis.queue_depth_max, kind="queueDepth"))
+    for check in BOUNDS:
+        bound = check_bound(analysis, check)
+        if bound is None and not relative:
+            continue
+        reason = missing_signal(engine, check)
+        if reason is not None and bound is None:
+            continue  # relative comparison covers the checks this engine can compute (docs/rollouts.md)
+        limits = {"min": bound} if check == "successRate" else {"max": bound}
+        out.append(Query(check, build[check](signals, c, w), build[check](signals, s, w) if relative else None,
+                         kind=check, unavailable=reason, **limits))
     for m in analysis.metrics:
         out.append(Query(m.name, render_template(m.query, inst, canary), None, min=m.min, max=m.max))
     return out
@@ -113,15 +109,6 @@ def judge(q: Query, value: float | None, stable: float | None, max_relative: flo
 
 def _clean(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
-
-
-def first_value(result: Sequence[dict[str, Any]]) -> float | None:
-    """The number of an instant-vector (first series) or scalar answer; None when empty."""
-    if not result:
-        return None
-    if isinstance(result, list) and isinstance(result[0], dict):
-        return float(result[0]["value"][1])
-    return float(result[1]) if isinstance(result, list) and len(result) == 2 else None
 
 
 # urllib3 starts an error with its connection: `HTTPConnection(host='p', port=9090): ` (2.x) or
@@ -179,12 +166,18 @@ class PrometheusAnalyzer:
         checks = []
         unreachable: str | None = None
         for q in queries(inst, analysis, canary, stable, interval):
+            if q.unavailable is not None or q.canary is None:
+                checks.append(Check(q.name, "Fail", message=q.unavailable))
+                continue
             if unreachable is not None:
                 checks.append(Check(q.name, "NoData", message=unreachable))
                 continue
             try:
-                value = first_value(client.custom_query(q.canary))
-                base = first_value(client.custom_query(q.stable)) if q.stable else None
+                value = promql.instant_value(client.custom_query(q.canary))
+                base = promql.instant_value(client.custom_query(q.stable)) if q.stable else None
+            except promql.AmbiguousAnswer as exc:
+                checks.append(Check(q.name, "Fail", message=_bounded(f"ambiguous answer: {exc}", MAX_MESSAGE_CHARS)))
+                continue
             except Exception as exc:  # noqa: BLE001 - any failure of the query is "no data", reported
                 checks.append(Check(q.name, "NoData", message=query_failure(address, exc)))
                 if isinstance(exc, OSError):

@@ -4,6 +4,11 @@ Every step instant is published exactly once *or more* (never silently skipped):
 cursor only advances after Kafka acknowledged its records, and whatever fell behind during an
 outage of Prometheus or Kafka is fetched afterwards with one range query per signal. Steps older
 than the catch-up limit are counted and logged as dropped, never quietly lost.
+
+A signal whose query answers several series (a user's `target.query` without aggregation, one
+series per pod) is refused, not read from its first series (`api.queries.range_values`): its
+steps are published as gaps, the refusal is logged once per deployment and signal with the
+series named, and `autoglm_collector_ambiguous_answers_total{signal}` counts it.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from autoglm_operator.api.queries import engine_queries
+from autoglm_operator.api.queries import AmbiguousAnswer, engine_queries, range_values
 from autoglm_predictor.pipeline import records
 from autoglm_predictor.pipeline.connections import KafkaSettings, PrometheusSettings, ensure_topics
 from autoglm_predictor.pipeline.metrics import CollectorMetrics
@@ -69,14 +74,9 @@ class Backoff:
 
 
 def values_by_ts(result: list[dict[str, Any]]) -> dict[int, float]:
-    """Prometheus range (matrix) result of a one-series query -> {ts: value}; NaN/Inf dropped."""
-    values: dict[int, float] = {}
-    for series in result[:1]:  # every query here aggregates to one series
-        for ts, text in series.get("values", []):
-            value = float(text)
-            if math.isfinite(value):
-                values[int(round(float(ts)))] = max(0.0, value)
-    return values
+    """Prometheus range (matrix) result of a one-series query -> {ts: value}; NaN/Inf dropped.
+    Raises AmbiguousAnswer when the query answered several series."""
+    return {int(round(ts)): max(0.0, value) for ts, value in range_values(result) if math.isfinite(value)}
 
 
 def build_records(target: Target, steps: list[int], step: int, signals: dict[str, dict[int, float]]) -> list[records.LoadRecord]:
@@ -104,6 +104,7 @@ class Collector:
         self.cursors: dict[str, int] = {}
         self.refreshed_at = -math.inf
         self.backoff = Backoff()
+        self.refused: set[tuple[str, str]] = set()  # (deployment, signal) whose refusal was logged
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -162,11 +163,22 @@ class Collector:
             for name, query in queries.items():
                 result = self.prometheus.custom_query_range(query, start_time=start, end_time=end,
                                                             step=f"{self.settings.step_seconds}s")
-                signals[name] = values_by_ts(result)
+                try:
+                    signals[name] = values_by_ts(result)
+                except AmbiguousAnswer as ambiguous:
+                    self._refuse(target.key, name, str(ambiguous))
         except Exception as error:
             self._down("prometheus", error)
         self.metrics.up.labels("prometheus").set(1)
         return signals
+
+    def _refuse(self, key: str, signal: str, reason: str) -> None:
+        """An answer of several series: its steps stay gaps; logged once per deployment and signal."""
+        self.metrics.ambiguous.labels(signal).inc()
+        if (key, signal) not in self.refused:
+            self.refused.add((key, signal))
+            log.error("%s: the %s query is refused, its steps are published as gaps: %s (further refusals are "
+                      "only counted)", key, signal, reason)
 
     def _publish(self, batch: list[records.LoadRecord]) -> None:
         try:

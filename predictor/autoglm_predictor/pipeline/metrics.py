@@ -22,6 +22,9 @@ class CollectorMetrics:
                                  "Steps published late, after an outage (range queries)", registry=r)
         self.dropped = Counter("autoglm_collector_steps_dropped",
                                "Steps older than the catch-up limit, given up (logged)", registry=r)
+        self.ambiguous = Counter("autoglm_collector_ambiguous_answers",
+                                 "Queries refused for answering several series (steps published as gaps)",
+                                 ["signal"], registry=r)
         self.lag = Gauge("autoglm_collector_lag_seconds", "Age of the oldest step not yet published", registry=r)
         self.deployments = Gauge("autoglm_collector_deployments", "Predictive deployments collected", registry=r)
         for dependency in DEPENDENCIES:

@@ -10,11 +10,13 @@ from autoglm_operator.rollout.analysis import (
     MAX_MESSAGE_CHARS,
     PrometheusAnalyzer,
     error_cause,
-    first_value,
     judge,
     prometheus_address,
     queries,
 )
+from autoglm_operator.api.engines import PROFILES, check_signals, missing_signal
+from autoglm_operator.api.queries import AmbiguousAnswer, instant_value, range_values
+from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.rollout.canary import Observed, decide
 
 SEL_NEW = 'namespace="ml",autoglm_deployment="glm",autoglm_revision="new"'
@@ -62,11 +64,82 @@ def test_judge_absolute_bounds_relative_comparison_and_no_data(inst):
     assert judge(qs["kv"], 0.95, None, 0.2).result == "Fail" and judge(qs["kv"], 0.5, None, 0.2).result == "Pass"
 
 
-def test_first_value():
-    assert first_value([]) is None
-    assert first_value([{"metric": {}, "value": [1.0, "0.25"]}]) == 0.25
-    assert math.isnan(first_value([{"metric": {}, "value": [1.0, "NaN"]}]))
-    assert first_value([1.0, "3"]) == 3.0
+def test_instant_value_reads_one_series_or_a_scalar_and_refuses_the_rest():
+    assert instant_value([]) is None
+    assert instant_value([{"metric": {}, "value": [1.0, "0.25"]}]) == 0.25
+    assert math.isnan(instant_value([{"metric": {}, "value": [1.0, "NaN"]}]))
+    assert instant_value([1.0, "3"]) == 3.0
+    # Issue 15 fault 10: one series per pod (0.40 and 0.99) was judged on the first.
+    per_pod = [{"metric": {"pod": "a"}, "value": [1.0, "0.40"]}, {"metric": {"pod": "b"}, "value": [1.0, "0.99"]}]
+    with pytest.raises(AmbiguousAnswer, match=r'2 series answered \({pod="a"}; {pod="b"}\).*aggregate'):
+        instant_value(per_pod)
+    many = [{"metric": {"pod": str(i)}, "value": [1.0, "1"]} for i in range(7)]
+    with pytest.raises(AmbiguousAnswer, match="7 series.*and 4 more"):
+        instant_value(many)
+    with pytest.raises(AmbiguousAnswer, match="range vector"):
+        instant_value([{"metric": {}, "values": [[1.0, "1"]]}])
+    with pytest.raises(AmbiguousAnswer, match="non-numeric"):
+        instant_value([1.0, "text"])
+
+
+def test_range_values_read_one_series_and_refuse_several():
+    assert range_values([]) == []
+    assert range_values([{"metric": {}, "values": [[1.0, "2"], [2.0, "3"]]}]) == [(1.0, 2.0), (2.0, 3.0)]
+    with pytest.raises(AmbiguousAnswer, match="2 series"):
+        range_values([{"metric": {"pod": "a"}, "values": []}, {"metric": {"pod": "b"}, "values": []}])
+    with pytest.raises(AmbiguousAnswer, match="series over time"):
+        range_values([{"metric": {}, "value": [1.0, "1"]}])
+
+
+def test_a_user_metric_answering_one_series_per_pod_fails_with_the_series_named(make_instance):
+    inst = make_instance(rollout={"analysis": {"metrics": [
+        {"name": "kv", "query": 'vllm:kv_cache_usage_perc{autoglm_revision="{{revision}}"}', "max": 0.95}]}})
+    prom = FakeProm({"kv_cache": [{"metric": {"pod": "a"}, "value": [0, "0.40"]},
+                                  {"metric": {"pod": "b"}, "value": [0, "0.99"]}],
+                     "request_success": [{"metric": {}, "value": [0, "1"]}]})
+    by = {c.name: c for c in PrometheusAnalyzer(lambda url: prom).run("http://p:9090", inst, inst.spec.rollout.analysis,
+                                                                      "new", "old", 10)}
+    assert by["kv"].result == "Fail" and by["kv"].value is None, by["kv"]
+    assert by["kv"].message.startswith('ambiguous answer: 2 series answered ({pod="a"}; {pod="b"})'), by["kv"].message
+    assert by["successRate"].result == "Pass"
+
+
+@pytest.mark.parametrize("engine", sorted(PROFILES))
+def test_built_in_checks_use_the_engine_profile_names_only(make_instance, engine):
+    """Issue 15 fault 2: an SGLang or TGI canary was asked for vLLM's series and never had data."""
+    inst = make_instance(runtime={"engine": engine},
+                         rollout={"analysis": {"queueDepthMax": 8, "maxRelativeDegradation": 0.2}})
+    qs = {q.name: q for q in queries(inst, inst.spec.rollout.analysis, "new", "old", 30)}
+    text = " ".join(f"{q.canary} {q.stable}" for q in qs.values())
+    others = {e: PROFILES[e].signals.running.split(":")[0].split("_")[0] for e in PROFILES if e != engine}
+    assert not any(f"{prefix}:" in text or f"{prefix}_" in text for prefix in others.values()), text
+    assert PROFILES[engine].signals.waiting in qs["queueDepth"].canary
+    computable = {c for c in ("successRate", "ttftP95", "queueDepth") if missing_signal(engine, c) is None}
+    assert set(qs) == computable, "relative comparison covers what the engine can compute"
+
+
+def test_sglang_and_tgi_signal_names():
+    sglang, tgi = PROFILES["sglang"].signals, PROFILES["tgi"].signals
+    assert (sglang.ttft, sglang.waiting, sglang.total, sglang.failed) == (
+        "sglang:time_to_first_token_seconds", "sglang:num_queue_reqs", "sglang:num_requests_total",
+        "sglang:num_aborted_requests_total")
+    assert (tgi.succeeded, tgi.total, tgi.waiting, tgi.ttft) == ("tgi_request_success", "tgi_request_count",
+                                                                   "tgi_queue_size", None)
+
+
+def test_a_bound_the_engine_cannot_measure_is_refused(make_instance):
+    inst = make_instance(runtime={"engine": "tgi"}, rollout={"analysis": {"ttftP95MaxSeconds": 2.0}})
+    with pytest.raises(InvalidSpec, match="spec.rollout.analysis.ttftP95MaxSeconds: engine tgi publishes no "
+                                          "time-to-first-token histogram"):
+        check_signals(inst.spec)
+    check_signals(make_instance(runtime={"engine": "sglang"}, rollout={"analysis": {"ttftP95MaxSeconds": 2.0}}).spec)
+    check_signals(make_instance(runtime={"engine": "tgi"}, rollout={"analysis": {"successRateMin": 0.9}}).spec)
+    # Stored before validation refused it: the check fails with the reason, never "no data".
+    prom = FakeProm({})
+    by = {c.name: c for c in PrometheusAnalyzer(lambda url: prom).run("http://p:9090", inst, inst.spec.rollout.analysis,
+                                                                      "new", "old", 10)}
+    assert by["ttftP95"].result == "Fail" and "publishes no" in by["ttftP95"].message
+    assert not any("time_to_first_token" in q for q in prom.asked)
 
 
 class FakeProm:

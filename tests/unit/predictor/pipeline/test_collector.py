@@ -34,3 +34,40 @@ def test_steps_without_a_sample_become_gaps():
     out = build_records(target, [100, 110], 10, {"load": {100: 2.0}, "queue_depth": {110: 1.0}})
     assert [(r.ts, r.load, r.queue_depth) for r in out] == [(100, 2.0, None), (110, None, 1.0)]
     assert out[0].deployment == "ml/glm"
+
+
+def test_a_load_query_answering_one_series_per_pod_is_refused_not_read_from_its_first():
+    """Issue 15 fault 10, in the collector: the user's query without aggregation answers 0.40 and
+    0.99; the steps become gaps (the predictor decays and says so), counted and logged once."""
+    import logging
+
+    from autoglm_predictor.pipeline.collector import Collector, CollectorSettings
+    from autoglm_predictor.pipeline.metrics import CollectorMetrics
+
+    per_pod = [{"metric": {"pod": "a"}, "values": [[100.0, "0.40"]]}, {"metric": {"pod": "b"}, "values": [[100.0, "0.99"]]}]
+
+    class Prometheus:
+        def client(self):
+            return self
+
+        def custom_query_range(self, query, **_):
+            return per_pod if query == "my_load" else [{"metric": {}, "values": [[100.0, "1"]]}]
+
+    target = target_from({"metadata": {"namespace": "ml", "name": "glm"},
+                          "spec": {"autoscaling": {"enabled": True, "predictive": {"enabled": True},
+                                                   "target": {"query": "my_load"}}}})
+    metrics = CollectorMetrics()
+    collector = Collector(CollectorSettings(), Prometheus(), None, None, metrics)
+    logs = []
+    handler = logging.Handler()
+    handler.emit = logs.append
+    logging.getLogger("autoglm_predictor.pipeline.collector").addHandler(handler)
+    try:
+        for _ in range(2):
+            signals = collector._query(target, [100])
+    finally:
+        logging.getLogger("autoglm_predictor.pipeline.collector").removeHandler(handler)
+    assert "load" not in signals and signals["queue_depth"] == {100: 1.0}
+    assert [r.load for r in build_records(target, [100], 10, signals)] == [None]
+    assert metrics.registry.get_sample_value("autoglm_collector_ambiguous_answers_total", {"signal": "load"}) == 2
+    assert len(logs) == 1 and '2 series answered ({pod="a"}; {pod="b"})' in logs[0].getMessage()
