@@ -104,6 +104,9 @@ class Forecast:
     recommended_min_replicas: int | None = spec_field("Replica floor derived from the forecast.", default=None, minimum=0)
     updated_at: str | None = spec_field("When the forecast was made.", default=None, format="date-time")
     error: str | None = spec_field("Why no fresh forecast is available, if so.", default=None)
+    forecaster: str | None = spec_field("Which forecaster answered: lstm, linear-ar or persistence.", default=None)
+    calibration: str | None = spec_field(
+        "How the forecaster's upper quantile was calibrated online, and the miss rate it has seen.", default=None)
 
 
 @dataclasses.dataclass(frozen=True)
