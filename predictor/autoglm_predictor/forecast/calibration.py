@@ -97,3 +97,54 @@ def calibrate(upper: np.ndarray, values: np.ndarray, start: int, quantile: float
                     tracker.observe(j, out[made, j], float(values[closed]))
         out[i] = tracker.apply(upper[i])
     return out
+
+
+class LiveCalibration:
+    """Quantile tracking for a live series: one forecast per origin bucket, scored as buckets close.
+
+    The predictor decides several times per bucket; every decision standing before the same bucket
+    gets the same offsets (they move only when a bucket closes), and the first calibrated
+    forecast per origin is the one scored. A new horizon (the lead time changed) starts over.
+    `scale` is the mean absolute one-bucket change of the history at the start (at least 1 request).
+    """
+
+    NAME = "quantile-tracking"
+
+    def __init__(self, quantile: float, rate: float = DEFAULT_RATE) -> None:
+        self.quantile, self.rate = quantile, rate
+        self.tracker: QuantileTracker | None = None
+        self._pending: dict[object, np.ndarray] = {}  # origin bucket start -> its calibrated forecast
+        self._scored_until = None  # start of the newest bucket already scored
+
+    def apply(self, buckets, upper: np.ndarray, bucket_seconds: float) -> np.ndarray:
+        """Calibrate `upper` (horizon,) forecast from the end of `buckets` (complete buckets, a pandas
+        Series indexed by bucket start); scores earlier forecasts against buckets closed since."""
+        import pandas as pd
+
+        upper = np.asarray(upper, dtype=float)
+        step = pd.Timedelta(seconds=bucket_seconds)
+        if self.tracker is None or self.tracker.horizon != len(upper):
+            values = buckets.to_numpy(dtype=float)
+            changes = np.abs(np.diff(values))
+            scale = float(np.nanmean(changes)) if np.isfinite(changes).any() else 0.0
+            self.tracker = QuantileTracker(self.quantile, len(upper), max(scale, 1.0), self.rate)
+            self._pending, self._scored_until = {}, buckets.index[-1] if len(buckets) else None
+        closed = buckets if self._scored_until is None else buckets[buckets.index > self._scored_until]
+        for when, actual in closed.items():
+            for origin, forecast in self._pending.items():
+                j = int(round((when - origin) / step))
+                if 0 <= j < len(forecast) and origin + j * step == when:
+                    self.tracker.observe(j, float(forecast[j]), float(actual))
+            self._scored_until = when
+        origin = buckets.index[-1] + step if len(buckets) else None
+        self._pending = {o: f for o, f in self._pending.items() if o + len(f) * step > origin}
+        calibrated = self.tracker.apply(upper)
+        self._pending.setdefault(origin, calibrated)
+        return calibrated
+
+    def describe(self) -> str:
+        """For status.forecast: which calibration, its step and the miss rate it has seen."""
+        tracker = self.tracker
+        seen = "" if tracker is None or tracker.miss_rate is None else \
+            f", {100 * tracker.miss_rate:.1f}% missed of {tracker.outcomes}"
+        return f"{self.NAME} q{self.quantile:g} rate {self.rate:g}{seen}"

@@ -30,6 +30,8 @@ class ForecastStatus:
     floor: int
     updated_at: datetime  # aware UTC
     error: str | None
+    forecaster: str | None = None  # which forecaster answered (forecast.models.LADDER), None without a forecast
+    calibration: str | None = None  # how its upper quantile was calibrated (forecast.calibration)
 
     def __post_init__(self) -> None:
         if self.predicted is not None and not (math.isfinite(self.predicted) and self.predicted >= 0):
@@ -44,7 +46,8 @@ class ForecastStatus:
             return cls(horizon_seconds=int(forecast["horizonSeconds"]),
                        predicted=None if forecast.get("predicted") is None else float(forecast["predicted"]),
                        floor=int(forecast["recommendedMinReplicas"]),
-                       updated_at=parse_time(forecast["updatedAt"]), error=forecast.get("error"))
+                       updated_at=parse_time(forecast["updatedAt"]), error=forecast.get("error"),
+                       forecaster=forecast.get("forecaster"), calibration=forecast.get("calibration"))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -57,6 +60,8 @@ def status_patch(forecast: ForecastStatus) -> dict[str, Any]:
         "recommendedMinReplicas": forecast.floor,
         "updatedAt": format_time(forecast.updated_at),
         "error": forecast.error,
+        "forecaster": forecast.forecaster,
+        "calibration": forecast.calibration,
     }}}
 
 

@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from autoglm_predictor.forecast.calibration import LiveCalibration
 from autoglm_predictor.forecast.models import LADDER, DeploymentModel, ModelSettings, lstm_available
 from autoglm_predictor.forecast.policy import PolicyConfig, PolicyInput, PolicyState, decide
 from autoglm_operator.api.forecast import STALENESS_WINDOW
@@ -80,6 +81,8 @@ class DeploymentState:
     policy: PolicyState
     used_sample: int | None = None  # ts of the newest sample the last written decision saw
     pending_check: tuple[Any, float] | None = None  # (bucket start, median forecast) to score later
+    calibration: LiveCalibration | None = None  # online quantile tracking of the upper forecast (as the backtest)
+    answered: tuple[str, str] | None = None  # (forecaster, calibration) behind the newest forecast
 
 
 def policy_config(target: Target, stale_after_seconds: float, lead_seconds: float) -> PolicyConfig:
@@ -375,9 +378,11 @@ class Predictor:
             now_seconds=now, forecast=forecast, forecast_seconds=sample_ts,
             observed_load=history.latest[1] if history.latest else None))
         predicted = max(forecast) if forecast else None
+        forecaster, calibration = state.answered if forecast and state.answered else (None, None)
         status = ForecastStatus(horizon_seconds=lead, predicted=predicted,
                                 floor=decision.min_replicas, updated_at=from_epoch(now),
-                                error=(error or decision.reason) if decision.stale else None)
+                                error=(error or decision.reason) if decision.stale else None,
+                                forecaster=forecaster, calibration=calibration)
         self.metrics.floor.labels(key).set(decision.min_replicas)
         self.metrics.stale.labels(key).set(int(decision.stale))
         self.metrics.missing_steps.labels(key).set(history.missing_steps())
@@ -430,6 +435,10 @@ class Predictor:
         upper = values[:, quantiles.index(state.target.quantile)]
         if not all(math.isfinite(x) for x in upper):
             return [], f"{fitted.kind} produced a non-finite forecast", sample_ts
+        if state.calibration is None or state.calibration.quantile != state.target.quantile:
+            state.calibration = LiveCalibration(state.target.quantile)
+        upper = state.calibration.apply(buckets, upper, bucket)
+        state.answered = (fitted.kind, state.calibration.describe())
         state.pending_check = (buckets.index[-1] + pd.Timedelta(seconds=bucket), float(values[0, 0]))
         return [float(x) for x in upper], None, sample_ts
 

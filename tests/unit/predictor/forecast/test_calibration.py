@@ -38,3 +38,22 @@ def test_live_tracker_and_bad_settings():
     for settings in (dict(quantile=1.0), dict(horizon=0), dict(scale=0.0), dict(rate=-1.0)):
         with pytest.raises(CalibrationError):
             QuantileTracker(**{**dict(quantile=0.9, horizon=1, scale=1.0), **settings})
+
+
+def test_live_calibration_scores_each_origin_once_as_its_buckets_close():
+    import pandas as pd
+
+    from autoglm_predictor.forecast.calibration import LiveCalibration
+
+    index = pd.date_range("2026-01-01", periods=10, freq="1min")
+    series = pd.Series(np.arange(10, dtype=float) * 2, index=index)  # one-bucket change 2: scale 2
+    live = LiveCalibration(quantile=0.5, rate=1.0)
+    first = live.apply(series[:5], np.zeros(2), 60)
+    assert first.tolist() == [0, 0] and live.tracker.scale == 2.0
+    assert live.apply(series[:5], np.zeros(2), 60).tolist() == [0, 0]  # same origin: nothing closed
+    # Bucket 5 (value 10) closes: the origin-5 forecast at horizon 0 missed: +1 x 2 x 0.5.
+    assert live.apply(series[:6], np.zeros(2), 60).tolist() == [1.0, 0.0]
+    # Bucket 6 (12) closes: origin 5 at horizon 1 (0) and origin 6 at horizon 0 (1.0) both missed.
+    assert live.apply(series[:7], np.zeros(2), 60).tolist() == [2.0, 1.0]
+    assert live.tracker.outcomes == 3 and "quantile-tracking q0.5" in live.describe()
+    assert live.apply(series[:7], np.zeros(3), 60).tolist() == [0, 0, 0]  # a new horizon starts over
