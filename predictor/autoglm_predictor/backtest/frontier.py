@@ -6,7 +6,8 @@ not against reactive at one arbitrary target. The frontier is the Pareto-efficie
 the swept reactive replays (no other setting is both cheaper and better), sorted by GPU-hours;
 between two of its points attainment and cost are interpolated linearly. Nothing is
 extrapolated: a policy cheaper than the cheapest or dearer than the dearest reactive setting
-gets None (the sweep must be widened), so a comparison is never invented.
+gets None (the sweep must be widened), so a comparison is never invented; the one exception is
+a dearest point at 100% attainment, which no extra GPU-hour can improve on.
 """
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ def frontier(points: Sequence[Point]) -> Frontier:
 def attainment_at(front: Frontier, gpu_hours: float) -> float | None:
     """The best reactive attainment for `gpu_hours` (linear between frontier points); None outside it."""
     x = front.gpu_hours
+    if gpu_hours > x[-1] and front.attainment[-1] >= 100.0 - 1e-9:
+        return 100.0
     if not x[0] - 1e-9 <= gpu_hours <= x[-1] + 1e-9:
         return None
     # Cost above a frontier point buys at least its attainment, so the step below is not the

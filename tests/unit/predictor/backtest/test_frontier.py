@@ -26,6 +26,12 @@ def test_cost_at_equal_attainment_is_the_inverse(attainment, expected):
     assert cost_at(FRONT, attainment) == (None if expected is None else pytest.approx(expected))
 
 
+def test_above_a_frontier_that_attains_everything_reactive_attains_everything():
+    perfect = frontier([Point(0.8, 10.0, 99.0), Point(0.6, 12.0, 100.0)])
+    assert attainment_at(perfect, 50.0) == 100.0 and attainment_at(FRONT, 250.0) is None
+    assert compare(perfect, 50.0, 100.0).miss_ratio == 1.0
+
+
 def test_comparison_ratios():
     # At 135 GPU-hours reactive attains 95% (misses 5%); the policy misses 2%: 0.4 of reactive's misses.
     # Reactive needs 175 GPU-hours for the policy's 98%: the policy costs 135 / 175 of it.
