@@ -110,8 +110,13 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
         """NodeGroups of resources deleted while no operator ran (no finalizer waits for one)."""
         reconciler.sweep_edge()
 
+    def stop_ticks(**_: Any) -> None:
+        """No resync may start while kopf closes its loop (kopf.event would fail in it)."""
+        ticks.stop()
+
     kopf.on.login(registry=registry)(kopf.login_via_client)
     kopf.on.startup(registry=registry)(sweep)
+    kopf.on.cleanup(registry=registry)(stop_ticks)
     kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
     kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
     kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)

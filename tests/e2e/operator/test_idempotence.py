@@ -2,15 +2,20 @@
 operator's own ServiceAccount over several resyncs (every 2 s here)."""
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import pytest
 from operator_support import (
+    EXAMPLES,
     apply,
     children,
+    condition,
     describe,
     example,
     node_readiness_changed_since,
+    wait_for,
     wait_for_condition,
     wait_until_quiet,
     writes_by,
@@ -67,3 +72,72 @@ def test_values_the_api_server_normalises_are_not_drift(testenv: Env, namespace:
     writes, resyncs = _steady_state(testenv, operator)
     assert writes == []
     assert resyncs >= 3
+
+
+EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+
+
+def issue_15_inputs(namespace: str) -> list[dict[str, Any]]:
+    """Each input of issue 15 that is a spec, as a resource (some are refused by validation now:
+    an InvalidSpec at rest must be as quiet as a running resource)."""
+    def based_on(filename: str, name: str, **spec: Any) -> dict[str, Any]:
+        cr = example(filename, namespace)
+        cr["metadata"]["name"] = name
+        cr["spec"] = {**cr["spec"], **spec}
+        return cr
+
+    minimal = example("01-minimal.yaml", namespace)["spec"]
+    return [
+        based_on("05-canary.yaml", "i2-sglang-canary", runtime={"engine": "sglang"}),
+        based_on("01-minimal.yaml", "i3-hf-home-twice", runtime={"env": [{"name": "HF_HOME", "value": "/models/hf"}]}),
+        based_on("01-minimal.yaml", "i4-empty-env", runtime={"env": [{"name": "HTTPS_PROXY", "value": ""}]}),
+        based_on("01-minimal.yaml", "i5-keda-zero", autoscaling={"enabled": True, "engine": "keda", "minReplicas": 0,
+                                                                  "maxReplicas": 4}),
+        based_on("01-minimal.yaml", "i6-any-host", traffic={"hosts": ["*"], "gateways": ["istio-system/public"]}),
+        based_on("06-edge.yaml", "autoglm-phone-9b-awq-edge",
+                 edge=[{"name": "factory-shanghai-01", "nodeLabels": {"autoglm.io/edge-group": "site-a"}, "replicas": 1,
+                        "resources": {"gpuCount": 0, "cpu": "4", "memory": "16Gi"}}]),
+        based_on("01-minimal.yaml", "i8-quantities", resources={**minimal.get("resources", {}), "cpu": "1000m",
+                                                                "memory": "65536Mi"}),
+        based_on("05-canary.yaml", "i10-user-metric", rollout={
+            **example("05-canary.yaml", namespace)["spec"]["rollout"],
+            "analysis": {"prometheusAddress": "http://prometheus-operated.monitoring.svc:9090",
+                         "metrics": [{"name": "kv-cache", "query": "vllm:gpu_cache_usage_perc", "max": 0.95}]}}),
+        based_on("01-minimal.yaml", "i12-pod-essentials", runtime={
+            "env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hub", "key": "token"}}}],
+            "imagePullSecrets": [{"name": "registry"}],
+            "volumes": [{"name": "extra", "emptyDir": {}}],
+            "volumeMounts": [{"name": "extra", "mountPath": "/extra"}],
+        }, scheduling={"tolerations": [{"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}],
+                       "nodeSelector": {"topology.kubernetes.io/zone": "zone-a"}}),
+    ]
+
+
+def test_every_example_and_every_issue_15_input_writes_nothing_at_rest(
+        testenv: Env, namespace: str, operator, model_cache: str) -> None:
+    """Issue 15's must-show (docs/benchmarks.md): once every resource has converged, resyncs (every
+    2 s) write nothing, counted in the API server's audit log for the operator's identity."""
+    crs = [example(f, namespace) for f in EXAMPLE_FILES] + issue_15_inputs(namespace)
+    accepted, refused = [], {}
+    for cr in crs:
+        done = testenv.kubectl("apply", "-f", "-", input=json.dumps(cr), check=False)
+        if done.returncode == 0:
+            accepted.append(cr["metadata"]["name"])
+        else:
+            refused[cr["metadata"]["name"]] = done.stderr.strip()
+    examples = {example(f, namespace)["metadata"]["name"] for f in EXAMPLE_FILES}
+    assert not examples & set(refused), f"examples refused by the API server: {refused}"
+
+    def converged() -> bool:
+        items = testenv.kubectl_json("get", "autoglmdeployments", "-n", namespace)["items"]
+        return len(items) == len(accepted) and all(
+            (item.get("status") or {}).get("observedGeneration") == item["metadata"]["generation"] for item in items)
+
+    wait_for("every resource converged once", converged, 120)
+    writes, reconciles = _steady_state(testenv, operator, seconds=10)
+    reasons = {item["metadata"]["name"]: condition(item, "Ready").get("reason")
+               for item in testenv.kubectl_json("get", "autoglmdeployments", "-n", namespace)["items"]}
+    print(f"steady state: {len(accepted)} resources ({len(refused)} inputs refused by the API server: {refused}), "
+          f"{reconciles:.0f} reconciles in 10 s, {len(writes)} writes; Ready reasons {reasons}")
+    assert writes == []
+    assert reconciles >= 3 * len(accepted), "the resyncs did not run"
