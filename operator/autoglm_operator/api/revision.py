@@ -43,7 +43,8 @@ def _non_default(value: Any) -> Any:
             default = f.default
         canonical = f.metadata.get("canonical")
         if canonical is not None:
-            current, default = canonical(current), canonical(default)
+            current = canonical(current)
+            default = default if default is dataclasses.MISSING else canonical(default)
         if current != default:
             out[camel(f.name)] = _non_default(current)
     return out

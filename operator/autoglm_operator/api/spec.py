@@ -80,12 +80,18 @@ NAME_RULE = Rule(
 )
 
 
+def _without_final_slash(source: str) -> str:
+    """pvc://claim/path/ mounts and loads exactly what pvc://claim/path does (render.workload strips it)."""
+    return source.rstrip("/")
+
+
 @dataclasses.dataclass(frozen=True)
 class LoraAdapter:
     """A LoRA adapter loaded at start-up and served under its own model name."""
 
     name: str = spec_field("Model name clients pass to select this adapter.", pattern=DNS_LABEL, max_length=63)
-    source: str = spec_field("Where the adapter weights are: pvc://<claim>/<path>.", pattern=PVC_SOURCE)
+    source: str = spec_field("Where the adapter weights are: pvc://<claim>/<path>.", pattern=PVC_SOURCE,
+                             canonical=_without_final_slash)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +106,7 @@ class Model:
         "Pre-downloaded weights as pvc://<claim>/<path>; empty downloads `name` from the Hub at start-up.",
         default="",
         pattern=r"^$|" + PVC_SOURCE,
+        canonical=_without_final_slash,
     )
     quantization: Quantization = spec_field("Weight quantization the engine applies when loading.", default="none")
     lora_adapters: list[LoraAdapter] = spec_field(
@@ -314,7 +321,7 @@ class Runtime:
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel="self.volumeMounts.all(m, self.volumes.exists(v, v.name == m.name))",
+            cel="!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
             message="every runtime.volumeMounts[].name must be a volume of runtime.volumes",
             check=lambda r: {m.name for m in r.volume_mounts} <= {v.name for v in r.volumes},
         ),

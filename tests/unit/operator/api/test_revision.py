@@ -91,3 +91,10 @@ def test_pod_essentials_make_a_new_revision(make_instance, section):
 
 def test_empty_scheduling_keeps_the_golden_value(make_instance):
     assert revision(make_instance(scheduling={"tolerations": [], "nodeSelector": {}}).spec) == GOLDEN_MINIMAL
+
+
+def test_a_final_slash_on_a_source_keeps_the_revision(make_instance):
+    """The pods mount and load the same path either way."""
+    def model(slash: str) -> dict:
+        return {"name": "m", "source": f"pvc://w/glm{slash}", "loraAdapters": [{"name": "a", "source": f"pvc://w/sql{slash}"}]}
+    assert revision(make_instance(model=model("/")).spec) == revision(make_instance(model=model("")).spec)
