@@ -24,9 +24,10 @@ SCENARIOS = ("trace", "staged-ramp")
 # Settings each scenario implies unless the command line gives them (CLI option -> value).
 DEFAULTS: dict[str, dict[str, str]] = {
     "trace": {"step": "1min", "bucket": "5min", "horizon": "30min", "report_horizons": "5min,15min,30min",
-              "capacity": "15/min", "min_replicas": "1", "max_replicas": "40", "cold_start": "5min"},
+              "capacity": "15/min", "min_replicas": "1", "max_replicas": "40", "cold_start": "5min", "window": "3h"},
     "staged-ramp": {"step": "15s", "bucket": "1min", "horizon": "10min", "report_horizons": "1min,5min,10min",
-                    "capacity": "1.25/s", "min_replicas": "3", "max_replicas": "8", "cold_start": "100s"},
+                    "capacity": "1.25/s", "min_replicas": "3", "max_replicas": "8", "cold_start": "100s",
+                    "window": "30min"},
 }
 
 
@@ -39,7 +40,7 @@ class Ramp:
     rates: tuple[float, ...] = (2, 4, 6, 8, 10, 4, 1)  # requests per second, one per stage
     stage_seconds: float = 360.0
     idle_rate: float = 1.0  # requests per second outside the ramp
-    days: int = 14
+    days: int = 7
     first_day: str = "2026-01-05"  # a Monday
     start_seconds: float = 9 * 3600.0  # the ramp starts at 09:00 every day
     step_seconds: float = 15.0

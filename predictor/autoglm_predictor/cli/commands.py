@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backtest.add_argument("--ramp-rates", default="2,4,6,8,10,4,1", help="staged-ramp: req/s per stage")
     backtest.add_argument("--ramp-stage", default="6min", help="staged-ramp: length of a stage")
     backtest.add_argument("--ramp-idle", type=float, default=1.0, help="staged-ramp: req/s outside the daily ramp")
-    backtest.add_argument("--ramp-days", type=int, default=14, help="staged-ramp: days generated; the last one is tested")
+    backtest.add_argument("--ramp-days", type=int, default=7, help="staged-ramp: days generated; the last one is tested")
     _scenario_argument(backtest, "--step", "decision step of the simulated control loop")
     _scenario_argument(backtest, "--report-horizons", "horizons to score (comma-separated)")
     _scenario_argument(backtest, "--capacity", "requests one replica serves within the base TTFT, e.g. 15/min or 2/s")
@@ -110,7 +110,7 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     _scenario_argument(parser, "--horizon", "how far the forecast reaches (must cover the lead time)")
     parser.add_argument("--quantile", type=float, default=0.95,
                         help="upper quantile the scaling floor uses (it must cover minute peaks inside a bucket)")
-    parser.add_argument("--window", default="3h", help="LSTM input window")
+    _scenario_argument(parser, "--window", "LSTM input window")
     parser.add_argument("--units", type=int, default=64, help="LSTM units")
     parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (early stopping on the last 20%%)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the LSTM's weights and batches")
