@@ -91,3 +91,14 @@ def test_resources_go_while_no_operator_runs_and_their_node_groups_are_swept_at_
 
     released_operator.start()
     wait_for("the orphaned NodeGroups swept at start", lambda: not _node_groups(testenv, namespace), 30)
+
+
+def test_the_finalizer_an_older_operator_put_is_taken_off(testenv: Env, namespace: str, released_operator) -> None:
+    """Upgrading from an operator that had kopf's finalizer: a running operator removes it, so these
+    resources become deletable without the operator too."""
+    cr = example("01-minimal.yaml", namespace)
+    cr["metadata"]["finalizers"] = ["autoglm.io/finalizer"]
+    apply(testenv, cr)
+    wait_for("the old finalizer removed", lambda: not resource(testenv, namespace, "glm-chat")["metadata"].get("finalizers"), 30)
+    released_operator.stop()
+    testenv.kubectl("delete", "autoglmdeployment", "glm-chat", "-n", namespace, "--timeout=20s")
