@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from autoglm_operator.api.engines import PROFILES
-from autoglm_operator.api.queries import default_load_query
+from autoglm_operator.api.queries import default_load_query, success_rate
 
 REPO = Path(__file__).resolve().parent.parent
 FILES = REPO / "charts" / "autoglm-operator" / "files"
@@ -54,6 +54,13 @@ def _engines(template: str) -> str:
         if part not in seen:
             seen.append(part)
     return " or ".join(seen)
+
+
+def _ttft(template: str) -> str:
+    """Like `_engines` for the time-to-first-token histogram (`{ttft}`: its base name), over the
+    engines that publish one (TGI does not: docs/operations.md says what that leaves uncovered)."""
+    names = dict.fromkeys(p.signals.ttft for p in PROFILES.values() if p.signals.ttft)
+    return " or ".join("(" + template.format(ttft=name) + ")" for name in names)
 
 
 def _by_deployment(metric: str, labels: str = "") -> str:
@@ -94,6 +101,10 @@ class Alert:
         return f"{self.signal} {self.op} {self.threshold}"
 
 
+# The TTFT objective: share of requests whose first token comes within TTFT_SLO_SECONDS. The bound
+# must be a bucket edge of the engines' TTFT histograms (vLLM's and SGLang's both have 1.0).
+TTFT_SLO_SECONDS = "1.0"
+TTFT_SLO_TARGET = "0.95"
 LOAD = "autoglm:engine_load:sum"
 SERVING_PODS = "autoglm:engine_serving_pods:count"
 PREDICTED = "autoglm:predictor_predicted_load:max"
@@ -104,6 +115,12 @@ RECORDS: dict[str, list[Record]] = {
         Record(LOAD, _engines(f"sum by ({', '.join(DEPLOYMENT_LABELS)}) ({{running}})"
                               f" + sum by ({', '.join(DEPLOYMENT_LABELS)}) ({{waiting}})"), "engines"),
         Record(SERVING_PODS, _engines(f"count by ({', '.join(DEPLOYMENT_LABELS)}) ({{running}})"), "engines"),
+        Record("autoglm:engine_ttft_seconds:p95_5m",
+               _ttft("histogram_quantile(0.95, sum by (namespace, autoglm_deployment, autoglm_revision, le)"
+                     " (rate({ttft}_bucket[5m])))"), "engines"),
+        Record("autoglm:engine_ttft_slo_attainment:ratio5m",
+               _ttft(f'sum by (namespace, autoglm_deployment) (rate({{ttft}}_bucket{{{{le="{TTFT_SLO_SECONDS}"}}}}[5m]))'
+                     " / sum by (namespace, autoglm_deployment) (rate({ttft}_count[5m]))"), "engines"),
         Record(PREDICTED, _by_deployment("autoglm_predictor_predicted_load"), "predictor"),
         Record(FLOOR, _by_deployment("autoglm_predictor_recommended_min_replicas"), "predictor"),
         Record("autoglm:predictor_forecast_to_peak_load:ratio1h",
@@ -141,6 +158,15 @@ RECORDS: dict[str, list[Record]] = {
 }
 
 ALERTS: dict[str, list[Alert]] = {
+    "autoglm-engines.rules": [
+        Alert("AutoGLMTTFTSLOAttainmentLow", "autoglm:engine_ttft_slo_attainment:ratio5m", "<", TTFT_SLO_TARGET,
+              "15m", "warning",
+              f"{{{{ $labels.namespace }}}}/{{{{ $labels.autoglm_deployment }}}}: fewer than {TTFT_SLO_TARGET} of"
+              f" requests get their first token within {TTFT_SLO_SECONDS} s.",
+              "Capacity arrives late or a revision is slow: compare load with serving pods and the floor on the"
+              " dashboard, and TTFT per revision; raise `predictive.quantile` or `minReplicas`, or roll back.",
+              "engines"),
+    ],
     "autoglm-operator.rules": [
         Alert("AutoGLMReconcileErrors", "autoglm:operator_reconcile_errors:rate5m", ">", "0", "10m", "warning",
               "Reconciles of {{ $labels.job }} fail.",
@@ -254,6 +280,12 @@ def _load_any_engine() -> str:
     return " + ".join(parts)
 
 
+def _success_rate() -> str:
+    """The api's own successRate query (the canary analysis' check) per engine, joined by `or`."""
+    parts = dict.fromkeys(q for p in PROFILES.values() if (q := success_rate(p.signals, SEL, RATE)))
+    return " or ".join(f"({q})" for q in parts)
+
+
 ROWS: list[tuple[str, list[Panel]]] = [
     ("Capacity vs demand", [
         Panel("Demand, forecast, serving pods and floor",
@@ -273,6 +305,13 @@ ROWS: list[tuple[str, list[Panel]]] = [
               (Target(_engines(f"sum by (autoglm_revision) ({{running}}{{{{{SEL}}}}})"
                                f" + sum by (autoglm_revision) ({{waiting}}{{{{{SEL}}}}})"), "{{autoglm_revision}}",
                       "engines"),)),
+        Panel("TTFT p95 per revision", "Time to first token; the canary analysis compares the canary's with"
+              " the stable's (TGI publishes no TTFT histogram).",
+              (Target(_ttft("histogram_quantile(0.95, sum by (autoglm_revision, le)"
+                            f" (rate({{ttft}}_bucket{{{{{SEL}}}}}[{RATE}])))"), "{{autoglm_revision}}", "engines"),),
+              unit="s"),
+        Panel("Success rate", "Share of finished requests that succeeded (the analysis' successRate).",
+              (Target(_success_rate(), "success", "engines"),), unit="percentunit"),
         Panel("Queue depth per revision", "Requests waiting for a batch slot.",
               (Target(_engines(f"sum by (autoglm_revision) ({{waiting}}{{{{{SEL}}}}})"), "{{autoglm_revision}}",
                       "engines"),)),

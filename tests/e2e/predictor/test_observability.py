@@ -16,16 +16,20 @@ import sys
 import time
 from pathlib import Path
 
+import dataclasses
+
 import pytest
 import requests
 
 import autoglm_testenv
 import gen_observability as gen
+from autoglm_operator.api.engines import PROFILES
 from autoglm_testenv import procs, prometheus
 
 pytestmark = pytest.mark.e2e
 
 DAY = 40.0  # real seconds per modelled day of the replayed trace
+OTHER_ENGINES = ("sglang", "tgi")  # beside the predictive vLLM deployment, engines only (no pipeline)
 
 
 def _query(url: str, expr: str) -> dict:
@@ -41,6 +45,29 @@ def _fill(expr: str, namespace: str, name: str) -> str:
     return expr.replace("$namespace", namespace).replace("$deployment", name).replace("$__rate_interval", "30s")
 
 
+def _signal_names(engine: str) -> set[str]:
+    """The metric names the engine's profile says it publishes."""
+    signals = PROFILES[engine].signals
+    return {getattr(signals, f.name) for f in dataclasses.fields(signals) if f.name != "failed_matchers"} - {None}
+
+
+def _engine_queries(engine: str, namespace: str, deployment: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(where, PromQL) of the engine-sourced dashboard targets and recorded series that read a
+    metric `engine` publishes, for its deployment; and the names of those that read none (TGI has
+    no TTFT histogram), which cannot answer for it."""
+    names = _signal_names(engine)
+    applies, cannot = [], []
+    for where, expr, source, _ in gen.queries():
+        if source == "engines" and where.startswith("dashboard"):
+            (applies if any(n in expr for n in names) else cannot).append((f"{where} [{engine}]", _fill(expr, namespace, deployment)))
+    for records in gen.RECORDS.values():
+        for r in records:
+            if r.source == "engines":
+                query = f'{r.record}{{namespace="{namespace}",autoglm_deployment="{deployment}"}}'
+                (applies if any(n in r.expr for n in names) else cannot).append((f"record {r.record} [{engine}]", query))
+    return applies, [where for where, _ in cannot]
+
+
 def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
         testenv, namespace, operator, predictive_deployment, sim_engine, pipeline, daily_cycle, tmp_path):
     url = testenv.prometheus_url
@@ -50,6 +77,8 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
     try:
         name = predictive_deployment(per_replica=4, horizon_seconds=6)
         engine = sim_engine(namespace=namespace, deployment=name, max_running=256)
+        others = {e: sim_engine(namespace=namespace, deployment=f"glm-{e}", engine=e, max_running=256).url
+                  for e in OTHER_ENGINES}
         kafka_env = {"AUTOGLM_KAFKA_TOPIC": f"autoglm.load.{namespace}"}
         collector = pipeline("collector", "--step-seconds=1", "--rate-window=5s", "--backfill-seconds=0",
                              "--refresh-seconds=2", **kafka_env)
@@ -64,7 +93,7 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
         daily_cycle(2).to_csv(trace, index_label="timestamp")
         loadgen = procs.start("loadgen", [
             sys.executable, "-m", "autoglm_testenv.loadgen", "--trace", str(trace), "--target", engine.url,
-            "--speedup", f"{86400 / DAY}", "--duration", f"{2 * DAY}", "--max-tokens", "16",
+            *(f"--target={u}" for u in others.values()), "--speedup", f"{86400 / DAY}", "--duration", f"{2 * DAY}", "--max-tokens", "16",
             "--scale", f"{DAY / 86400}"], tmp_path, {"PYTHONPATH": str(Path(autoglm_testenv.__file__).parent.parent)})
 
         queries = [(where, _fill(expr, namespace, name), source, answers)
@@ -76,6 +105,10 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
         must_answer = [(where, expr) for where, expr, source, answers in queries
                        if answers and source != gen.KUBE_STATE_METRICS]
         assert len(must_answer) > 20, must_answer
+        cannot_answer = {}
+        for e in OTHER_ENGINES:
+            applies, cannot_answer[e] = _engine_queries(e, namespace, f"glm-{e}")
+            must_answer += applies
 
         silent: dict[str, str] = {}
 
@@ -95,7 +128,8 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
         for where, expr, _, _ in queries:  # every full alert expression and the excused ones: valid PromQL
             _query(url, expr)
         excused = [where for where, _, source, _ in queries if source == gen.KUBE_STATE_METRICS]
-        print(f"{len(queries) - len(excused)} queries answered; parse-only (kube-state-metrics): {excused}")
+        print(f"{len(must_answer)} queries answered; parse-only (kube-state-metrics): {excused}; "
+              f"not applicable (the engine publishes none of the metrics they read): {cannot_answer}")
 
         # An alert fires in the real Prometheus from the real counter: one undecodable record on the topic.
         from kafka import KafkaProducer

@@ -106,6 +106,15 @@ CASES: dict[str, Case] = {
          'sglang:num_running_reqs{namespace="ml",autoglm_deployment="b",autoglm_revision="r1"}': "8x60",
          'sglang:num_queue_reqs{namespace="ml",autoglm_deployment="b",autoglm_revision="r1"}': "2x60"},
         [("10m", []), ("40m", [{"namespace": "ml", "autoglm_deployment": "a"}])]),
+    "AutoGLMTTFTSLOAttainmentLow": (
+        # vLLM deployment a: half of the requests within 1 s; SGLang deployment b: all of them
+        {**_histogram("vllm:time_to_first_token_seconds", 'namespace="ml",autoglm_deployment="a",autoglm_revision="r1"',
+                      {"1.0": "0+5x40", "+Inf": "0+10x40"}),
+         'vllm:time_to_first_token_seconds_count{namespace="ml",autoglm_deployment="a",autoglm_revision="r1"}': "0+10x40",
+         **_histogram("sglang:time_to_first_token_seconds", 'namespace="ml",autoglm_deployment="b",autoglm_revision="r1"',
+                      {"1.0": "0+10x40", "+Inf": "0+10x40"}),
+         'sglang:time_to_first_token_seconds_count{namespace="ml",autoglm_deployment="b",autoglm_revision="r1"}': "0+10x40"},
+        [("10m", []), ("30m", [{"namespace": "ml", "autoglm_deployment": "a"}])]),
     "AutoGLMNotReadyPastStartupBudget": (
         {'kube_deployment_spec_replicas{namespace="ml",deployment="a-r1"}': "3x60",
          'kube_deployment_status_replicas_ready{namespace="ml",deployment="a-r1"}': "1x60",
