@@ -482,6 +482,8 @@ VERIFIED: dict[str, How] = {
     "autoglm backtest --trace FILE [--test-start DATE] [--step 1min] [--capacity 15/min] [--target 0.8] "
     "[--cold-start 5min] [--max-replicas 40] [--sweep 0.6,0.7,0.8,0.9] [--model model.keras] "
     "[--report out/backtest] [--json out/backtest.json]": Usage(),
+    "autoglm backtest --scenario staged-ramp [--ramp-rates 2,4,6,8,10,4,1] [--ramp-stage 6min] [--ttft-slo 3s] "
+    "[--json out/ramp.json]": Usage(),
     "autoglm backtest --trace predictor/autoglm_predictor/traces/nasa_http_1995_per_minute.csv.gz --test-start 1995-08-15 "
     "--report out/backtest-nasa --json out/backtest-nasa.json": Elsewhere(
         f"{BY_HAND_BENCHMARK} (52 s with the LSTM); tests/unit/predictor/cli/test_commands.py runs "
