@@ -79,7 +79,8 @@ EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
 
 def issue_15_inputs(namespace: str) -> list[dict[str, Any]]:
     """Each input of issue 15 that is a spec, as a resource (some are refused by validation now:
-    an InvalidSpec at rest must be as quiet as a running resource)."""
+    an InvalidSpec at rest must be as quiet as a running resource), after one small resource per
+    child kind."""
     def based_on(filename: str, name: str, **spec: Any) -> dict[str, Any]:
         cr = example(filename, namespace)
         cr["metadata"]["name"] = name
@@ -87,7 +88,13 @@ def issue_15_inputs(namespace: str) -> list[dict[str, Any]]:
         return cr
 
     minimal = example("01-minimal.yaml", namespace)["spec"]
+    secured = {k: v for k, v in example("04-secured-jwt.yaml", namespace)["spec"].items() if k != "runtime"}
     return [
+        # Every child kind with the fewest fields (the examples add theirs): HPA, ScaledObject, RequestAuthentication.
+        based_on("01-minimal.yaml", "k-hpa", autoscaling={"enabled": True, "engine": "hpa", "maxReplicas": 3}),
+        based_on("01-minimal.yaml", "k-keda", autoscaling={"enabled": True, "engine": "keda", "minReplicas": 1,
+                                                           "maxReplicas": 4, "target": {"perReplica": 8}}),
+        based_on("01-minimal.yaml", "k-jwt", **secured),
         based_on("05-canary.yaml", "i2-sglang-canary", runtime={"engine": "sglang"}),
         based_on("01-minimal.yaml", "i3-hf-home-twice", runtime={"env": [{"name": "HF_HOME", "value": "/models/hf"}]}),
         based_on("01-minimal.yaml", "i4-empty-env", runtime={"env": [{"name": "HTTPS_PROXY", "value": ""}]}),
