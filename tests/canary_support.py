@@ -18,16 +18,26 @@ from autoglm_operator.api.spec import parse_instance
 NAME = "glm-chat"
 
 
-def canary_cr(namespace: str, prometheus: str, model: str = "zai-org/GLM-4-9B-0414", **rollout: Any) -> dict[str, Any]:
+def canary_cr(namespace: str, prometheus: str, model: str = "zai-org/GLM-4-9B-0414",
+              runtime: dict[str, Any] | None = None, **rollout: Any) -> dict[str, Any]:
     body = {
         "steps": [{"mirror": 50}, {"weight": 5}, {"weight": 25}, {"weight": 50}],
         "intervalSeconds": 5, "startupBudgetSeconds": 60, "failureLimit": 2, "drainDelaySeconds": 5,
         "analysis": {"prometheusAddress": prometheus, "successRateMin": 0.95, "ttftP95MaxSeconds": 1.0},
         **rollout,
     }
+    spec: dict[str, Any] = {"model": {"name": model}, "rollout": body}
+    if runtime:
+        spec["runtime"] = runtime
     return {"apiVersion": "autoglm.io/v1alpha1", "kind": "AutoGLMDeployment",
-            "metadata": {"name": NAME, "namespace": namespace},
-            "spec": {"model": {"name": model}, "rollout": body}}
+            "metadata": {"name": NAME, "namespace": namespace}, "spec": spec}
+
+
+def prometheus_series(prometheus: str, selector: str) -> list[dict[str, str]]:
+    """The label sets of the series Prometheus holds for `selector` (its /api/v1/series)."""
+    resp = requests.get(f"{prometheus}/api/v1/series", params={"match[]": selector}, timeout=10)
+    resp.raise_for_status()
+    return resp.json()["data"]
 
 
 def revision_of(cr: dict[str, Any]) -> str:
