@@ -61,14 +61,15 @@ class Analysis:
         pattern=r"^$|^https?://",
     )
     success_rate_min: float | None = spec_field(
-        "Lowest share of requests that must succeed (vllm:request_success_total vs http_requests_total 5xx).",
+        "Lowest share of finished requests that must succeed (the engine's request outcome counters; docs/rollouts.md).",
         default=0.99, minimum=0, maximum=1,
     )
     ttft_p95_max_seconds: float | None = spec_field(
-        "Highest time-to-first-token p95 (vllm:time_to_first_token_seconds).", default=None, minimum=0,
+        "Highest time-to-first-token p95 in seconds (the engine's TTFT histogram; refused for engines without one: tgi).",
+        default=None, minimum=0,
     )
     queue_depth_max: float | None = spec_field(
-        "Highest average of vllm:num_requests_waiting per canary pod.", default=None, minimum=0,
+        "Highest average of the engine's waiting-requests gauge per canary pod.", default=None, minimum=0,
     )
     max_relative_degradation: float | None = spec_field(
         "How much worse than the stable revision the canary may be, as a fraction (0.2 = 20%); unset: no comparison.",
