@@ -66,6 +66,7 @@ def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
     api = kubernetes.client.CustomObjectsApi(kube)
     audit_start = audit_offset(testenv)
     floors: list[tuple[float, int, str | None, float | None]] = []
+    answered: set[tuple[str | None, str]] = set()  # (forecaster, calibration kind) of fresh forecasts
     scaled: list[tuple[float, int]] = []  # (time, ScaledObject minReplicaCount)
     restarted = False
     injected = False
@@ -75,6 +76,8 @@ def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
         if forecast:
             floors.append((time.time(), forecast["recommendedMinReplicas"], forecast.get("error"),
                            forecast.get("predicted")))
+            if forecast.get("error") is None and forecast.get("predicted") is not None:
+                answered.add((forecast.get("forecaster"), str(forecast.get("calibration")).split(" ")[0]))
         scaled_object = scaled_object_of(api, namespace, name)
         if scaled_object:
             scaled.append((time.time(), scaled_object["spec"]["minReplicaCount"]))
@@ -112,6 +115,10 @@ def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
 
     def floor_at(when: float) -> int:
         return [f for t, f, *_ in floors if t <= when][-1]
+
+    # The forecast says who answered and how its quantile was calibrated (the backtest's tracker).
+    assert answered and {c for _, c in answered} == {"quantile-tracking"}, answered
+    assert {f for f, _ in answered} <= {"linear-ar", "persistence"} and ("linear-ar", "quantile-tracking") in answered
 
     trough = [f for t, f, *_ in floors if day_start <= t <= surge - 2 * LEAD]
     assert trough and min(trough) == 1, f"floor never back at the minimum in the trough: {trough}"
