@@ -248,7 +248,7 @@ ALERTS: dict[str, list[Alert]] = {
 }
 
 # Dashboard: `$namespace` / `$deployment` are Grafana variables.
-SEL = f'namespace="$namespace",autoglm_deployment="$deployment"'
+SEL = 'namespace="$namespace",autoglm_deployment="$deployment"'
 KEY = 'deployment="$namespace/$deployment"'
 RATE = "$__rate_interval"  # Grafana's window for rate(): at least four scrape intervals, follows the zoom
 
@@ -316,8 +316,8 @@ ROWS: list[tuple[str, list[Panel]]] = [
               (Target(_engines(f"sum by (autoglm_revision) ({{waiting}}{{{{{SEL}}}}})"), "{{autoglm_revision}}",
                       "engines"),)),
         Panel("Cold start per revision", "Pod created to Ready (kube-state-metrics).",
-              (Target(f'max by (label_autoglm_io_revision) (autoglm:pod_cold_start_seconds{{namespace="$namespace",'
-                      f'label_autoglm_io_instance="$deployment"}})', "{{label_autoglm_io_revision}}",
+              (Target('max by (label_autoglm_io_revision) (autoglm:pod_cold_start_seconds{namespace="$namespace",'
+                      'label_autoglm_io_instance="$deployment"})', "{{label_autoglm_io_revision}}",
                       KUBE_STATE_METRICS),), unit="s"),
     ]),
     ("Operator", [

@@ -10,7 +10,8 @@ from pyflakes.api import checkPath
 from pyflakes.reporter import Reporter
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("operator", "predictor", "hack/autoglm_testenv", "hack/gen_api_reference.py", "tests")
+SOURCES = ("operator", "predictor", "hack/autoglm_testenv", "hack/gen_api_reference.py", "hack/gen_observability.py",
+           "tests")
 
 
 class Collect(Reporter):
