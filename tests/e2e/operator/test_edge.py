@@ -10,6 +10,7 @@ import pytest
 from operator_support import apply, condition, example, resource, wait_for, wait_for_condition
 
 from autoglm_operator.api.capabilities import Capabilities
+from autoglm_operator.api.labels import bounded_name
 from autoglm_operator.render.desired import desired_objects
 from autoglm_operator.render.edge import NODE_GROUP_LABEL
 from autoglm_testenv import Env, components, config
@@ -88,23 +89,26 @@ def test_kubeedge_node_groups_and_edge_application(testenv: Env, namespace: str,
     assert edge["site-a"]["desired"] == 1
 
     groups = _node_groups(testenv, namespace)
-    prefix = f"{namespace}-glm-chat-"
-    assert set(groups) == {prefix + g for g in ("site-a", "site-b", "site-c", "site-h100")}
-    assert groups[prefix + "site-b"]["spec"]["matchLabels"]["nvidia.com/gpu.product"] == "NVIDIA-Jetson-AGX-Orin"
+    def ng(group: str) -> str:
+        """The NodeGroup's name: `<ns>-<name>-<group>`, with a hash suffix past 63 characters (test namespaces are long)."""
+        return bounded_name(namespace, "glm-chat", group)
+
+    assert set(groups) == {ng(g) for g in ("site-a", "site-b", "site-c", "site-h100")}
+    assert groups[ng("site-b")]["spec"]["matchLabels"]["nvidia.com/gpu.product"] == "NVIDIA-Jetson-AGX-Orin"
     app = testenv.kubectl_json("get", "edgeapplications.apps.kubeedge.io", "glm-chat-edge", "-n", namespace)
     targets = {t["name"]: t["overriders"] for t in app["spec"]["workloadScope"]["targetNodeGroups"]}
-    assert targets[prefix + "site-a"]["argsOverriders"][0]["value"] == ["--max-model-len", "4096", "--quantization", "awq"]
-    assert targets[prefix + "site-b"]["resourcesOverriders"][0]["value"]["limits"] == {"nvidia.com/gpu": "1"}
-    assert {o["component"] for o in targets[prefix + "site-b"]["imageOverriders"]} == {"Registry", "Repository", "Tag"}
+    assert targets[ng("site-a")]["argsOverriders"][0]["value"] == ["--max-model-len", "4096", "--quantization", "awq"]
+    assert targets[ng("site-b")]["resourcesOverriders"][0]["value"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert {o["component"] for o in targets[ng("site-b")]["imageOverriders"]} == {"Registry", "Repository", "Tag"}
 
     # Removing groups removes exactly their NodeGroups and targets; Degraded clears.
     apply(testenv, _cr(namespace, SITE_A, SITE_B))
     wait_for("NodeGroups of removed groups gone",
-             lambda: set(_node_groups(testenv, namespace)) == {prefix + "site-a", prefix + "site-b"}, 60)
+             lambda: set(_node_groups(testenv, namespace)) == {ng("site-a"), ng("site-b")}, 60)
     cr = wait_for_condition(testenv, namespace, "glm-chat", "Degraded", "False", timeout=60)
     assert (condition(cr, "Ready")["reason"], condition(cr, "Progressing")["reason"]) == ("EdgeNotReady", "EdgePodsStarting")
     app = testenv.kubectl_json("get", "edgeapplications.apps.kubeedge.io", "glm-chat-edge", "-n", namespace)
-    assert [t["name"] for t in app["spec"]["workloadScope"]["targetNodeGroups"]] == [prefix + "site-a", prefix + "site-b"]
+    assert [t["name"] for t in app["spec"]["workloadScope"]["targetNodeGroups"]] == [ng("site-a"), ng("site-b")]
 
     # Deleting the resource removes everything, including the cluster-scoped NodeGroups.
     testenv.kubectl("delete", "autoglmdeployment", "glm-chat", "-n", namespace, "--timeout=60s")
