@@ -380,8 +380,8 @@ class Toleration:
     effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = spec_field(
         "Taint effect to tolerate; empty matches every effect.", default="")
     toleration_seconds: int | None = spec_field(
-        "With NoExecute: how long the pod stays once the taint appears; unset: for ever.", default=None,
-        minimum=-(2**63), maximum=2**63 - 1)
+        "With NoExecute: how long the pod stays once the taint appears (0 or less: evicted at once); unset: for ever.",
+        default=None)
 
 
 @dataclasses.dataclass(frozen=True)
