@@ -38,7 +38,7 @@ import pandas as pd
 import requests
 import yaml
 
-from autoglm_operator.api.queries import default_load_query
+from autoglm_operator.api.queries import default_load_query, instant_value
 from autoglm_predictor import traces as sample_traces
 from autoglm_predictor.forecast.series import load_trace
 from autoglm_predictor.pipeline import records
@@ -130,8 +130,8 @@ def unschedulable(pod: Any) -> bool:
 
 def prometheus_value(url: str, query: str) -> float:
     resp = requests.get(f"{url}/api/v1/query", params={"query": query}, timeout=5)
-    result = resp.json()["data"]["result"]
-    return float(result[0]["value"][1]) if result else 0.0
+    value = instant_value(resp.json()["data"]["result"])  # one series, or AmbiguousAnswer naming them
+    return 0.0 if value is None else value
 
 
 def reactive_twin(cr: dict[str, Any]) -> dict[str, Any]:
