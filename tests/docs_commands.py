@@ -496,6 +496,13 @@ VERIFIED: dict[str, How] = {
        "--window 2min --cold-start 30s --capacity 1/s --max-replicas 20 --p99-fraction 0.5 --scale-down-window 2min "
        f"--report out/backtest-azure-{kind} --json out/backtest-azure-{kind}.json": Elsewhere(BY_HAND_BENCHMARK)
        for kind in ("code", "conv")},
+    "autoglm backtest --scenario staged-ramp --report out/backtest-ramp --json out/backtest-ramp.json":
+        Elsewhere(f"{BY_HAND_BENCHMARK} (104 s with the LSTM)"),
+    **{f"autoglm backtest --trace predictor/autoglm_predictor/traces/azure_llm_2023_{kind}_per_second.csv.gz "
+       "--test-start \"2023-11-16 18:45\" --step 10s --bucket 10s --horizon 6min --report-horizons 10s,30s,60s "
+       "--window 2min --cold-start 30s --capacity 1/s --max-replicas 20 --p99-fraction 0.5 --scale-down-window 2min "
+       f"--report out/attainment-azure-{kind} --json out/attainment-azure-{kind}.json": Elsewhere(BY_HAND_BENCHMARK)
+       for kind in ("code", "conv")},
     "python -m autoglm_predictor.pipeline.bench --kafka-bootstrap \"$AUTOGLM_KAFKA_BOOTSTRAP\" --deployments 500 "
     "--history-samples 240 --latency-seconds 20": Elsewhere(f"{BY_HAND_BENCHMARK} (a few minutes)"),
     "make bench BENCH_N=1000 BENCH_JSON=out/bench-1000.json": Elsewhere(
