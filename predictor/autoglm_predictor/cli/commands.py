@@ -93,6 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predictor.add_argument("--history-seconds", type=int, default=8 * 86400, help="history kept and replayed on start")
     predictor.add_argument("--retrain-seconds", type=float, default=600.0, help="LSTM re-training interval (fallbacks refit on every new bucket)")
     predictor.add_argument("--no-lstm", action="store_true", help="fallback forecasters only (no TensorFlow)")
+    predictor.add_argument("--break-even-cold-start", type=float, default=0.0,
+                           help="seconds: deployments whose pods start faster get no floor (reactive scaling alone; "
+                                "the backtest's cold-start sweep measures it)")
     predictor.set_defaults(func=predictor_command)
 
 
@@ -384,7 +387,8 @@ def predictor_command(args: argparse.Namespace) -> int:
         settings = PredictorSettings(group=args.group, collector_step_seconds=args.step_seconds,
                                      decision_seconds=args.decision_seconds, heartbeat_seconds=args.heartbeat_seconds,
                                      stale_after_seconds=args.stale_after_seconds,
-                                     history_seconds=args.history_seconds, models=models)
+                                     history_seconds=args.history_seconds, models=models,
+                                     break_even_cold_start_seconds=args.break_even_cold_start)
         return Predictor(settings, kafka, kube_api, metrics), metrics.registry
 
     return _serve(args, build)

@@ -52,7 +52,7 @@ from autoglm_predictor.pipeline import records
 from autoglm_predictor.pipeline.actuation import ForecastStatus
 from autoglm_predictor.pipeline.connections import KafkaSettings, ensure_topics
 from autoglm_predictor.pipeline.history import History
-from autoglm_predictor.pipeline.lead_time import horizon_buckets, lead_time_seconds
+from autoglm_predictor.pipeline.lead_time import DEFAULT_COLD_START_SECONDS, horizon_buckets, lead_time_seconds
 from autoglm_predictor.pipeline.metrics import PredictorMetrics
 from autoglm_predictor.pipeline.offsets import OffsetLedger, effects_from_metadata, effects_metadata, replay_start
 from autoglm_predictor.pipeline.targets import Target, list_targets
@@ -69,6 +69,7 @@ class PredictorSettings:
     stale_after_seconds: float = 180.0  # newest sample older than this: decay to the reactive minimum
     refresh_seconds: float = 30.0
     history_seconds: int = 8 * 86400  # kept per deployment, and re-read from Kafka on assignment
+    break_even_cold_start_seconds: float = 0.0  # faster-starting deployments get no floor (forecast/policy.py)
     models: ModelSettings = field(default_factory=ModelSettings)
 
 
@@ -85,7 +86,8 @@ class DeploymentState:
     answered: tuple[str, str] | None = None  # (forecaster, calibration) behind the newest forecast
 
 
-def policy_config(target: Target, stale_after_seconds: float, lead_seconds: float) -> PolicyConfig:
+def policy_config(target: Target, stale_after_seconds: float, lead_seconds: float,
+                  break_even_cold_start_seconds: float = 0.0) -> PolicyConfig:
     """perReplica is already the load one replica serves at the SLO, so utilisation is 1.
 
     The floor falls only once the need has stayed lower for one lead time (the policy's scale-down
@@ -95,7 +97,10 @@ def policy_config(target: Target, stale_after_seconds: float, lead_seconds: floa
     """
     return PolicyConfig(capacity_per_replica=target.per_replica, target_utilisation=1.0,
                         min_replicas=target.min_replicas, max_replicas=max(1, target.highest_floor),
-                        stale_after_seconds=stale_after_seconds, scale_down_window_seconds=lead_seconds)
+                        stale_after_seconds=stale_after_seconds, scale_down_window_seconds=lead_seconds,
+                        cold_start_seconds=DEFAULT_COLD_START_SECONDS if target.cold_start_seconds is None
+                        else target.cold_start_seconds,
+                        break_even_cold_start_seconds=break_even_cold_start_seconds)
 
 
 def restored_policy(target: Target, written: ForecastStatus | None, now: float) -> PolicyState:
@@ -373,7 +378,8 @@ class Predictor:
             target, history, written = state.target, state.history.copy(), self.written.get(key)
         lead = lead_time_seconds(target, self.settings.collector_step_seconds, self.settings.decision_seconds)
         forecast, error, sample_ts = self.forecast(key, state, history, lead, now)
-        config = policy_config(target, self.settings.stale_after_seconds, lead)
+        config = policy_config(target, self.settings.stale_after_seconds, lead,
+                               self.settings.break_even_cold_start_seconds)
         decision, state.policy = decide(config, state.policy, PolicyInput(
             now_seconds=now, forecast=forecast, forecast_seconds=sample_ts,
             observed_load=history.latest[1] if history.latest else None))

@@ -122,3 +122,19 @@ def test_settings_from_environment_keep_secrets_out_of_repr():
 def test_sasl_without_credentials_is_refused():
     with pytest.raises(SettingsError):
         KafkaSettings(bootstrap="k:9092", security_protocol="SASL_PLAINTEXT")
+
+
+def test_live_policy_backs_off_below_the_break_even_cold_start_and_status_says_who_answered():
+    from autoglm_predictor.forecast.policy import PolicyInput, PolicyState, decide
+    from autoglm_predictor.pipeline.predictor import policy_config
+
+    fast = target_from(cr({"enabled": True}, status={"currentRevision": "r", "coldStartSeconds": {"r": 20}}, maxReplicas=8))
+    slow = target_from(cr({"enabled": True}, maxReplicas=8))  # unmeasured: the default cold start
+    inputs = PolicyInput(now_seconds=100, forecast=[500.0], forecast_seconds=100)
+    assert decide(policy_config(fast, 180, 60, 60.0), PolicyState(1), inputs)[0].min_replicas == 1
+    assert decide(policy_config(slow, 180, 60, 60.0), PolicyState(1), inputs)[0].min_replicas > 1
+    answered = ForecastStatus(horizon_seconds=60, predicted=5.0, floor=2, updated_at=from_epoch(0), error=None,
+                              forecaster="linear-ar", calibration="quantile-tracking q0.95 rate 0.05")
+    wire = status_patch(answered)["status"]["forecast"]
+    assert (wire["forecaster"], wire["calibration"]) == ("linear-ar", "quantile-tracking q0.95 rate 0.05")
+    assert ForecastStatus.from_status(wire) == answered
