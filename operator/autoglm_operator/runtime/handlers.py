@@ -78,9 +78,11 @@ def rolling_out(status: Mapping[str, Any], **_: Any) -> bool:
 
 
 def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Callable[[str], None] = lambda uid: None,
-                   cache: ChildrenCache | None = None) -> kopf.OperatorRegistry:
+                   cache: ChildrenCache | None = None, active: Callable[[], bool] = lambda: True) -> kopf.OperatorRegistry:
     """`forget(uid)` is called once a resource is gone (for state kept per resource). A `cache`
-    (the one the reconciler's Cluster reads) is fed from watches of every child kind and of pods."""
+    (the one the reconciler's Cluster reads) is fed from watches of every child kind and of pods.
+    `active()` says whether this replica works now (peering.py): kopf pauses its own handlers, the
+    operator's ticks and forecast expiries ask."""
     registry = kopf.OperatorRegistry()
     on_resource: dict[str, Any] = {"registry": registry, "errors": kopf.ErrorsMode.TEMPORARY, "backoff": RETRY_SECONDS}
 
@@ -100,6 +102,8 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
             children_settled.request((namespace, instance))
 
     def tick(key: tuple[str, str], what: Tick) -> None:
+        if not active():
+            return
         if what is Tick.RESYNC and cache is not None:
             cache.expire(*key)
         reconciler.request(*key)
@@ -120,7 +124,11 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
     kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
     kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
     kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)
-    forecasts = ForecastWatch(reconciler.request)
+    def expired(namespace: str, name: str) -> None:
+        if active():
+            reconciler.request(namespace, name)
+
+    forecasts = ForecastWatch(expired)
 
     def resource_seen(namespace: str, name: str, body: Mapping[str, Any], type: str | None, **_: Any) -> None:
         """Every watch event of a resource: its ticks (periodic.py); status.forecast (the

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime, timezone
 
 import kopf
 import kubernetes
@@ -14,6 +15,7 @@ from autoglm_operator.reconcile.children_cache import ChildrenCache
 from autoglm_operator.reconcile.converge import Reconciler
 from autoglm_operator.reconcile.discovery import Discovery
 from autoglm_operator.runtime.handlers import build_registry, forget_handled, post_event, settings
+from autoglm_operator.runtime.peering import PeeringGate, peering_reader
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +47,12 @@ def run(options: Options) -> None:
     if options.metrics_port:
         prometheus_client.start_http_server(options.metrics_port)
     configured = settings()
+    gate = PeeringGate(peering_reader(api, options.peering, options.namespaces), options.priority,
+                       clock=lambda: datetime.now(timezone.utc)) if options.peering else None
     kopf.run(
         registry=build_registry(reconciler, resync_seconds=options.resync_seconds,
-                                forget=lambda uid: forget_handled(configured, uid), cache=cache),
+                                forget=lambda uid: forget_handled(configured, uid), cache=cache,
+                                active=gate.active if gate else lambda: True),
         settings=configured,
         standalone=options.peering is None,
         priority=options.priority,
