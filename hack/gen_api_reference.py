@@ -38,6 +38,15 @@ def _constraints(schema: dict[str, Any]) -> str:
             parts.append(f"{label} {schema[key]}")
     if "pattern" in schema:
         parts.append(f"pattern `{schema['pattern']}`")
+    items = schema.get("items", {}) if schema.get("type") == "array" else {}
+    if "maxLength" in items:
+        parts.append(f"each length <= {items['maxLength']}")
+    if "pattern" in items:
+        parts.append(f"each pattern `{items['pattern']}`")
+    if schema.get("x-kubernetes-list-type") == "set":
+        parts.append("unique")
+    for key in schema.get("x-kubernetes-list-map-keys", []):
+        parts.append(f"unique `{key}`")
     for rule in schema.get("x-kubernetes-validations", []):
         parts.append(f"rule: {rule.get('message', rule['rule'])}")
     return "; ".join(parts).replace("|", "\\|")
