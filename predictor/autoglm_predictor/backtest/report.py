@@ -209,7 +209,10 @@ def _frontier_json(front: Frontier) -> list[dict[str, float]]:
 
 
 def _comparison_json(c: Comparison) -> dict[str, object]:
-    return {**asdict(c), "miss_ratio": c.miss_ratio, "cost_ratio": c.cost_ratio}
+    """Ratios are null outside the frontier, and the miss ratio also when reactive misses nothing at
+    that cost but the policy does (infinite: strict JSON has no Infinity; the attainments say it)."""
+    finite = lambda x: x if x is not None and np.isfinite(x) else None  # noqa: E731
+    return {**asdict(c), "miss_ratio": finite(c.miss_ratio), "cost_ratio": finite(c.cost_ratio)}
 
 
 def to_json(settings: dict[str, object], scenario: Scenario, result: Backtest, costs: dict[str, object]) -> str:
@@ -234,4 +237,4 @@ def to_json(settings: dict[str, object], scenario: Scenario, result: Backtest, c
         },
         "costs": costs,
     }
-    return json.dumps(document, indent=2, default=str)
+    return json.dumps(document, indent=2, default=str, allow_nan=False)

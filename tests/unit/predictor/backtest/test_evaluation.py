@@ -1,0 +1,51 @@
+"""The cold-start sweep's break-even and the reactive frontier over a hand-made replay."""
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autoglm_predictor.backtest.evaluation import (ColdStart, Data, Scenario, break_even_cold_start, closed_loop,
+                                                   reactive_frontier)
+from autoglm_predictor.backtest.frontier import Comparison, Frontier, Point
+from autoglm_predictor.forecast.series import Split
+from autoglm_predictor.forecast.simulator import ClusterConfig
+
+
+def row(seconds: float, attainment: float, reactive: float | None, backed_off: bool = False) -> ColdStart:
+    comparison = Comparison(gpu_hours=1.0, attainment_pct=attainment, reactive_attainment_at_equal_cost=reactive,
+                            reactive_gpu_hours_at_equal_attainment=None)
+    return ColdStart(seconds, backed_off, policy=None, frontier=Frontier((Point(0.8, 1.0, 90.0),)),  # type: ignore[arg-type]
+                     comparison=comparison)
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    ([row(20, 95, 96), row(100, 99, 96), row(300, 99, 90)], 100),  # behind at 20 s, ahead from 100 s
+    ([row(20, 99, 96), row(100, 95, 96), row(300, 99, 90)], 300),  # ahead at 20 s but not at 100 s
+    ([row(20, 99, 96), row(100, 99, 96), row(300, 99, 90)], 20),
+    ([row(20, 99, 96, backed_off=True), row(100, 99, 96)], 100),  # a backed-off row does not beat
+    ([row(20, 99, 96), row(300, 99, None)], None),  # outside the frontier: no claim
+])
+def test_break_even_is_the_shortest_cold_start_from_which_the_floor_always_beats(rows, expected):
+    assert break_even_cold_start({r.cold_start_seconds: r for r in rows}) == expected
+
+
+def test_a_forecast_floor_beats_reactive_at_equal_cost_on_a_step_and_backs_off_below_the_break_even():
+    # Minute steps, 60 req/min per replica: demand steps from 60 to 240 at minute 30; the
+    # forecast (perfect, one bucket = one step) lets the floor start pods a cold start ahead.
+    index = pd.date_range("2026-01-01", periods=60, freq="1min")
+    demand = pd.Series([60.0] * 30 + [240.0] * 30, index=index)
+    data = Data(steps=Split(train=demand[:1], test=demand), buckets=Split(train=demand[:1], test=demand))
+    cluster = ClusterConfig(step_seconds=60, capacity_per_replica=60, max_replicas=10, cold_start_seconds=180,
+                            sync_period_seconds=60, target_utilisation=1.0)
+    scenario = Scenario(step=pd.Timedelta("1min"), bucket=pd.Timedelta("1min"), horizon=8, report_horizons=(1,),
+                        quantile=0.95, cluster=cluster, pipeline_lag_steps=0, calibration_rate=0.0)
+    values = demand.to_numpy()
+    upper = np.array([[values[min(o + h, 59)] for h in range(8)] for o in range(60)])
+    floor = closed_loop(scenario, data, {"perfect": upper}, 1.0, include_static=False)["perfect floor"].outcome
+    front, sweep = reactive_frontier(scenario, data, (1.0, 0.5))
+    assert floor.slo_attainment_pct == pytest.approx(100.0) and sweep[1.0].slo_attainment_pct < 100
+    assert floor.gpu_hours < sweep[0.5].gpu_hours
+    backed = replace(scenario, break_even_cold_start_seconds=300.0)  # pods start faster than it: no floor
+    reactive_like = closed_loop(backed, data, {"perfect": upper}, 1.0, include_static=False)
+    assert reactive_like["perfect floor"].outcome == reactive_like["reactive"].outcome
