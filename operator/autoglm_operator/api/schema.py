@@ -47,6 +47,17 @@ NO_EMPTY_ITEM = Rule(
 )
 
 
+def exactly_one(what: str, *fields: str) -> Rule:
+    """A cross-field rule: exactly one of the optional (None-default) `fields` is set, as Kubernetes'
+    one-of sources (an env `valueFrom`, a volume) require; `what` names the object in the message."""
+    names = [camel(f) for f in fields]
+    return Rule(
+        cel=" + ".join(f"(has(self.{n}) ? 1 : 0)" for n in names) + " == 1",
+        message=f"{what} sets exactly one of {', '.join(names[:-1])} and {names[-1]}",
+        check=lambda obj: sum(getattr(obj, f) is not None for f in fields) == 1,
+    )
+
+
 def spec_field(
     description: str,
     *,

@@ -13,7 +13,16 @@ from typing import Any, ClassVar, Literal
 from autoglm_operator.api.istio_rules import HOST, HOST_MAX_LENGTH, RETRY_ON, retry_on_ok
 from autoglm_operator.api.quantity import canonical_quantity
 from autoglm_operator.api.rollout_spec import Rollout
-from autoglm_operator.api.schema import NO_EMPTY_ITEM, NOT_EMPTY, InvalidSpec, Rule, matches, parse, spec_field
+from autoglm_operator.api.schema import (
+    NO_EMPTY_ITEM,
+    NOT_EMPTY,
+    InvalidSpec,
+    Rule,
+    exactly_one,
+    matches,
+    parse,
+    spec_field,
+)
 
 GROUP = "autoglm.io"
 VERSION = "v1alpha1"
@@ -127,13 +136,7 @@ class KeyRef:
 class EnvSource:
     """Where a variable's value comes from instead of `value`: a Secret or a ConfigMap key."""
 
-    RULES: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="has(self.secretKeyRef) != has(self.configMapKeyRef)",
-            message="valueFrom sets exactly one of secretKeyRef and configMapKeyRef",
-            check=lambda v: (v.secret_key_ref is None) != (v.config_map_key_ref is None),
-        ),
-    )
+    RULES: ClassVar[tuple[Rule, ...]] = (exactly_one("valueFrom", "secret_key_ref", "config_map_key_ref"),)
 
     secret_key_ref: KeyRef | None = spec_field("A Secret key (e.g. a Hub token), never stored in this resource.", default=None)
     config_map_key_ref: KeyRef | None = spec_field("A ConfigMap key.", default=None)
@@ -168,13 +171,7 @@ class ObjectRef:
 class EnvFrom:
     """Every key of a Secret or ConfigMap as environment variables (Kubernetes `envFrom`)."""
 
-    RULES: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="has(self.secretRef) != has(self.configMapRef)",
-            message="envFrom sets exactly one of secretRef and configMapRef",
-            check=lambda v: (v.secret_ref is None) != (v.config_map_ref is None),
-        ),
-    )
+    RULES: ClassVar[tuple[Rule, ...]] = (exactly_one("envFrom", "secret_ref", "config_map_ref"),)
 
     secret_ref: ObjectRef | None = spec_field("A Secret.", default=None)
     config_map_ref: ObjectRef | None = spec_field("A ConfigMap.", default=None)
@@ -220,12 +217,7 @@ class Volume:
     """An extra pod volume; mount it with runtime.volumeMounts."""
 
     RULES: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="[has(self.secret), has(self.configMap), has(self.persistentVolumeClaim), has(self.emptyDir)]"
-                ".filter(x, x).size() == 1",
-            message="a volume sets exactly one of secret, configMap, persistentVolumeClaim and emptyDir",
-            check=lambda v: sum(x is not None for x in (v.secret, v.config_map, v.persistent_volume_claim, v.empty_dir)) == 1,
-        ),
+        exactly_one("a volume", "secret", "config_map", "persistent_volume_claim", "empty_dir"),
     )
 
     name: str = spec_field("Volume name, unique in the pod.", pattern=DNS_LABEL, max_length=63)
