@@ -6,8 +6,10 @@ Rules enforced by the API server (each a case below): field types, required `spe
 fields, enums (engine), minimums (GPUs >= 1) and maximums (tensorParallelSize <= 16), patterns
 (pvc:// sources, quantities), unique LoRA adapter names, the metadata.name rule, the CEL rules
 minReplicas <= maxReplicas, scale-to-zero needs KEDA, and GPU count a multiple of tensor parallelism,
-required strings that are empty (field rules, the same words as `autoglm render`), and the
-transition rule that refuses `kubectl scale` while autoscaling decides the replicas.
+required strings that are empty (field rules, the same words as `autoglm render`), the
+transition rule that refuses `kubectl scale` while autoscaling decides the replicas, and issue 15's
+rules (hosts, gateways and retry conditions as Istio validates them, scale to zero only with a signal
+that exists at zero pods, keys the operator owns, the pod fields' own rules).
 Rule enforced by the operator here: `runtime.args` may not repeat a flag the operator sets. (The
 rules that depend on KEDA or Istio being absent cannot trigger in this cluster, which serves both;
 their unit tests are in tests/unit/operator/api/test_spec.py.)

@@ -215,14 +215,6 @@ OWNED_KEYS = [
 ]
 
 
-@pytest.mark.parametrize("spec, words", OWNED_KEYS, ids=[w[:40] for _, w in OWNED_KEYS])
-def test_keys_the_operator_owns_are_refused_by_name(make_cr, spec, words):
-    """The issue's input (HF_HOME) rendered HF_HOME twice and every apply failed with 'duplicate entries'."""
-    with pytest.raises(InvalidSpec) as refused:
-        parse_instance(make_cr(**spec))
-    assert words in str(refused.value)
-
-
 def test_node_selector_on_an_operator_label_is_refused(make_instance):
     spec = make_instance(scheduling={"nodeSelector": {"node-role.kubernetes.io/edge": ""}}).spec
     with pytest.raises(InvalidSpec, match="spec.scheduling.nodeSelector: node-role.kubernetes.io/edge is set by the operator"):
@@ -262,8 +254,10 @@ POD_RULES = [
 ]
 
 
-@pytest.mark.parametrize("spec, words", POD_RULES, ids=[w[:40] for _, w in POD_RULES])
-def test_pod_essentials_are_refused_as_the_api_server_would(make_cr, spec, words):
+@pytest.mark.parametrize("spec, words", OWNED_KEYS + POD_RULES, ids=[w[:40] for _, w in OWNED_KEYS + POD_RULES])
+def test_owned_keys_and_bad_pod_fields_are_refused_by_name(make_cr, spec, words):
+    """OWNED_KEYS: the issue's input (HF_HOME) rendered HF_HOME twice and every apply failed with
+    'duplicate entries'; POD_RULES: what the API server would refuse in the Deployment, refused earlier."""
     with pytest.raises(InvalidSpec) as refused:
         parse_instance(make_cr(**spec))
     assert words in str(refused.value)
