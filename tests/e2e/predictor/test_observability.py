@@ -84,7 +84,9 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
                              "--refresh-seconds=2", **kafka_env)
         predictor = pipeline("predictor", "--step-seconds=1", "--bucket-seconds=2", f"--season-seconds={DAY:.0f}",
                              "--decision-seconds=1", "--heartbeat-seconds=5", "--stale-after-seconds=5",
-                             "--history-seconds=600", "--retrain-seconds=10", "--no-lstm", **kafka_env)
+                             "--history-seconds=600", "--retrain-seconds=10", "--no-lstm",
+                             # its own group: other tests' predictors on this shared Kafka rebalance theirs
+                             f"--group=autoglm-predictor-{namespace}", **kafka_env)
         for component, port in (("operator", operator.metrics_port), ("collector", collector.metrics_port),
                                 ("predictor", predictor.metrics_port)):
             targets.append(testenv.add_scrape_target(f"{component}-{port}", f"127.0.0.1:{port}"))
@@ -143,7 +145,12 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
             alerts = requests.get(f"{url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
             return any(a["labels"]["alertname"] == "AutoGLMRecordsRejected" and a["state"] == "firing" for a in alerts)
 
-        procs.wait_until("AutoGLMRecordsRejected firing", rejected_alert_fires, 60)
+        # First the predictor counts it (its own /metrics), then Prometheus scrapes, records and fires
+        # (1 s scrape and evaluation): two waits, so a failure says which step did not happen.
+        procs.wait_until("the predictor counting the undecodable record",
+                         lambda: predictor.metric("autoglm_predictor_records_rejected_total") >= 1, 120,
+                         predictor.pid, predictor.log)
+        procs.wait_until("AutoGLMRecordsRejected firing in Prometheus", rejected_alert_fires, 30)
 
         groups = requests.get(f"{url}/api/v1/rules", timeout=10).json()["data"]["groups"]
         ours = [r for g in groups if g["file"] == str(rule_file) for r in g["rules"]]
