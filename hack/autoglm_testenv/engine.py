@@ -103,8 +103,13 @@ class Metrics:
                          if signals.kv_cache_usage else _Absent())
         self.ttft = (Histogram(signals.ttft, "TTFT", names, buckets=TTFT_BUCKETS, registry=r)
                      if signals.ttft else _Absent())
-        self.e2e = Histogram(f"{engine}:e2e_request_latency_seconds" if engine != "tgi" else "tgi_request_duration",
+        # Not read by the operator or the pipeline (so not in the profile): vLLM's and SGLang's names, TGI's histogram.
+        prefix = "tgi_request_" if engine == "tgi" else f"{engine}:"
+        self.e2e = Histogram("tgi_request_duration" if engine == "tgi" else f"{prefix}e2e_request_latency_seconds",
                              "End-to-end latency", names, buckets=E2E_BUCKETS, registry=r)
+        tokens = engine != "tgi"  # TGI publishes token counts as per-request histograms only
+        self.generation_tokens = Counter(f"{prefix}generation_tokens", "Generated tokens", names, registry=r) if tokens else _Absent()
+        self.prompt_tokens = Counter(f"{prefix}prompt_tokens", "Prompt tokens", names, registry=r) if tokens else _Absent()
         self.succeeded = _counter(signals.succeeded, "Requests that finished well", names, r)
         self.total = _counter(signals.total, "Finished requests, failed ones included", names, r)
         # vLLM counts failures in its HTTP middleware's counter (status "5xx"), the others per request.
@@ -173,6 +178,8 @@ class Engine:
         m.ttft.labels(**labels).observe(ttft)
         m.e2e.labels(**labels).observe(e2e)
         m.finished(ok=True)
+        m.generation_tokens.labels(**labels).inc(max_tokens)
+        m.prompt_tokens.labels(**labels).inc(prompt_tokens)
         return ttft, e2e
 
 
