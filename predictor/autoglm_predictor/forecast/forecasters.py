@@ -244,6 +244,19 @@ class LinearAR(PointForecaster):
             self._coefficients.append(coefficients)
         self._judge(values)
 
+    @classmethod
+    def from_coefficients(cls, horizon: int, lags: int, seasons: Sequence[int], coefficients: Sequence[Sequence[float]],
+                          quantiles: Sequence[float] = (0.5,)) -> LinearAR:
+        """A fit restored from its coefficients (per step: [1, lags 1..`lags`, `seasons`]), with no
+        residual margins: the point forecast at every quantile. The LSTM saves its base AR this way."""
+        forecaster = cls(horizon, lags=lags, seasons=seasons, quantiles=quantiles)
+        forecaster._coefficients = [np.asarray(c, dtype=float) for c in coefficients]
+        if len(forecaster._coefficients) != horizon or any(c.shape != (1 + lags + len(forecaster.seasons),)
+                                                           for c in forecaster._coefficients):
+            raise ForecastError(f"need {horizon} coefficient rows of {1 + lags + len(forecaster.seasons)} values")
+        forecaster._offsets = np.zeros((horizon, len(forecaster.quantiles)))
+        return forecaster
+
     @staticmethod
     def min_history(horizon: int, lags: int) -> int:
         """Buckets a gap-free history needs before the row rule can pass (no seasonal lag yet)."""

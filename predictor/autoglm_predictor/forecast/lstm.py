@@ -3,10 +3,23 @@
 TensorFlow is imported here only, and only when a model is built or loaded, so the rest of the
 package (policy, simulator, CLI parsing) starts in milliseconds.
 
-Inputs per origin: the last `window` buckets (value and calendar of each bucket) into an LSTM,
-plus, for every forecast step, the same-time value one season earlier and the step's calendar.
-The network predicts the change from the last observed bucket, scaled by the training p99, so
-an untrained network starts at persistence rather than at zero.
+Inputs per origin: the last `window` buckets (value, calendar and, with a linear-AR base, that
+AR's one-bucket-ahead error at each bucket) into an LSTM, plus, for every forecast step, the
+same-time value one season earlier, the step's calendar and the base's forecast for it.
+
+The network predicts a correction to a base forecast, scaled by the training p99, so an untrained
+network starts at the base rather than at zero:
+- "linear-ar": the direct linear AR of forecasters.py (12 lags plus the seasonal lags), fitted on
+  the same training history, takes the level and the seasonal shape; the network learns what the
+  AR leaves (its residuals: nonlinear and calendar effects, and from the AR's recent one-bucket
+  errors, how wrong it is running today). Issue 16: forecasting the change from the last bucket,
+  the LSTM only matched the AR on NASA and was far worse on the staged ramp, which the AR
+  forecasts exactly.
+- "last": the change from the last observed bucket (all format-1 models). On a bursty trace where
+  the AR is worse than persistence (Azure `code`) this base trains the better network.
+- "auto" (the default) picks one of the two on the training history alone: the AR is fitted on its
+  first part and scored against persistence on the validation part early stopping watches; the
+  AR becomes the base when its median forecast has the lower MAE there.
 """
 from __future__ import annotations
 
@@ -20,9 +33,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from autoglm_predictor.forecast.forecasters import DEFAULT_QUANTILES, Forecaster, ForecastError, filled, gather, observed
+from autoglm_predictor.forecast.forecasters import (DEFAULT_QUANTILES, Forecaster, ForecastError, LinearAR, filled,
+                                                   gather, observed)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+BASES = ("auto", "linear-ar", "last")
+# The base AR's recent lags: the same 12 as the linear-AR forecaster of the backtest and the ladder.
+BASE_LAGS = 12
 
 
 @dataclass(frozen=True)
@@ -40,16 +57,26 @@ class LSTMSettings:
     learning_rate: float = 3e-3
     seed: int = 0
     threads: int = 2
+    base: str = "auto"
 
 
 @dataclass
 class Scaler:
-    """Everything besides the weights that a saved model needs to forecast again."""
+    """Everything besides the weights that a saved model needs to forecast again.
+
+    `base` is the base in use ("linear-ar" or "last", "auto" resolved); `base_seasons` and
+    `base_coefficients` are the fitted linear-AR base (empty with base "last"): per forecast step,
+    the coefficients of [1, lags 1..12, the seasonal lags]. `base_choice` says why "auto" chose.
+    """
 
     scale: float
     step_seconds: float
     trained_until: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
+    base: str = "last"
+    base_choice: str = ""
+    base_seasons: list[int] = field(default_factory=list)
+    base_coefficients: list[list[float]] = field(default_factory=list)
 
 
 # TensorFlow's C++ log level must be set before TensorFlow is imported (it is read once). At 2 an
@@ -104,17 +131,36 @@ class LSTMForecaster(Forecaster):
         super().__init__(settings.horizon, settings.quantiles)
         if settings.window < 1:
             raise ForecastError(f"window must be >= 1, got {settings.window}")
+        if settings.base not in BASES:
+            raise ForecastError(f"base must be one of {', '.join(BASES)}, got {settings.base!r}")
         self.settings = settings
         self.progress = progress
         self.scaler: Scaler | None = None
+        self._base: LinearAR | None = None
         self._model = None
         self._inference = None
 
     # -- features -------------------------------------------------------------------------
 
+    def _base_forecasts(self, values: np.ndarray, index: pd.DatetimeIndex, first: int, last: int) -> np.ndarray:
+        """The base's point forecasts: shape (len(values) + 1, horizon), row `o` the forecast standing
+        before bucket `o`, for origins `first..last` (clipped to 1..len(values)); NaN elsewhere.
+
+        The linear AR answers like its own forecaster (gaps filled, missing lags -> the last value,
+        clamped to the bound); base "last" holds the last observed bucket flat.
+        """
+        out = np.full((len(values) + 1, self.horizon), np.nan)
+        origins = np.arange(max(1, first), min(last, len(values)) + 1)
+        if self._base is None:
+            out[origins] = np.repeat(gather(values, origins - 1)[:, None], self.horizon, axis=1)
+        elif origins.size:
+            out[origins] = self._base.predict(pd.Series(values, index=index), origins)[:, :, 0]
+        return out
+
     def _inputs(self, values: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray,
                 step_seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(sequence, per-step auxiliaries, last value), all scaled; NaN where data is missing."""
+        """(sequence, per-step auxiliaries, base forecast (origins, horizon)), all scaled; NaN
+        where data is missing."""
         s = self.settings
         scale = self.scaler.scale
         past = origins[:, None] - np.arange(s.window, 0, -1)
@@ -122,12 +168,18 @@ class LSTMForecaster(Forecaster):
         start = index[0]
         step = pd.Timedelta(seconds=step_seconds)
         cal = calendar(pd.date_range(start - step * s.window, periods=len(values) + s.window + s.horizon, freq=step))
-        sequence = np.concatenate([gather(values, past)[:, :, None] / scale, cal[past + s.window]], axis=-1)
+        base = (self._base_forecasts(values, index, int(origins.min()) - s.window, int(origins.max())) if origins.size
+                else np.empty((len(values) + 1, s.horizon)))
+        channels = [gather(values, past)[:, :, None] / scale]
+        if self._base is not None:  # the AR's one-bucket-ahead error at each past bucket
+            channels.append(((gather(values, past) - gather(base[:, 0], past)) / scale)[:, :, None])
+        sequence = np.concatenate([*channels, cal[past + s.window]], axis=-1)
         last = gather(values, origins - 1)
         seasonal = [gather(values, future - season) for season in s.seasons]
         seasonal = [np.where(np.isnan(lag), last[:, None], lag) / scale for lag in seasonal]
-        aux = np.concatenate([cal[future + s.window].reshape(len(origins), -1), *seasonal], axis=1)
-        return sequence.astype(np.float32), aux.astype(np.float32), last / scale
+        ahead = base[origins] / scale
+        aux = np.concatenate([cal[future + s.window].reshape(len(origins), -1), *seasonal, ahead], axis=1)
+        return sequence.astype(np.float32), aux.astype(np.float32), ahead
 
     def _build(self, sequence_features: int, aux_features: int):
         tf = configure_tensorflow(self.settings.seed, self.settings.threads)
@@ -137,8 +189,9 @@ class LSTMForecaster(Forecaster):
         aux = keras.Input((aux_features,), name="aux")
         encoded = keras.layers.LSTM(s.units)(sequence)
         hidden = keras.layers.Dense(s.dense, activation="relu")(keras.layers.Concatenate()([encoded, aux]))
+        # Zero output weights: training starts exactly at the base forecast.
         output = keras.layers.Reshape((s.horizon, len(self.quantiles)))(
-            keras.layers.Dense(s.horizon * len(self.quantiles))(hidden))
+            keras.layers.Dense(s.horizon * len(self.quantiles), kernel_initializer="zeros")(hidden))
         return keras.Model([sequence, aux], output)
 
     def _compile(self, learning_rate: float) -> None:
@@ -149,8 +202,8 @@ class LSTMForecaster(Forecaster):
     def _samples(self, history: pd.Series, origins: np.ndarray):
         """Training tensors for complete origins only (no gap in inputs or targets)."""
         values = history.to_numpy(dtype=float)
-        sequence, aux, last = self._inputs(values, history.index, origins, self.scaler.step_seconds)
-        target = gather(values, origins[:, None] + np.arange(self.horizon)) / self.scaler.scale - last[:, None]
+        sequence, aux, base = self._inputs(values, history.index, origins, self.scaler.step_seconds)
+        target = gather(values, origins[:, None] + np.arange(self.horizon)) / self.scaler.scale - base
         complete = np.isfinite(sequence).all(axis=(1, 2)) & np.isfinite(aux).all(axis=1) & np.isfinite(target).all(axis=1)
         return sequence[complete], aux[complete], target[complete].astype(np.float32)
 
@@ -168,6 +221,16 @@ class LSTMForecaster(Forecaster):
         p99 = float(np.nanpercentile(values, 99)) if np.isfinite(values).any() else 0.0
         self.scaler = Scaler(scale=p99 if p99 > 0 else 1.0, step_seconds=step_seconds,
                              trained_until=str(history.index[-1]))
+        self._base = None
+        self.scaler.base, self.scaler.base_choice = (choose_base(history, s.horizon, s.seasons, s.validation_fraction)
+                                                     if s.base == "auto" else (s.base, "set"))
+        if self.scaler.base == "linear-ar":  # a refused fit (too few rows, explosive) is the LSTM's refusal too
+            self._base = LinearAR(s.horizon, lags=BASE_LAGS, seasons=s.seasons, quantiles=(0.5,))
+            self._base.fit(history)
+            self.scaler.base_seasons = list(self._base.seasons)
+            self.scaler.base_coefficients = [c.tolist() for c in self._base._coefficients]
+        if self.progress:
+            self.progress(f"base: {self.scaler.base} ({self.scaler.base_choice})")
         sequence, aux, target = self._samples(history, self._origins(len(history)))
         if len(target) < 20:
             raise ForecastError(f"only {len(target)} complete training windows; need a longer history")
@@ -224,11 +287,12 @@ class LSTMForecaster(Forecaster):
         if self._model is None or self.scaler is None:
             raise ForecastError("the LSTM is not trained or loaded")
         values = filled(history.to_numpy())
-        sequence, aux, last = self._inputs(values, history.index, positions, self.scaler.step_seconds)
-        # Windows reaching before the history start repeat its first value.
-        sequence = np.where(np.isnan(sequence), values[0] / self.scaler.scale, sequence)
+        sequence, aux, base = self._inputs(values, history.index, positions, self.scaler.step_seconds)
+        # Windows reaching before the history start repeat its first value (and the base's error there is 0).
+        sequence[:, :, 0] = np.where(np.isnan(sequence[:, :, 0]), values[0] / self.scaler.scale, sequence[:, :, 0])
+        sequence = np.nan_to_num(sequence, nan=0.0)
         delta = self._compiled()(sequence, aux).numpy()
-        return (last[:, None, None] + np.sort(delta, axis=-1)) * self.scaler.scale
+        return (base[:, :, None] + np.sort(delta, axis=-1)) * self.scaler.scale
 
     def _compiled(self):
         """A traced inference graph: eager Keras steps the LSTM in Python, ~10x slower per call."""
@@ -264,16 +328,44 @@ class LSTMForecaster(Forecaster):
         if not path.is_file() or not meta_path.is_file():
             raise ForecastError(f"need both {path} and {meta_path}")
         meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT_VERSION:
+        if meta.get("format") not in (1, FORMAT_VERSION):
             raise ForecastError(f"{meta_path}: unsupported format {meta.get('format')}")
         settings = meta["settings"]
-        settings = LSTMSettings(**{**settings, "quantiles": tuple(settings["quantiles"]),
-                                   "seasons": tuple(settings["seasons"])})
+        settings = LSTMSettings(**{"base": "last", **settings, "quantiles": tuple(settings["quantiles"]),
+                                   "seasons": tuple(settings["seasons"])})  # format 1: base "last"
         forecaster = cls(settings, progress)
         forecaster.scaler = Scaler(**meta["scaler"])
+        if forecaster.scaler.base == "linear-ar":
+            forecaster._base = LinearAR.from_coefficients(settings.horizon, BASE_LAGS, forecaster.scaler.base_seasons,
+                                                          forecaster.scaler.base_coefficients, quantiles=(0.5,))
         tf = configure_tensorflow(settings.seed, settings.threads)
         forecaster._model = tf.keras.models.load_model(path, compile=False)
         return forecaster
+
+
+def choose_base(history: pd.Series, horizon: int, seasons: Sequence[int], validation_fraction: float) -> tuple[str, str]:
+    """("linear-ar" or "last", why): the base "auto" resolves to, from the training history only.
+
+    The AR is fitted on the first 1 - `validation_fraction` of the history (the part the network
+    trains on) and both bases forecast every origin of the rest; the lower mean absolute error over
+    all horizon steps wins, ties to the AR. An AR refused on that part (ForecastError) loses.
+    """
+    values = history.to_numpy(dtype=float)
+    cut = int(len(values) * (1 - validation_fraction))
+    origins = np.arange(cut, len(values) - horizon + 1)
+    if origins.size == 0:
+        return "last", "no validation origins"
+    actual = gather(values, origins[:, None] + np.arange(horizon))
+    last = np.repeat(gather(filled(values), origins - 1)[:, None], horizon, axis=1)
+    try:
+        ar = LinearAR(horizon, lags=BASE_LAGS, seasons=seasons, quantiles=(0.5,))
+        ar.fit(history.iloc[:cut])
+        point = ar.predict(history, origins)[:, :, 0]
+    except ForecastError as error:
+        return "last", f"the AR refused the first part: {error.reason}"
+    ar_mae, last_mae = np.nanmean(np.abs(point - actual)), np.nanmean(np.abs(last - actual))
+    why = f"validation MAE linear AR {ar_mae:.4g} vs last bucket {last_mae:.4g}"
+    return ("linear-ar", why) if ar_mae <= last_mae else ("last", why)
 
 
 def _regular_step(history: pd.Series) -> float:

@@ -82,3 +82,13 @@ def test_bad_arguments_raise():
         forecaster.predict(series([np.nan, np.nan]), [1])
     with pytest.raises(ForecastError, match="shorter than the horizon"):
         Persistence(horizon=5).fit(series([1, 2]))
+
+
+def test_linear_ar_restored_from_its_coefficients_forecasts_the_same_point():
+    fitted = LinearAR(horizon=6, lags=12, seasons=(24,))
+    fitted.fit(SINE[:300] + np.arange(300) % 7)  # a non-trivial fit
+    restored = LinearAR.from_coefficients(6, 12, fitted.seasons, [c.tolist() for c in fitted._coefficients])
+    origins = [100, 300, 350]
+    np.testing.assert_allclose(restored.predict(SINE, origins)[:, :, 0], fitted.predict(SINE, origins)[:, :, 0])
+    with pytest.raises(ForecastError, match="coefficient rows"):
+        LinearAR.from_coefficients(6, 12, (24,), [c.tolist() for c in fitted._coefficients][:5])
