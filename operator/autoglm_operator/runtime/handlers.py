@@ -108,7 +108,9 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
             cache.expire(*key)
         reconciler.request(*key)
 
-    ticks = Periodic(tick, resync_seconds, ROLLOUT_TICK_SECONDS, PERIODIC_WORKERS)
+    # A failed resync (the API server unreachable) runs again after RETRY_SECONDS, not a whole
+    # resync interval later (kopf's timers retried after 60 s by default: a canary stalled a minute).
+    ticks = Periodic(tick, resync_seconds, ROLLOUT_TICK_SECONDS, PERIODIC_WORKERS, retry_seconds=RETRY_SECONDS)
 
     def sweep(**_: Any) -> None:
         """NodeGroups of resources deleted while no operator ran (no finalizer waits for one)."""

@@ -40,16 +40,20 @@ class _Entry:
     context: contextvars.Context
     rolling: bool = False
     ticking: bool = False  # a ROLLOUT tick is scheduled
+    next: dict[Tick, float] = dataclasses.field(default_factory=dict)  # when each regular run is due
 
 
 class Periodic:
     """Runs `work(key, tick)` every `resync_seconds` for each observed resource (first one
-    `resync_seconds` after it was first seen), and every `rollout_seconds` while it is rolling out."""
+    `resync_seconds` after it was first seen), and every `rollout_seconds` while it is rolling out.
+    A run that fails (the API server unreachable) runs once more after `retry_seconds` when that
+    is sooner than its next regular run."""
 
     def __init__(self, work: Callable[[Key, Tick], None], resync_seconds: float, rollout_seconds: float,
-                 workers: int, clock: Callable[[], float] = time.monotonic) -> None:
+                 workers: int, clock: Callable[[], float] = time.monotonic, retry_seconds: float | None = None) -> None:
         self._work = work
         self._every = {Tick.RESYNC: resync_seconds, Tick.ROLLOUT: rollout_seconds}
+        self._retry = retry_seconds
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="periodic")
         self._wake = threading.Condition()
@@ -88,13 +92,15 @@ class Periodic:
             self._wake.notify()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _schedule(self, key: Key, tick: Tick) -> None:
-        """Caller holds the lock."""
-        heapq.heappush(self._due, (self._clock() + self._every[tick], next(self._sequence), key, tick))
+    def _schedule(self, key: Key, tick: Tick, after: float | None = None) -> float:
+        """When the run is due. Caller holds the lock."""
+        due = self._clock() + (after or self._every[tick])
+        heapq.heappush(self._due, (due, next(self._sequence), key, tick))
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="periodic", daemon=True)
             self._thread.start()
         self._wake.notify()
+        return due
 
     def _run(self) -> None:
         while True:
@@ -103,19 +109,23 @@ class Periodic:
                     self._wake.wait(None if not self._due else max(0.01, self._due[0][0] - self._clock()))
                 if self._stopped:
                     return
-                _, _, key, tick = heapq.heappop(self._due)
+                when, _, key, tick = heapq.heappop(self._due)
                 entry = self._entries.get(key)
                 if entry is None:
                     continue  # forgotten
                 if tick is Tick.ROLLOUT and not entry.rolling:
                     entry.ticking = False
                     continue
-                self._schedule(key, tick)
+                if when >= entry.next.get(tick, when):  # a retry's extra run leaves the regular schedule alone
+                    entry.next[tick] = self._schedule(key, tick)
                 context = entry.context
             self._pool.submit(context.run, self._guarded, key, tick)
 
     def _guarded(self, key: Key, tick: Tick) -> None:
         try:
             self._work(key, tick)
-        except Exception:  # the next tick retries; never let a pool thread's error go unseen
+        except Exception:  # retried (below, or by the next tick); never let a pool thread's error go unseen
             log.exception("%s of %s/%s failed", tick.value, *key)
+            with self._wake:
+                if self._retry is not None and self._retry < self._every[tick] and key in self._entries:
+                    self._schedule(key, tick, after=self._retry)

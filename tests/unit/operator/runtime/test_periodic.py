@@ -69,3 +69,26 @@ def test_a_failing_tick_does_not_stop_the_next() -> None:
         assert runs == [("ml", "glm")] * 2
     finally:
         periodic.stop()
+
+
+def test_a_failed_resync_runs_again_after_the_retry_delay_and_keeps_its_schedule() -> None:
+    runs: list[float] = []
+    clock = _Clock()
+
+    def work(key: Key, tick: Tick) -> None:
+        runs.append(clock.now)
+        if len(runs) == 1:
+            raise RuntimeError("API server unavailable")
+
+    periodic = Periodic(work, resync_seconds=30, rollout_seconds=2, workers=1, clock=clock, retry_seconds=10)
+    try:
+        periodic.observe("ml", "glm", rolling=False)
+        _run_until(periodic, clock, 30, runs, 1)
+        _run_until(periodic, clock, 40, runs, 2)
+        assert runs == [30, 40], "retried 10 s after the failure, not 30 s"
+        _run_until(periodic, clock, 59, runs, 3)
+        assert runs == [30, 40]
+        _run_until(periodic, clock, 60, runs, 3)
+        assert runs == [30, 40, 60], "the regular schedule is unchanged by the retry"
+    finally:
+        periodic.stop()
