@@ -131,6 +131,7 @@ class Reconciler:
     def _converge(self, namespace: str, name: str) -> str:
         resource = self._cluster.get_resource(namespace, name)
         if resource is None or resource["metadata"].get("deletionTimestamp"):
+            metrics.STATUS.forget(namespace, name)
             return "gone"  # the garbage collector removes the children through their owner reference
         served = self._discovery.served()
         capabilities = capabilities_of(served)
@@ -139,7 +140,7 @@ class Reconciler:
             inst = validate(resource, capabilities)
         except InvalidSpec as exc:
             invalid = invalid_status(previous, resource["metadata"]["generation"], str(exc), self._clock())
-            self._write_status(resource, status_change(previous, previous, invalid))
+            self._write_status(resource, previous, status_change(previous, previous, invalid))
             return "invalid"
 
         children = self._cluster.list_children(namespace, name, [k for k in CHILD_KINDS if k in served],
@@ -147,8 +148,10 @@ class Reconciler:
         desired = revision(inst.spec)
         # Which revision is stable, the canary's weights and mirror, what to keep (rollout/plan.py).
         traffic = rollout_plan(inst, resource, desired, deployments(children), self._clock(), self._analyzer)
+        recorded = previous  # the status as written so far, for the metrics (reconcile/metrics.py)
         if traffic.commit is not None:  # a traffic decision is recorded before the children follow it
             self._cluster.patch_status(namespace, name, traffic.commit)
+            recorded = self._recorded(resource, previous, traffic.commit, traffic.analysed)
             self._post_events(resource, traffic.events)
         # status.forecast is the predictor's; judged fresh or stale once, for the render and status.autoscaling.
         judged_at = self._clock()
@@ -159,17 +162,21 @@ class Reconciler:
             # Ready=False with the server's words and one Warning Event (on the transition), not a
             # silent retry loop; nothing is pruned after a refused apply.
             failed = failed_status(previous, resource["metadata"]["generation"], "ApplyFailed", str(refused), self._clock())
-            self._write_status(resource, status_change(previous, previous, failed))
+            self._write_status(resource, recorded, status_change(previous, previous, failed))
             if refused.transient:
                 raise refused.cause from refused
             return "refused"
         live = self._read_live(inst, children)
-        self._write_status(resource, plan_status(inst, resource, desired, traffic, writes.held, live, judged_at, self._clock()))
+        self._write_status(resource, recorded, plan_status(inst, resource, desired, traffic, writes.held, live, judged_at,
+                                                           self._clock()), traffic.analysed)
         return "changed" if changes or writes.rescaled else "unchanged"
 
     def delete_edge(self, namespace: str, name: str) -> None:
-        """The resource is gone: delete its cluster-scoped NodeGroups (the rest goes by owner reference)."""
+        """The resource is gone: delete its cluster-scoped NodeGroups (the rest goes by owner reference)
+        and drop its series from /metrics (a converge still running for it converges once more,
+        finds it gone and drops them after its last write)."""
         edge_sync.delete_node_groups(self._cluster, namespace, name)
+        self._coalescer.run((namespace, name), lambda: metrics.STATUS.forget(namespace, name))
 
     def sweep_edge(self) -> None:
         """Delete NodeGroups whose resource went while no operator ran. Never fails the caller (the
@@ -223,13 +230,23 @@ class Reconciler:
         nodes = self._cluster.list_nodes()
         return LiveState(children, self._cluster.list_pods(namespace, name), nodes, edge_pods)
 
-    def _write_status(self, resource: Mapping[str, Any], change: StatusPlan) -> None:
-        """Patch the status when it differs, then post the Events that follow it."""
+    def _write_status(self, resource: Mapping[str, Any], recorded: Mapping[str, Any], change: StatusPlan,
+                      analysed: bool = False) -> None:
+        """Patch the status (`recorded` so far) when it differs, then post the Events that follow it."""
         if change.patch is not None:
             meta = resource["metadata"]
             self._cluster.patch_status(meta["namespace"], meta["name"], change.patch)
             _log("status", resource=f"{meta['namespace']}/{meta['name']}", phase=change.phase)
+        self._recorded(resource, recorded, change.patch or {}, analysed)
         self._post_events(resource, change.events)
+
+    def _recorded(self, resource: Mapping[str, Any], before: Mapping[str, Any], patch: Mapping[str, Any],
+                  analysed: bool) -> dict[str, Any]:
+        """The status `patch` left (written), published as the resource's series; `analysed`: an
+        analysis ran in this converge (counted by the write that records it)."""
+        after = metrics.patched(before, patch)
+        metrics.STATUS.record(resource["metadata"]["namespace"], resource["metadata"]["name"], before, after, analysed)
+        return after
 
     def _post_events(self, resource: Mapping[str, Any], events: Iterable[Event]) -> None:
         for event in events:

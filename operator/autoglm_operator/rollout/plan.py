@@ -38,6 +38,7 @@ class Plan:
     verdict: Verdict | None = None
     events: tuple[Event, ...] = ()
     commit: dict[str, Any] | None = None  # status patch to write before any child changes
+    analysed: bool = False  # Prometheus was queried for the canary analysis in this plan
 
 
 def commit_first(status: Mapping[str, Any], serving: str, canary: Any) -> dict[str, Any] | None:
@@ -72,7 +73,8 @@ def plan(
 
     stable = deployments.get(current) if current else None
     analysis = None
-    if analysis_due(rollout, previous, desired, now):
+    analysed = analysis_due(rollout, previous, desired, now)
+    if analysed:
         stable_rev = (previous or {}).get("stable") or current or desired
         analysis = analyzer.run(prometheus_address(inst), inst, rollout.analysis, desired, stable_rev,
                                 rollout.interval_seconds)
@@ -96,4 +98,5 @@ def plan(
         verdict=decision.verdict,
         events=decision.events,
         commit=commit_first(status, decision.stable, canary),
+        analysed=analysed,
     )

@@ -317,3 +317,62 @@ def test_a_transient_refusal_is_reported_and_raised_for_kopfs_retry(make_cr):
     with pytest.raises(ApiException):
         reconciler.converge("ml", "glm")
     assert {c["type"]: c["reason"] for c in cluster.resource["status"]["conditions"]}["Ready"] == "ApplyFailed"
+
+
+class _FailingCanary:
+    def run(self, *_: Any) -> list[Check]:
+        return [Check("successRate", "Fail", 0.5, 1.0, "below 0.95")]
+
+
+def test_the_status_series_count_each_analysis_and_rollback_once_and_go_with_the_resource(make_cr):
+    """reconcile/metrics.py from the converge's writes: a resync counts nothing, the analysis that
+    rolls back counts once (recorded by the commit, not again by the status write after it), a
+    restarted operator counts nothing again, and a deleted resource leaves no series."""
+    from prometheus_client import REGISTRY
+
+    cr = make_cr(rollout={"steps": [{"weight": 5}, {"weight": 25}], "intervalSeconds": 10, "failureLimit": 1,
+                          "analysis": {"prometheusAddress": "http://prometheus:9090"}})
+    cr["metadata"].update(uid="uid-1", generation=1, namespace="metrics-test")
+    cluster, clock = FakeCluster(cr), _Clock()
+
+    def operator() -> Reconciler:
+        return Reconciler(cluster, FakeDiscovery(CHILD_KINDS), lambda *_: None, clock=clock,  # type: ignore[arg-type]
+                          analyzer=_FailingCanary())  # type: ignore[arg-type]
+
+    resource = {"namespace": "metrics-test", "autoglm_deployment": cr["metadata"]["name"]}
+
+    def value(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {**resource, **labels})
+
+    reconciler = operator()
+    reconciler.converge("metrics-test", "glm")
+    (old,) = [name for kind, name in cluster.live if kind == "Deployment"]
+    _ready(cluster, old)
+    reconciler.converge("metrics-test", "glm")
+    assert value("autoglm_deployment_condition", type="Ready", status="True") == 1
+    cluster.resource["spec"]["model"]["name"] = "zai-org/GLM-4-9B-0414-v2"
+    cluster.resource["metadata"]["generation"] = 2
+    reconciler.converge("metrics-test", "glm")
+    (new,) = [name for kind, name in cluster.live if kind == "Deployment" and name != old]
+    _ready(cluster, new)
+    reconciler.converge("metrics-test", "glm")  # step 1: weight 5
+    canary = cluster.resource["status"]["canary"]["revision"]
+    assert value("autoglm_canary_weight", autoglm_revision=canary) == 5
+    assert value("autoglm_canary_phase", phase="Progressing") == 1
+    assert value("autoglm_deployment_condition", type="Ready", status="False") == 1
+    reconciler.converge("metrics-test", "glm")  # a resync within the step: no analysis
+    assert value("autoglm_canary_analysis_results_total", check="successRate", result="Fail") is None
+    clock.now += timedelta(seconds=10)
+    reconciler.converge("metrics-test", "glm")  # the analysis fails: rolled back
+    assert cluster.resource["status"]["canary"]["phase"] == "RolledBack"
+    for again in (reconciler, operator()):  # a resync, then a restarted operator
+        assert value("autoglm_canary_analysis_results_total", check="successRate", result="Fail") == 1
+        assert value("autoglm_canary_rollbacks_total") == 1
+        assert (value("autoglm_canary_phase", phase="RolledBack"), value("autoglm_canary_weight", autoglm_revision=canary)) == (1, 0)
+        clock.now += timedelta(seconds=10)
+        again.converge("metrics-test", "glm")
+
+    cluster.resource = None  # type: ignore[assignment]  # deleted: the next converge finds it gone
+    reconciler.converge("metrics-test", "glm")
+    assert [s for family in REGISTRY.collect() for s in family.samples
+            if s.labels.get("namespace") == "metrics-test"] == []
