@@ -45,12 +45,13 @@ CONDITION_STATUSES = ("True", "False", "Unknown")
 
 @dataclasses.dataclass(frozen=True)
 class StatusSeries:
-    """The gauges of one resource, from its status. `conditions` maps (type, status) to 1 for the
-    condition's current status and 0 for the other two; `phases` maps every canary phase to 1 or 0
+    """The gauges of one resource, from its status. `conditions` maps (type, status, reason) to 1 for
+    the condition's current status and 0 for the other two, all three with its current reason (so a
+    rule can tell a canary at work, `CanaryProgressing`, from pods that cannot start); `phases` maps every canary phase to 1 or 0
     (empty without a canary); `canary` is (revision, weight %, mirror %) while status.canary names a
     revision (0/0 once the rollout ended, as the status says), else None."""
 
-    conditions: dict[tuple[str, str], float]
+    conditions: dict[tuple[str, str, str], float]
     phases: dict[str, float]
     canary: tuple[str, int, int] | None
 
@@ -66,11 +67,11 @@ class Counts:
 def status_series(status: Mapping[str, Any]) -> StatusSeries:
     """The gauges `status` (an AutoGLMDeployment's, as stored) implies. Tolerant: a hand-edited
     status with a missing or unknown field yields fewer series, never an error."""
-    conditions: dict[tuple[str, str], float] = {}
+    conditions: dict[tuple[str, str, str], float] = {}
     for condition in status.get("conditions") or []:
-        kind, current = condition.get("type"), condition.get("status")
+        kind, current, reason = condition.get("type"), condition.get("status"), condition.get("reason") or ""
         if kind:
-            conditions.update({(kind, s): float(s == current) for s in CONDITION_STATUSES})
+            conditions.update({(kind, s, reason): float(s == current) for s in CONDITION_STATUSES})
     canary = status.get("canary") or {}
     phase = canary.get("phase")
     phases = {p.value: float(p.value == phase) for p in Phase} if phase in set(Phase) else {}
@@ -147,8 +148,9 @@ class StatusMetrics(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         condition = GaugeMetricFamily("autoglm_deployment_condition",
-                                      "1 for the current status of each status.conditions type, 0 for the others.",
-                                      labels=[*RESOURCE_LABELS, "type", "status"])
+                                      "1 for the current status of each status.conditions type, 0 for the others;"
+                                      " reason: the condition's current reason.",
+                                      labels=[*RESOURCE_LABELS, "type", "status", "reason"])
         phase = GaugeMetricFamily("autoglm_canary_phase", "1 for the current status.canary.phase, 0 for the others.",
                                   labels=[*RESOURCE_LABELS, "phase"])
         weight = GaugeMetricFamily("autoglm_canary_weight", "Percent of live traffic sent to the canary revision.",
@@ -163,8 +165,8 @@ class StatusMetrics(Collector):
                                         labels=list(RESOURCE_LABELS))
         with self._lock:
             for (namespace, name), s in self._series.items():
-                for (kind, status), value in s.conditions.items():
-                    condition.add_metric([namespace, name, kind, status], value)
+                for (kind, status, reason), value in s.conditions.items():
+                    condition.add_metric([namespace, name, kind, status, reason], value)
                 for p, value in s.phases.items():
                     phase.add_metric([namespace, name, p], value)
                 if s.canary is not None:

@@ -349,7 +349,7 @@ def test_the_status_series_count_each_analysis_and_rollback_once_and_go_with_the
     (old,) = [name for kind, name in cluster.live if kind == "Deployment"]
     _ready(cluster, old)
     reconciler.converge("metrics-test", "glm")
-    assert value("autoglm_deployment_condition", type="Ready", status="True") == 1
+    assert value("autoglm_deployment_condition", type="Ready", status="True", reason="Serving") == 1
     cluster.resource["spec"]["model"]["name"] = "zai-org/GLM-4-9B-0414-v2"
     cluster.resource["metadata"]["generation"] = 2
     reconciler.converge("metrics-test", "glm")
@@ -359,7 +359,7 @@ def test_the_status_series_count_each_analysis_and_rollback_once_and_go_with_the
     canary = cluster.resource["status"]["canary"]["revision"]
     assert value("autoglm_canary_weight", autoglm_revision=canary) == 5
     assert value("autoglm_canary_phase", phase="Progressing") == 1
-    assert value("autoglm_deployment_condition", type="Ready", status="False") == 1
+    assert value("autoglm_deployment_condition", type="Ready", status="False", reason="CanaryProgressing") == 1
     reconciler.converge("metrics-test", "glm")  # a resync within the step: no analysis
     assert value("autoglm_canary_analysis_results_total", check="successRate", result="Fail") is None
     clock.now += timedelta(seconds=10)

@@ -22,8 +22,9 @@ def _rolled_back(at: str = "2026-01-01T00:01:00Z") -> dict[str, Any]:
 
 def test_each_condition_has_one_series_per_status_and_one_of_them_is_1():
     series = status_series({"conditions": [READY, PROGRESSING]})
-    assert series.conditions == {("Ready", "True"): 0, ("Ready", "False"): 1, ("Ready", "Unknown"): 0,
-                                 ("Progressing", "True"): 1, ("Progressing", "False"): 0, ("Progressing", "Unknown"): 0}
+    assert series.conditions == {("Ready", "True", "CanaryProgressing"): 0, ("Ready", "False", "CanaryProgressing"): 1,
+                                 ("Ready", "Unknown", "CanaryProgressing"): 0, ("Progressing", "True", ""): 1,
+                                 ("Progressing", "False", ""): 0, ("Progressing", "Unknown", ""): 0}
     assert series.phases == {} and series.canary is None
 
 
@@ -88,7 +89,8 @@ def test_the_collector_publishes_the_recorded_status_and_forgets_a_deleted_resou
     metrics.record("ml", "other", {}, {"conditions": [PROGRESSING]})
     resource = {"namespace": "ml", "autoglm_deployment": "glm"}
     value = registry.get_sample_value
-    assert value("autoglm_deployment_condition", {**resource, "type": "Ready", "status": "False"}) == 1
+    assert value("autoglm_deployment_condition",
+                 {**resource, "type": "Ready", "status": "False", "reason": "CanaryProgressing"}) == 1
     assert value("autoglm_canary_phase", {**resource, "phase": "RolledBack"}) == 1
     assert value("autoglm_canary_weight", {**resource, "autoglm_revision": "r2"}) == 0
     assert value("autoglm_canary_mirror_percent", {**resource, "autoglm_revision": "r2"}) == 0
