@@ -36,13 +36,20 @@ END = "<!-- alerts:end -->"
 
 # Which component must be scraped for a rule or panel to have data. `kube-state-metrics` is not
 # part of this product (nor of the local environment): rules on it are proven by promtool only.
+# CANARY: the operator's series of a resource with a canary rollout (status.canary); the e2e test
+# of the replay has none, tests/e2e/operator/test_canary_metrics.py evaluates them during one.
 OWN = ("operator", "collector", "predictor", "engines")
+CANARY = "operator (canary)"
 KUBE_STATE_METRICS = "kube-state-metrics"
-KSM_LABELS = ("--metric-labels-allowlist=deployments=[app.kubernetes.io/managed-by],"
-              "horizontalpodautoscalers=[app.kubernetes.io/managed-by],"
+KSM_LABELS = ("--metric-labels-allowlist=horizontalpodautoscalers=[app.kubernetes.io/managed-by],"
               "pods=[autoglm.io/instance,autoglm.io/revision]")
 
 DEPLOYMENT_LABELS = ("namespace", "autoglm_deployment")
+BY_DEPLOYMENT = f"max by ({', '.join(DEPLOYMENT_LABELS)})"  # one series per resource (HA replicas export alike)
+# Ready=False while a canary works, is paused or has failed: its own alert or intent, not pods that
+# cannot start (status/conditions.py reasons).
+CANARY_REASONS = "CanaryProgressing|RolloutPaused|RolledBack|Aborted"
+STARTING_REASONS = "PodsStarting|EdgePodsStarting"  # Progressing=True: some pods of the serving revision not Ready
 
 
 def _engines(template: str) -> str:
@@ -178,6 +185,24 @@ ALERTS: dict[str, list[Alert]] = {
               "The API server is slow or one replica serves too many resources: check API server latency,"
               " then shard by namespace (`operator.watchNamespaces`) across releases.",
               "operator"),
+        Alert("AutoGLMNotReadyPastStartupBudget",
+              f'{BY_DEPLOYMENT} (autoglm_deployment_condition{{type="Ready",status="False",reason!~"{CANARY_REASONS}"}}'
+              f' or autoglm_deployment_condition{{type="Progressing",status="True",reason=~"{STARTING_REASONS}"}})',
+              "==", "1", "30m", "warning",
+              "{{ $labels.namespace }}/{{ $labels.autoglm_deployment }} has had pods not Ready for 30 minutes.",
+              "`kubectl describe agd` names the reason (`Unschedulable`: no GPU of the requested product; image pull;"
+              " weights not loading; `ApplyFailed`: the API server's words); past `runtime.startupTimeoutSeconds`"
+              " the probe restarts pods. A canary starting, at work or paused does not count: its startup budget"
+              " and analysis judge it (AutoGLMCanaryRolledBack).",
+              "operator"),
+        Alert("AutoGLMCanaryRolledBack",
+              f'{BY_DEPLOYMENT} (autoglm_canary_phase{{phase="RolledBack"}})', "==", "1", "0s", "warning",
+              "{{ $labels.namespace }}/{{ $labels.autoglm_deployment }}: the canary was rolled back; the spec's"
+              " revision does not serve.",
+              "`kubectl describe agd` (Ready message) names the failed check and its value, or the startup budget;"
+              " fix the model or the bound, then `kubectl autoglm rollout retry NAME -n NS`, or set the spec back."
+              " Resolves when a new attempt starts or the spec returns to the stable revision.",
+              CANARY),
         Alert("AutoGLMOperatorFighting", "autoglm:operator_applies_per_reconcile:ratio30m", ">", "0.9", "1h",
               "warning",
               "Nearly every reconcile re-applies {{ $labels.kind }}: something fights the operator.",
@@ -224,15 +249,6 @@ ALERTS: dict[str, list[Alert]] = {
               "predictor"),
     ],
     "autoglm-kube-state-metrics.rules": [
-        Alert("AutoGLMNotReadyPastStartupBudget",
-              "(kube_deployment_spec_replicas - on (namespace, deployment) kube_deployment_status_replicas_ready)"
-              " * on (namespace, deployment) group_left"
-              ' kube_deployment_labels{label_app_kubernetes_io_managed_by="autoglm-operator"}', ">", "0", "30m",
-              "warning",
-              "{{ $labels.namespace }}/{{ $labels.deployment }} has pods not Ready for 30 minutes.",
-              "`kubectl describe agd` names the reason (`Unschedulable`: no GPU of the requested product;"
-              " image pull; weights not loading); past `runtime.startupTimeoutSeconds` the probe restarts pods.",
-              KUBE_STATE_METRICS),
         Alert("AutoGLMFloorPinnedAtMaximum",
               "(kube_horizontalpodautoscaler_spec_min_replicas"
               " - on (namespace, horizontalpodautoscaler) kube_horizontalpodautoscaler_spec_max_replicas)"
@@ -315,6 +331,21 @@ ROWS: list[tuple[str, list[Panel]]] = [
         Panel("Queue depth per revision", "Requests waiting for a batch slot.",
               (Target(_engines(f"sum by (autoglm_revision) ({{waiting}}{{{{{SEL}}}}})"), "{{autoglm_revision}}",
                       "engines"),)),
+        Panel("Canary traffic",
+              "Percent of live traffic (weight) and of copies (mirror) the canary revision gets, as status.canary"
+              " records it: a step up per passed analysis, 0 once promoted or rolled back.",
+              (Target(f"max by (autoglm_revision) (autoglm_canary_weight{{{SEL}}})", "weight {{autoglm_revision}}",
+                      CANARY),
+               Target(f"max by (autoglm_revision) (autoglm_canary_mirror_percent{{{SEL}}})",
+                      "mirror {{autoglm_revision}}", CANARY)),
+              unit="percent"),
+        Panel("Canary analysis results",
+              "Checks by result, counted once per analysis (one per step interval): beside the traffic panel it"
+              " shows which check held a step back; the rollbacks so far, and the phase (a line at 1).",
+              (Target(f"max by (check, result) (autoglm_canary_analysis_results_total{{{SEL}}})",
+                      "{{check}} {{result}}", CANARY),
+               Target(f"max(autoglm_canary_rollbacks_total{{{SEL}}})", "rollbacks", CANARY),
+               Target(f"max by (phase) (autoglm_canary_phase{{{SEL}}}) == 1", "phase {{phase}}", CANARY))),
         Panel("Cold start per revision", "Pod created to Ready (kube-state-metrics).",
               (Target('max by (label_autoglm_io_revision) (autoglm:pod_cold_start_seconds{namespace="$namespace",'
                       'label_autoglm_io_instance="$deployment"})', "{{label_autoglm_io_revision}}",

@@ -8,7 +8,9 @@ nothing on a running system is a bug (a wrong metric or label name). Full alert 
 parse; they return nothing while all is well; one of them is then made to fire (an undecodable
 record on the topic -> AutoGLMRecordsRejected). Queries on kube-state-metrics, which neither this
 product nor the local environment runs, are checked to parse and listed; promtool's unit tests
-(tests/unit/manifests/test_rules.py) cover their logic.
+(tests/unit/manifests/test_rules.py) cover their logic. Queries on a canary's series (source
+`gen.CANARY`; the replay runs none) are checked to parse here and answer during a canary in
+tests/e2e/operator/test_canary_metrics.py.
 """
 from __future__ import annotations
 
@@ -100,12 +102,14 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
 
         queries = [(where, _fill(expr, namespace, name), source, answers)
                    for where, expr, source, answers in gen.queries()]
-        # An unavailable source must not hide a query: exactly those reading kube-state-metrics are excused.
+        # An unavailable source must not hide a query: exactly those reading kube-state-metrics, and
+        # those reading a canary's series, are excused (the latter answer in test_canary_metrics.py).
         for where, expr, source, _ in queries:
             reads_ksm = "kube_" in expr or "autoglm:pod_cold_start_seconds" in expr
             assert reads_ksm == (source == gen.KUBE_STATE_METRICS), where
+            assert ("autoglm_canary_" in expr) == (source == gen.CANARY), where
         must_answer = [(where, expr) for where, expr, source, answers in queries
-                       if answers and source != gen.KUBE_STATE_METRICS]
+                       if answers and source not in (gen.KUBE_STATE_METRICS, gen.CANARY)]
         assert len(must_answer) > 20, must_answer
         cannot_answer = {}
         for e in OTHER_ENGINES:
@@ -130,7 +134,9 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
         for where, expr, _, _ in queries:  # every full alert expression and the excused ones: valid PromQL
             _query(url, expr)
         excused = [where for where, _, source, _ in queries if source == gen.KUBE_STATE_METRICS]
+        canary = [where for where, _, source, _ in queries if source == gen.CANARY]
         print(f"{len(must_answer)} queries answered; parse-only (kube-state-metrics): {excused}; "
+              f"parse-only here (a canary's, answered in test_canary_metrics.py): {canary}; "
               f"not applicable (the engine publishes none of the metrics they read): {cannot_answer}")
 
         # An alert fires in the real Prometheus from the real counter: one undecodable record on the topic.

@@ -58,6 +58,21 @@ def _histogram(metric: str, labels: str, le_counts: dict[str, str]) -> dict[str,
     return {f'{metric}_bucket{{{labels},le="{le}"}}': values for le, values in le_counts.items()}
 
 
+PHASES = ("Starting", "Progressing", "Paused", "Promoted", "RolledBack", "Aborted")
+
+
+def _condition(name: str, kind: str, status: str, reason: str, job: str = "operator") -> dict[str, str]:
+    """The three `autoglm_deployment_condition` series of one condition held for an hour."""
+    return {f'autoglm_deployment_condition{{job="{job}",namespace="ml",autoglm_deployment="{name}",type="{kind}",'
+            f'status="{s}",reason="{reason}"}}': f"{int(s == status)}x60" for s in ("True", "False", "Unknown")}
+
+
+def _phases(name: str, per_minute: list[str], then: str = "") -> dict[str, str]:
+    """`autoglm_canary_phase` of one resource: the phase of each minute, 1 on its series and 0 on the others."""
+    return {f'autoglm_canary_phase{{job="operator",namespace="ml",autoglm_deployment="{name}",phase="{p}"}}':
+            " ".join(str(int(now == p)) for now in per_minute) + (f" {then}" if then else "") for p in PHASES}
+
+
 CASES: dict[str, Case] = {
     "AutoGLMReconcileErrors": (
         {'autoglm_operator_reconciles_total{job="bad",result="error"}': "0+2x40",
@@ -116,17 +131,25 @@ CASES: dict[str, Case] = {
          'sglang:time_to_first_token_seconds_count{namespace="ml",autoglm_deployment="b",autoglm_revision="r1"}': "0+10x40"},
         [("10m", []), ("30m", [{"namespace": "ml", "autoglm_deployment": "a"}])]),
     "AutoGLMNotReadyPastStartupBudget": (
-        {'kube_deployment_spec_replicas{namespace="ml",deployment="a-r1"}': "3x60",
-         'kube_deployment_status_replicas_ready{namespace="ml",deployment="a-r1"}': "1x60",
-         'kube_deployment_labels{namespace="ml",deployment="a-r1",label_app_kubernetes_io_managed_by="autoglm-operator"}': "1x60",
-         'kube_deployment_spec_replicas{namespace="ml",deployment="b-r1"}': "2x60",
-         'kube_deployment_status_replicas_ready{namespace="ml",deployment="b-r1"}': "2x60",
-         'kube_deployment_labels{namespace="ml",deployment="b-r1",label_app_kubernetes_io_managed_by="autoglm-operator"}': "1x60",
-         # not ours: never alerts here, however unready
-         'kube_deployment_spec_replicas{namespace="ml",deployment="other"}': "3x60",
-         'kube_deployment_status_replicas_ready{namespace="ml",deployment="other"}': "0x60",
-         'kube_deployment_labels{namespace="ml",deployment="other",label_app_kubernetes_io_managed_by="Helm"}': "1x60"},
-        [("20m", []), ("45m", [{"namespace": "ml", "deployment": "a-r1"}])]),
+        # operator series: every condition type has a series per status, all with the current reason
+        {**_condition("a", "Ready", "False", "Unschedulable"),  # no GPU for its pods: fires
+         **_condition("b", "Ready", "True", "Serving"),
+         **_condition("b", "Progressing", "True", "PodsStarting"),  # serves, 1 of 3 pods Ready: fires
+         **_condition("c", "Ready", "False", "CanaryProgressing"),  # a long canary: judged by its analysis
+         **_condition("d", "Ready", "False", "RolloutPaused"),  # paused on purpose
+         **_condition("e", "Ready", "True", "Serving"), **_condition("e", "Progressing", "False", "Complete"),
+         # a second operator replica (HA) publishing the same resource: still one alert
+         **_condition("a", "Ready", "False", "Unschedulable", job="operator-2")},
+        [("20m", []), ("45m", [{"namespace": "ml", "autoglm_deployment": "a"},
+                               {"namespace": "ml", "autoglm_deployment": "b"}])]),
+    "AutoGLMCanaryRolledBack": (
+        {**_phases("a", ["Progressing"] * 5 + ["RolledBack"] * 10),
+         **_phases("b", ["Progressing"] * 5 + ["Promoted"] * 10),
+         **_phases("c", ["Progressing"] * 3 + ["Aborted"] * 12),  # a user's abort: no page
+         # rolled back, then the spec went back to the stable revision: no canary, its series end (stale)
+         **_phases("d", ["RolledBack"] * 3, then="stale")},
+        [("2m", [{"namespace": "ml", "autoglm_deployment": "d"}]), ("4m", []),
+         ("8m", [{"namespace": "ml", "autoglm_deployment": "a"}])]),
     "AutoGLMFloorPinnedAtMaximum": (
         {'kube_horizontalpodautoscaler_spec_min_replicas{namespace="ml",horizontalpodautoscaler="keda-hpa-a"}': "5x60",
          'kube_horizontalpodautoscaler_spec_max_replicas{namespace="ml",horizontalpodautoscaler="keda-hpa-a"}': "5x60",
