@@ -1,6 +1,7 @@
 """Helpers the pipeline e2e tests share: status writes read back from the predictor's log."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -26,3 +27,23 @@ def repeated_writes(writes: list[tuple[float, int, bool]], heartbeat: float) -> 
     (Log times are whole seconds, hence the one second of slack.)"""
     return [(t1, t2, f1) for (t1, f1, e1), (t2, f2, e2) in zip(writes, writes[1:])
             if f1 == f2 and e1 == e2 and t2 - t1 < heartbeat - 1]
+
+
+def read_topic(bootstrap: str, topic: str) -> list[dict]:
+    """Every JSON record on `topic` up to its end now (a topic still being written never ends, so
+    reading until a quiet timeout would not either)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        out: list[dict] = []
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                out += [json.loads(m.value) for m in batch if m.offset < ends[TopicPartition(topic, m.partition)]]
+        return out
+    finally:
+        consumer.close()

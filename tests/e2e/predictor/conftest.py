@@ -28,12 +28,12 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def predictive_deployment(testenv: autoglm_testenv.Env, autoglm_crd: None, namespace: str) -> Callable[..., str]:
     def create(name: str = "glm", per_replica: float = 8, min_replicas: int = 1, max_replicas: int = 10,
-               horizon_seconds: int = 6) -> str:
+               horizon_seconds: int = 6, query: str = "") -> str:
         obj = {"apiVersion": "autoglm.io/v1alpha1", "kind": "AutoGLMDeployment",
                "metadata": {"name": name, "namespace": namespace},
                "spec": {"model": {"name": "zai-org/AutoGLM-Phone-9B"},
                         "autoscaling": {"enabled": True, "minReplicas": min_replicas, "maxReplicas": max_replicas,
-                                        "target": {"perReplica": per_replica},
+                                        "target": {"perReplica": per_replica, **({"query": query} if query else {})},
                                         "predictive": {"enabled": True, "quantile": 0.95,
                                                        "horizonSeconds": horizon_seconds}}}}
         testenv.kubectl("apply", "-f", "-", input=json.dumps(obj))

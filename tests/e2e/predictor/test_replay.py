@@ -7,10 +7,10 @@ and once after a clean stop. Issue 15, fault 11: 12 dead letters for 6 rejects i
 """
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
+from pipeline_support import read_topic
 
 from autoglm_predictor.pipeline.offsets import effects_from_metadata
 from autoglm_predictor.pipeline.records import LoadRecord, encode
@@ -21,25 +21,6 @@ pytestmark = pytest.mark.e2e
 REJECTS = 6
 PREDICTOR_FLAGS = ["--step-seconds=1", "--bucket-seconds=2", "--season-seconds=40", "--decision-seconds=1",
                    "--heartbeat-seconds=5", "--stale-after-seconds=30", "--history-seconds=600", "--no-lstm"]
-
-
-def dead_letters(bootstrap: str, topic: str) -> list[dict]:
-    """Every record on the dead-letter topic (read to its end, not for a fixed time)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        out: list[dict] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=1000).values():
-                out += [json.loads(m.value) for m in batch]
-        return out
-    finally:
-        consumer.close()
 
 
 def group_watermark(bootstrap: str, topic: str, group: str) -> int:
@@ -84,17 +65,17 @@ def test_a_restarted_predictor_repeats_no_dead_letter_and_no_rejection(testenv, 
                      lambda: group_watermark(testenv.kafka_bootstrap, topic, group) >= total, 60,
                      first.pid, first.log)
     assert first.metric("autoglm_predictor_records_rejected_total") == REJECTS, first.metrics()
-    assert len(dead_letters(testenv.kafka_bootstrap, f"{topic}.dead-letter")) == REJECTS
+    assert len(read_topic(testenv.kafka_bootstrap, f"{topic}.dead-letter")) == REJECTS
     first.kill()  # a crash: no final commit
 
     after_crash = run("after-crash")
     assert after_crash.metric("autoglm_predictor_records_rejected_total") == 0, after_crash.metrics()
     assert after_crash.metric("autoglm_predictor_records_consumed_total") == 0  # every record a replay
-    assert len(dead_letters(testenv.kafka_bootstrap, f"{topic}.dead-letter")) == REJECTS
+    assert len(read_topic(testenv.kafka_bootstrap, f"{topic}.dead-letter")) == REJECTS
     procs.stop(after_crash.pid)  # a clean stop: commits its watermark on the way out
 
     after_stop = run("after-stop")
     assert after_stop.metric("autoglm_predictor_records_rejected_total") == 0, after_stop.metrics()
     assert after_stop.metric("autoglm_predictor_records_consumed_total") == 0
-    letters = dead_letters(testenv.kafka_bootstrap, f"{topic}.dead-letter")
+    letters = read_topic(testenv.kafka_bootstrap, f"{topic}.dead-letter")
     assert len(letters) == REJECTS and len({d["offset"] for d in letters}) == REJECTS, letters
