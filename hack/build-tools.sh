@@ -11,6 +11,10 @@ HELM_VERSION="${HELM_VERSION:-3.21.4}"
 ISTIO_API_VERSION="${ISTIO_API_VERSION:-1.30.8}"
 KEDA_VERSION="${KEDA_VERSION:-2.20.1}"
 KUBEEDGE_VERSION="${KUBEEDGE_VERSION:-1.23.0}"
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-1.6.3}"  # v1.7 needs a newer Go than the proxy's toolchain here
+# The inference extension's module proxy serves exact versions only (no version list): v1.6.0 is the
+# newest served on 2026-11-29 (v1.4.1, v1.5.1, v1.6.1, v1.7.0 refused).
+INFERENCE_EXTENSION_VERSION="${INFERENCE_EXTENSION_VERSION:-1.6.0}"
 CACHE="${AUTOGLM_CACHE:-$HOME/.cache/autoglm-testenv}"
 HERE="$(cd "${0%/*}" && pwd)"
 
@@ -80,7 +84,7 @@ build_simple() {
 
 # CRDs are copied out of the projects' own Go modules (never committed to this repo).
 fetch_crds() {
-  local out="$CACHE/crds-istio$ISTIO_API_VERSION-keda$KEDA_VERSION-kubeedge$KUBEEDGE_VERSION"
+  local out="$CACHE/crds-istio$ISTIO_API_VERSION-keda$KEDA_VERSION-kubeedge$KUBEEDGE_VERSION-gateway$GATEWAY_API_VERSION-gie$INFERENCE_EXTENSION_VERSION"
   if [[ -f "$out/.done" ]]; then log "third-party CRDs cached in $out"; return; fi
   mkdir -p "$out"
   local d
@@ -92,6 +96,13 @@ fetch_crds() {
   d=$(module_dir github.com/kubeedge/kubeedge "v$KUBEEDGE_VERSION")
   cp "$d/build/crds/apps/apps_v1alpha1_nodegroup.yaml" "$out/kubeedge-nodegroup.yaml"
   cp "$d/build/crds/apps/apps_v1alpha1_edgeapplication.yaml" "$out/kubeedge-edgeapplication.yaml"
+  # Gateway API standard channel (HTTPRoute with RequestMirror percent since v1.3) and InferencePool v1.
+  d=$(module_dir sigs.k8s.io/gateway-api "v$GATEWAY_API_VERSION")
+  for kind in gatewayclasses gateways httproutes referencegrants; do
+    cp "$d/config/crd/standard/gateway.networking.k8s.io_$kind.yaml" "$out/gateway-api-$kind.yaml"
+  done
+  d=$(module_dir sigs.k8s.io/gateway-api-inference-extension "v$INFERENCE_EXTENSION_VERSION")
+  cp "$d/config/crd/bases/inference.networking.k8s.io_inferencepools.yaml" "$out/inference-extension-inferencepools.yaml"
   chmod u+w "$out"/*.yaml
   touch "$out/.done"
   log "third-party CRDs copied to $out"

@@ -24,6 +24,8 @@ HELM_VERSION = os.environ.get("HELM_VERSION", "3.21.4")
 ISTIO_API_VERSION = os.environ.get("ISTIO_API_VERSION", "1.30.8")
 KEDA_VERSION = os.environ.get("KEDA_VERSION", "2.20.1")
 KUBEEDGE_VERSION = os.environ.get("KUBEEDGE_VERSION", "1.23.0")
+GATEWAY_API_VERSION = os.environ.get("GATEWAY_API_VERSION", "1.6.3")  # keep in step with hack/build-tools.sh
+INFERENCE_EXTENSION_VERSION = os.environ.get("INFERENCE_EXTENSION_VERSION", "1.6.0")
 KAFKA_VERSION = "4.1.1"  # keep in step with hack/kafka/pom.xml
 
 
@@ -63,7 +65,8 @@ def binaries() -> Binaries:
         helm=c / f"helm-v{HELM_VERSION}" / "bin" / "helm",
         prometheus=Path(os.environ.get("AUTOGLM_PROMETHEUS_BIN", c / "prometheus-deb" / "usr" / "bin" / "prometheus")),
         kafka_libs=c / f"kafka-{KAFKA_VERSION}" / "libs",
-        crds=c / f"crds-istio{ISTIO_API_VERSION}-keda{KEDA_VERSION}-kubeedge{KUBEEDGE_VERSION}",
+        crds=c / (f"crds-istio{ISTIO_API_VERSION}-keda{KEDA_VERSION}-kubeedge{KUBEEDGE_VERSION}"
+                  f"-gateway{GATEWAY_API_VERSION}-gie{INFERENCE_EXTENSION_VERSION}"),
     )
 
 
