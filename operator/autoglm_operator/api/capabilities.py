@@ -1,4 +1,4 @@
-"""Which optional APIs the cluster serves (KEDA, Istio, KubeEdge): an input of validation and rendering.
+"""Which optional APIs the cluster serves (KEDA, Istio, KubeEdge, Gateway API, InferencePool): an input of validation and rendering.
 
 Discovered by reconcile.discovery (or given to `autoglm render --capabilities`), checked against
 the spec (api.spec.check_capabilities) and used by the renderers to adapt instead of failing to
@@ -18,10 +18,15 @@ class Capabilities:
     keda: bool = False
     istio: bool = False
     kubeedge: bool = False
+    gateway_api: bool = False  # HTTPRoute (gateway.networking.k8s.io/v1)
+    inference_pool: bool = False  # InferencePool (inference.networking.k8s.io/v1), with HTTPRoute
+    # The served HTTPRoute schema has RequestMirror `percent` (standard channel since Gateway API v1.3,
+    # experimental since v1.2); without it a mirror filter would copy every request.
+    mirror_percent: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Capabilities:
-        """From a comma-separated list such as `keda,istio`."""
+        """From a comma-separated list such as `keda,istio` (or `gateway_api,mirror_percent,inference_pool`)."""
         names = {part.strip() for part in text.split(",") if part.strip()}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(names - known)

@@ -538,9 +538,75 @@ class Retries:
     )
 
 
+Provider = Literal["istio", "gateway-api", "inference-pool"]
+# The endpoint picker the inference extension ships (lwepp; its flags: pkg/lwepp/server/options.go at v1.6.0).
+ENDPOINT_PICKER_IMAGE = "registry.k8s.io/gateway-api-inference-extension/lwepp:v1.6.0"
+# Gateway API SectionName (a DNS subdomain, gateway-api apis/v1/shared_types.go).
+SECTION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParentRef:
+    """A Gateway the HTTPRoute attaches to (gateway-api and inference-pool providers)."""
+
+    name: str = spec_field("Gateway name.", pattern=DNS_SUBDOMAIN, max_length=253)
+    namespace: str = spec_field("Gateway namespace; empty: the resource's own (another one must allow the route).",
+                                default="", pattern=r"^$|" + DNS_LABEL, max_length=63)
+    section_name: str = spec_field("Listener of that Gateway; empty: every listener that allows the route.",
+                                   default="", pattern=r"^$|" + SECTION_NAME, max_length=253)
+
+
+@dataclasses.dataclass(frozen=True)
+class EndpointPicker:
+    """The endpoint picker (ext-proc) each revision's InferencePool names (inference-pool provider)."""
+
+    service: str = spec_field(
+        "An existing picker Service every revision's InferencePool references; empty: the operator runs one picker "
+        "Deployment + Service per revision (<name>-<revision>-epp) from `image`.",
+        default="", pattern=r"^$|" + DNS_LABEL, max_length=63)
+    port: int = spec_field("The picker Service's gRPC port.", default=9002, minimum=1, maximum=65535)
+    image: str = spec_field("Image of the rendered picker.", default=ENDPOINT_PICKER_IMAGE, pattern=IMAGE, max_length=512)
+    args: list[str] = spec_field(
+        "Extra flags of the rendered picker, after the operator's --pool-name, --pool-namespace, --grpc-port and "
+        "--endpoint-target-ports.", default_factory=list, max_items=32, rules=(NO_EMPTY_ITEM,))
+    service_account_name: str = spec_field(
+        "ServiceAccount of the rendered picker (it reads Pods and InferencePools: give it that RBAC); empty: default.",
+        default="", pattern=r"^$|" + DNS_SUBDOMAIN, max_length=253)
+    failure_mode: Literal["FailClose", "FailOpen"] = spec_field(
+        "What the gateway does while the picker does not answer: refuse (FailClose) or pick any pod (FailOpen).",
+        default="FailClose")
+
+
 @dataclasses.dataclass(frozen=True)
 class Traffic:
-    """Istio routing to the current revision (needs Istio)."""
+    """Routing to the current revision: Istio (VirtualService), or a Gateway API HTTPRoute to Services or InferencePools."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.provider == 'istio' || !has(self.gateways) || size(self.gateways) == 0",
+            message="traffic.gateways are Istio gateways; with provider gateway-api or inference-pool use traffic.parentRefs",
+            check=lambda t: t.provider == "istio" or not t.gateways,
+        ),
+        Rule(
+            cel="self.provider != 'istio' || !has(self.parentRefs) || size(self.parentRefs) == 0",
+            message="traffic.parentRefs are Gateway API parents; with provider istio use traffic.gateways",
+            check=lambda t: t.provider != "istio" or not t.parent_refs,
+        ),
+        Rule(
+            cel="self.provider == 'istio' || self.retries.attempts == 0",
+            message="traffic.retries need provider istio (HTTPRoute retries are not in the Gateway API standard channel)",
+            check=lambda t: t.provider == "istio" or t.retries.attempts == 0,
+        ),
+    )
+
+    provider: Provider = spec_field(
+        "Who splits traffic between revisions: istio (VirtualService + DestinationRule), gateway-api (an HTTPRoute to "
+        "one Service per revision) or inference-pool (an HTTPRoute to one InferencePool per revision). See docs/routing.md.",
+        default="istio")
+    parent_refs: list[ParentRef] = spec_field(
+        "Gateways the HTTPRoute attaches to (gateway-api, inference-pool).", default_factory=list, max_items=16)
+    endpoint_picker: EndpointPicker = spec_field("The InferencePools' endpoint picker (inference-pool).",
+                                                 default_factory=EndpointPicker)
 
     hosts: list[str] = spec_field(
         "Extra hosts routed to this model, e.g. glm.example.com or *.example.com (not '*': in-mesh traffic is always "
@@ -687,10 +753,10 @@ class Spec:
     scheduling: Scheduling = spec_field("Tolerations and node selection of the cloud pods.", default_factory=Scheduling)
     replicas: int = spec_field("Replicas when autoscaling is disabled.", default=1, minimum=0, maximum=1000)
     autoscaling: Autoscaling = spec_field("Load-based autoscaling.", default_factory=Autoscaling)
-    traffic: Traffic = spec_field("Istio routing.", default_factory=Traffic)
+    traffic: Traffic = spec_field("Routing (Istio, or Gateway API HTTPRoute).", default_factory=Traffic)
     security: Security = spec_field("Istio security.", default_factory=Security)
     rollout: Rollout | None = spec_field(
-        "Progressive delivery of new revisions (canary through Istio); absent: switch once the new revision is Ready.",
+        "Progressive delivery of new revisions (canary through traffic.provider); absent: switch once the new revision is Ready.",
         default=None,
     )
     edge: list[EdgeGroup] = spec_field(
@@ -760,14 +826,15 @@ def check_capabilities(spec: Spec, *, keda: bool, istio: bool) -> None:
     if scaling.enabled and scaling.target.query and not uses_keda:
         raise InvalidSpec("spec.autoscaling.target.query needs KEDA (an HPA reads the engine's metric, not PromQL)")
     if not istio:
+        routed = spec.traffic.provider == "istio"  # the other providers' needs: render/gateway.py check_gateway
         wanted = [
-            ("spec.traffic.hosts", spec.traffic.hosts),
+            ("spec.traffic.hosts", routed and spec.traffic.hosts),
             ("spec.traffic.gateways", spec.traffic.gateways),
             ("spec.traffic.retries.attempts", spec.traffic.retries.attempts),
             ("spec.security.allowedPrincipals", spec.security.allowed_principals),
             ("spec.security.allowedNamespaces", spec.security.allowed_namespaces),
             ("spec.security.jwt", spec.security.jwt),
-            ("spec.rollout", spec.rollout),
+            ("spec.rollout", routed and spec.rollout),
         ]
         used = [path for path, value in wanted if value]
         if used:

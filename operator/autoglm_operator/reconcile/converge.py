@@ -28,7 +28,7 @@ from autoglm_operator.reconcile import edge_sync, metrics
 from autoglm_operator.reconcile.apply import Cluster, server_message
 from autoglm_operator.reconcile.diff import ObjectKey
 from autoglm_operator.reconcile.discovery import Discovery
-from autoglm_operator.reconcile.kinds import CHILD_KINDS, capabilities_of, kind_named
+from autoglm_operator.reconcile.kinds import CHILD_KINDS, kind_named
 from autoglm_operator.reconcile.plan import (
     ChildrenPlan,
     LiveState,
@@ -134,7 +134,7 @@ class Reconciler:
             metrics.STATUS.forget(namespace, name)
             return "gone"  # the garbage collector removes the children through their owner reference
         served = self._discovery.served()
-        capabilities = capabilities_of(served)
+        capabilities = self._discovery.capabilities()
         previous = resource.get("status") or {}
         try:
             inst = validate(resource, capabilities)

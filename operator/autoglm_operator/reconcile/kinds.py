@@ -40,6 +40,8 @@ AUTHORIZATION_POLICY = Kind("security.istio.io/v1", "AuthorizationPolicy", "auth
 REQUEST_AUTHENTICATION = Kind("security.istio.io/v1", "RequestAuthentication", "requestauthentications")
 EDGE_APPLICATION = Kind("apps.kubeedge.io/v1alpha1", "EdgeApplication", "edgeapplications")
 NODE_GROUP = Kind("apps.kubeedge.io/v1alpha1", "NodeGroup", "nodegroups")
+HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+INFERENCE_POOL = Kind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools")
 
 CHILD_KINDS: tuple[Kind, ...] = (
     DEPLOYMENT,
@@ -52,6 +54,8 @@ CHILD_KINDS: tuple[Kind, ...] = (
     PEER_AUTHENTICATION,
     AUTHORIZATION_POLICY,
     REQUEST_AUTHENTICATION,
+    HTTP_ROUTE,
+    INFERENCE_POOL,
     EDGE_APPLICATION,  # namespaced; the cluster-scoped NodeGroups are pruned by edge_sync.py
 )
 
@@ -59,6 +63,8 @@ NEEDED_BY_CAPABILITY: dict[str, tuple[Kind, ...]] = {
     "keda": (SCALED_OBJECT,),
     "istio": (DESTINATION_RULE, VIRTUAL_SERVICE, PEER_AUTHENTICATION, AUTHORIZATION_POLICY, REQUEST_AUTHENTICATION),
     "kubeedge": (EDGE_APPLICATION, NODE_GROUP),
+    "gateway_api": (HTTP_ROUTE,),
+    "inference_pool": (HTTP_ROUTE, INFERENCE_POOL),
 }
 
 DISCOVERED_KINDS: tuple[Kind, ...] = tuple(dict.fromkeys([*CHILD_KINDS, *NEEDED_BY_CAPABILITY["kubeedge"]]))
@@ -66,7 +72,7 @@ DISCOVERED_KINDS: tuple[Kind, ...] = tuple(dict.fromkeys([*CHILD_KINDS, *NEEDED_
 
 def capabilities_of(served: Iterable[Kind]) -> Capabilities:
     """A capability counts only when all its kinds are served: half of Istio would fail to apply."""
-    available = set(served)
+    available = set(served)  # mirror_percent is read from the HTTPRoute schema (reconcile/discovery.py)
     return Capabilities(**{name: set(kinds) <= available for name, kinds in NEEDED_BY_CAPABILITY.items()})
 
 

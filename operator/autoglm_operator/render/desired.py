@@ -16,6 +16,7 @@ from autoglm_operator.api.revision import revision
 from autoglm_operator.api.spec import Instance, check_capabilities, check_labels, parse_instance
 from autoglm_operator.render.autoscaling import autoscaler
 from autoglm_operator.render.edge import check_edge, render_edge
+from autoglm_operator.render.gateway import check_gateway, gateway_routing
 from autoglm_operator.render.istio import check_traffic, destination_rule, virtual_service
 from autoglm_operator.render.pdb import pod_disruption_budget
 from autoglm_operator.render.routing import Route
@@ -32,7 +33,10 @@ def validate(cr: dict[str, Any], capabilities: Capabilities) -> Instance:
     check_user_args(inst.spec.runtime)
     check_signals(inst.spec)
     check_edge(inst)
-    check_traffic(inst)
+    if inst.spec.traffic.provider == "istio":
+        check_traffic(inst)
+    else:
+        check_gateway(inst, capabilities)
     return inst
 
 
@@ -54,19 +58,23 @@ def render(
     """
     rev = revision(inst.spec)
     serving = serving or rev
+    istio_routes = capabilities.istio and inst.spec.traffic.provider == "istio"
     objects = [
         deployment(inst, rev),
-        service(inst, None if capabilities.istio else serving),
+        service(inst, None if istio_routes else serving),
         pod_disruption_budget(inst),
     ]
     scaler = autoscaler(inst, serving, keda=capabilities.keda, forecast=forecast, now=now)
     if scaler:
         objects.append(scaler)
+    # `route` (a canary's weights and mirror, canary.py) names its own revisions.
+    revisions = sorted(set(route.revisions)) if route else sorted({serving, rev})
+    if inst.spec.traffic.provider != "istio":  # an HTTPRoute to a Service or InferencePool per revision
+        objects += gateway_routing(inst, revisions, route or Route(stable=serving))
     if capabilities.istio:
-        # Routing before subsets: when traffic moves on, the old subset goes only after nothing names it.
-        # `route` (a canary's weights and mirror, canary.py) names its own subsets.
-        subsets = sorted(set(route.revisions)) if route else sorted({serving, rev})
-        objects += [virtual_service(inst, serving, route), destination_rule(inst, subsets)]
+        if istio_routes:
+            # Routing before subsets: when traffic moves on, the old subset goes only after nothing names it.
+            objects += [virtual_service(inst, serving, route), destination_rule(inst, revisions)]
         objects += [peer_authentication(inst), authorization_policy(inst)]
         jwt = request_authentication(inst)
         if jwt:

@@ -69,6 +69,9 @@ class FakeDiscovery:
     def served(self) -> frozenset[Kind]:
         return self.kinds
 
+    def capabilities(self) -> Capabilities:
+        return capabilities_of(self.kinds)
+
 
 def _setup(make_cr, kinds: tuple[Kind, ...] = CHILD_KINDS, **spec: Any) -> tuple[Reconciler, FakeCluster, FakeDiscovery]:
     cr = make_cr(**spec)

@@ -12,6 +12,7 @@ from autoglm_operator.reconcile.kinds import (
     SCALED_OBJECT,
     VIRTUAL_SERVICE,
     capabilities_of,
+    HTTP_ROUTE,
     kind_named,
     kind_of,
 )
@@ -21,7 +22,9 @@ def test_capabilities_need_every_kind_of_the_api():
     assert capabilities_of([DEPLOYMENT]) == Capabilities()
     assert capabilities_of([SCALED_OBJECT]) == Capabilities(keda=True)
     assert capabilities_of([VIRTUAL_SERVICE]) == Capabilities(), "half of Istio is not Istio"
-    assert capabilities_of([*CHILD_KINDS, EDGE_APPLICATION, NODE_GROUP]) == Capabilities(keda=True, istio=True, kubeedge=True)
+    assert capabilities_of([*CHILD_KINDS, EDGE_APPLICATION, NODE_GROUP]) == Capabilities(
+        keda=True, istio=True, kubeedge=True, gateway_api=True, inference_pool=True)
+    assert capabilities_of([HTTP_ROUTE]) == Capabilities(gateway_api=True), "InferencePools need an HTTPRoute to reach them"
 
 
 def test_kind_lookup():
