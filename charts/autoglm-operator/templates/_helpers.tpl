@@ -106,6 +106,12 @@ volumes:
 - apiGroups: [apps.kubeedge.io]
   resources: [edgeapplications]
   verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [inference.networking.k8s.io]
+  resources: [inferencepools]
+  verbs: [get, list, watch, create, patch, update, delete]
 {{- if .Values.operator.peering.enabled }}
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]
