@@ -1,5 +1,7 @@
-"""Canary rollouts against the real API server (real Istio CRDs) and the real Prometheus, which scrapes
-one simulated engine per revision labelled like the PodMonitor relabelling of docs/rollouts.md.
+"""Canary rollouts against the real API server (real Istio, Gateway API and InferencePool CRDs) and the
+real Prometheus, which scrapes one simulated engine per revision labelled like the PodMonitor
+relabelling of docs/rollouts.md. The full canary, the rollback and the restart run on every
+traffic provider (`provider`: a VirtualService, an HTTPRoute to Services, an HTTPRoute to InferencePools).
 
 Steps last 5 s here (intervalSeconds) so the whole file runs in a few minutes.
 """
@@ -9,7 +11,7 @@ import json
 import time
 
 import pytest
-from canary_support import NAME, Traffic, canary_cr, live_route, revision_of
+from canary_support import NAME, PROVIDERS, ROUTE_API, RouteVersions, Traffic, canary_cr, live_route, revision_of
 from operator_support import (
     apply, audit_offset, children, condition, describe, gpu_quota, resource, wait_for, wait_for_condition, writes_by,
 )
@@ -21,8 +23,14 @@ pytestmark = pytest.mark.e2e
 NEW_MODEL = "zai-org/GLM-4-9B-0414-v2"
 
 
+@pytest.fixture(params=PROVIDERS)
+def provider(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 def _deployments(testenv: Env, namespace: str) -> set[str]:
-    return {name for kind, name in children(testenv, namespace, NAME) if kind == "Deployment"}
+    """The engine Deployments (not the inference-pool provider's endpoint pickers, <name>-<revision>-epp)."""
+    return {name for kind, name in children(testenv, namespace, NAME) if kind == "Deployment" and not name.endswith("-epp")}
 
 
 def _deployment_uid(testenv: Env, namespace: str, name: str) -> str | None:
@@ -34,9 +42,9 @@ def _canary(testenv: Env, namespace: str) -> dict:
     return resource(testenv, namespace, NAME).get("status", {}).get("canary", {})
 
 
-def _start(testenv, namespace, kube, sim_engine, **rollout):
+def _start(testenv, namespace, kube, sim_engine, provider="istio", **rollout):
     """A stable revision serving with its engine; returns (cr, old revision, engines map)."""
-    cr = canary_cr(namespace, testenv.prometheus_url, **rollout)
+    cr = canary_cr(namespace, testenv.prometheus_url, provider=provider, **rollout)
     apply(testenv, cr)
     old = wait_for_condition(testenv, namespace, NAME, "Ready", "True")["status"]["currentRevision"]
     assert old == revision_of(cr)
@@ -53,18 +61,19 @@ def _new_revision(cr, sim_engine, engines, namespace, model=NEW_MODEL, **setting
 
 
 def test_healthy_canary_walks_mirror_5_25_50_then_promotes_and_retires_the_old_revision(
-        testenv: Env, namespace: str, operator, kube, sim_engine) -> None:
-    cr, old, engines = _start(testenv, namespace, kube, sim_engine)
+        testenv: Env, namespace: str, operator, kube, sim_engine, provider) -> None:
+    cr, old, engines = _start(testenv, namespace, kube, sim_engine, provider)
     new, _ = _new_revision(cr, sim_engine, engines, namespace)
     old_uid = testenv.kubectl_json("get", "deployment", f"{NAME}-{old}", "-n", namespace)["metadata"]["uid"]
     seen: list[tuple[int, int]] = []
-    with Traffic(kube, namespace, engines):
+    offset = audit_offset(testenv)
+    with RouteVersions(kube, namespace, provider) as versions, Traffic(kube, namespace, engines, provider=provider):
         time.sleep(3)  # stable traffic in Prometheus first
         apply(testenv, cr)
         started = time.monotonic()
 
         def promoted() -> bool:
-            weights, mirror = live_route(kube, namespace)
+            weights, mirror = live_route(kube, namespace, provider)
             state = (weights[new], mirror) if new in weights and old in weights else None
             if state and (not seen or seen[-1] != state):
                 seen.append(state)
@@ -72,10 +81,11 @@ def test_healthy_canary_walks_mirror_5_25_50_then_promotes_and_retires_the_old_r
 
         wait_for("the canary promoted", promoted, 90)
         took = time.monotonic() - started
+        # The promotion is recorded in the status before the route follows it (a decision is never lost
+        # to a crash in between), so the route is waited for, not read at once (and seen by `versions`).
+        wait_for("the route follows the promotion", lambda: live_route(kube, namespace, provider) == ({new: 100}, 0), 15)
     assert [s for s in seen if s != (0, 0)] == [(0, 50), (5, 0), (25, 0), (50, 0)], (seen, _canary(testenv, namespace))
-    # The promotion is recorded in the status before the route follows it (a decision is never lost
-    # to a crash in between), so the route is waited for, not read at once.
-    wait_for("the route follows the promotion", lambda: live_route(kube, namespace) == ({new: 100}, 0), 15)
+    _every_write_sums_to_100(testenv, operator, offset, versions, provider)
     cr_now = wait_for_condition(testenv, namespace, NAME, "Ready", "True")
     canary = cr_now["status"]["canary"]
     assert canary["phase"] == "Promoted" and canary["history"][0]["result"] == "Promoted"
@@ -93,12 +103,13 @@ def test_healthy_canary_walks_mirror_5_25_50_then_promotes_and_retires_the_old_r
 
 @pytest.mark.parametrize("fault", [{"extra_ttft_seconds": 2.5}, {"error_rate": 0.5}], ids=["slow", "failing"])
 def test_bad_canary_is_rolled_back_within_failure_limit_intervals(
-        testenv: Env, namespace: str, operator, kube, sim_engine, fault) -> None:
-    cr, old, engines = _start(testenv, namespace, kube, sim_engine, drainDelaySeconds=3)
+        testenv: Env, namespace: str, operator, kube, sim_engine, fault, provider) -> None:
+    cr, old, engines = _start(testenv, namespace, kube, sim_engine, provider, drainDelaySeconds=3)
     new, engine = _new_revision(cr, sim_engine, engines, namespace)
     engine.configure(**fault)
     stable_before = testenv.kubectl_json("get", "deployment", f"{NAME}-{old}", "-n", namespace)
-    with Traffic(kube, namespace, engines):
+    offset = audit_offset(testenv)
+    with RouteVersions(kube, namespace, provider) as versions, Traffic(kube, namespace, engines, provider=provider):
         time.sleep(2)
         apply(testenv, cr)
         wait_for("canary progressing", lambda: _canary(testenv, namespace).get("phase") == "Progressing", 30)
@@ -112,7 +123,7 @@ def test_bad_canary_is_rolled_back_within_failure_limit_intervals(
     assert check + "=" in ready["message"], ready
     assert condition(rolled, "Degraded")["status"] == "True" and condition(rolled, "Degraded")["reason"] == "RolledBack"
     assert rolled["status"]["phase"] == "Degraded" and rolled["status"]["currentRevision"] == old
-    weights, mirror = live_route(kube, namespace)
+    weights, mirror = live_route(kube, namespace, provider)
     # The canary's 0% route may already be gone: drainDelaySeconds is only 3 s here.
     assert weights in ({old: 100, new: 0}, {old: 100}) and mirror == 0
     failing = [c for c in rolled["status"]["canary"]["analysis"] if c["result"] == "Fail"]
@@ -120,7 +131,18 @@ def test_bad_canary_is_rolled_back_within_failure_limit_intervals(
     stable_after = testenv.kubectl_json("get", "deployment", f"{NAME}-{old}", "-n", namespace)
     assert stable_after["metadata"]["generation"] == stable_before["metadata"]["generation"], "stable untouched"
     wait_for("the canary retired", lambda: _deployments(testenv, namespace) == {f"{NAME}-{old}"}, 90)
-    assert live_route(kube, namespace) == ({old: 100}, 0)
+    assert live_route(kube, namespace, provider) == ({old: 100}, 0)
+    _every_write_sums_to_100(testenv, operator, offset, versions, provider)
+
+
+def _every_write_sums_to_100(testenv: Env, operator, offset: int, versions: RouteVersions, provider: str) -> None:
+    """Every route version the watch saw has weights summing to 100, and the watch saw at least as
+    many versions as the operator's route writes the audit log recorded since `offset`."""
+    plural = ROUTE_API[provider][2]
+    route_writes = [w for w in describe(writes_by(testenv, operator.user, offset)) if w.startswith(("patch", "create")) and
+                    w.endswith(f" {plural}/{NAME}")]
+    assert route_writes and len(versions.versions) >= len(route_writes), (route_writes, versions.versions)
+    assert not versions.broken(), versions.broken()
 
 
 def test_canary_that_never_gets_ready_rolls_back_when_its_startup_budget_ends(
@@ -139,24 +161,24 @@ def test_canary_that_never_gets_ready_rolls_back_when_its_startup_budget_ends(
 
 
 def test_operator_restart_mid_rollout_keeps_weights_and_the_step_timer(
-        testenv: Env, namespace: str, operator, kube, sim_engine) -> None:
+        testenv: Env, namespace: str, operator, kube, sim_engine, provider) -> None:
     # 20 s: stopping, 4 s down and starting again take ~10 s on a loaded 2-core machine, and the
     # restarted operator converges at once; a 10 s step could end legitimately before the check.
-    cr, old, engines = _start(testenv, namespace, kube, sim_engine, intervalSeconds=20)
+    cr, old, engines = _start(testenv, namespace, kube, sim_engine, provider, intervalSeconds=20)
     new, _ = _new_revision(cr, sim_engine, engines, namespace)
-    with Traffic(kube, namespace, engines):
+    with Traffic(kube, namespace, engines, provider=provider):
         time.sleep(2)
         apply(testenv, cr)
         wait_for("step 2 (weight 5)", lambda: _canary(testenv, namespace).get("weight") == 5, 60)
         operator.stop()
         before = _canary(testenv, namespace)
-        route_before = live_route(kube, namespace)
+        route_before = live_route(kube, namespace, provider)
         time.sleep(4)
         offset = audit_offset(testenv)
         operator.start()
         time.sleep(2)
         after = _canary(testenv, namespace)
-        assert live_route(kube, namespace) == route_before, "weights reset by the restart"
+        assert live_route(kube, namespace, provider) == route_before, "weights reset by the restart"
         assert after["stepStartedAt"] == before["stepStartedAt"] and after["step"] == before["step"]
         wait_for("next step", lambda: _canary(testenv, namespace).get("weight") == 25, 30)
         moved_at = time.time()
@@ -165,7 +187,7 @@ def test_operator_restart_mid_rollout_keeps_weights_and_the_step_timer(
     # The step ended ~interval after its recorded start, not a full interval after the restart.
     assert moved_at - started < 20 + 6, (moved_at - started)
     writes = describe(writes_by(testenv, operator.user, offset))
-    vs_writes = [w for w in writes if w.startswith("patch virtualservices")]
+    vs_writes = [w for w in writes if w.startswith(f"patch {ROUTE_API[provider][2]}/")]
     assert len(vs_writes) == 3, writes  # 25, 50, promoted: nothing replayed
     assert not any(w.startswith(("create deployments", "patch deployments")) for w in writes), writes
 
