@@ -3,15 +3,18 @@ schemas (strict field validation), GPU pods land on GPU nodes and run, and Ready
 `kubectl wait` and `kubectl get` expect."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.revision import revision
 from autoglm_operator.api.spec import parse_instance
-from autoglm_operator.render.desired import desired_objects
+from autoglm_operator.render.desired import desired_objects, render, validate
+from autoglm_operator.render.routing import Route
 from autoglm_testenv import Env
 
-from operator_support import apply, children, condition, example, resource, wait_for, wait_for_condition
+from operator_support import EXAMPLES, apply, children, condition, example, resource, wait_for, wait_for_condition
 
 pytestmark = pytest.mark.e2e
 
@@ -71,3 +74,32 @@ def test_every_other_example_is_accepted_by_the_real_schemas(testenv: Env, names
     wait_for_condition(testenv, namespace, "glm-secured", "Ready", "True")
     stuck = wait_for_condition(testenv, namespace, "glm-sglang", "Ready", "False", "Unschedulable")
     assert "nodes are available" in condition(stuck, "Ready")["message"]
+
+
+ALL_ROUTING = Capabilities(keda=True, istio=True, gateway_api=True, inference_pool=True, mirror_percent=True)
+
+
+@pytest.mark.parametrize("provider", ["istio", "gateway-api", "inference-pool"])
+def test_every_example_renders_objects_the_real_crds_accept_on_every_provider(testenv: Env, namespace: str, autoglm_crd,
+                                                                              provider: str) -> None:
+    """Each example with its traffic moved to `provider` (Istio-only fields dropped elsewhere), rendered
+    stable-only, mid-mirror and mid-weight (with testers), is accepted by a server-side dry run against
+    the real Istio, Gateway API and InferencePool CRDs with strict field validation."""
+    files = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+    assert {"08-gateway-api-canary.yaml", "09-inference-pool-canary.yaml"} <= set(files)
+    for name in files:
+        cr = example(name, namespace)
+        traffic = cr["spec"].setdefault("traffic", {})
+        if traffic.get("provider", "istio") != provider:
+            traffic["provider"] = provider
+            for istio_only in ("gateways", "parentRefs", "retries"):
+                traffic.pop(istio_only, None)
+            if provider != "istio":
+                traffic["parentRefs"] = [{"name": "public", "namespace": "infra"}]
+        inst = validate(cr, ALL_ROUTING)
+        routes = [Route(stable="aaaaaaaaaa", canary="bbbbbbbbbb", mirror=20, testers=True),
+                  Route(stable="aaaaaaaaaa", canary="bbbbbbbbbb", weight=25, testers=True)] if inst.spec.rollout else []
+        for route in [None, *routes]:
+            objects = [cr, *render(inst, ALL_ROUTING, "aaaaaaaaaa", route=route)]
+            testenv.kubectl("apply", "--dry-run=server", "--server-side", "--field-manager=examples-test",
+                            "--validate=strict", "-f", "-", input="\n---\n".join(json.dumps(o) for o in objects))

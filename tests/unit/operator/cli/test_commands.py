@@ -28,7 +28,8 @@ def _examples(repo):
 
 def test_every_example_renders(repo, capsys):
     for example in _examples(repo):
-        assert main(["render", "-f", str(example), "--capabilities", "keda,istio"]) == 0, example.name
+        assert main(["render", "-f", str(example), "--capabilities", "keda,istio,gateway_api,inference_pool,mirror_percent"]) == 0, \
+            example.name
         objects = list(yaml.safe_load_all(capsys.readouterr().out))
         assert objects[0]["kind"] == "Deployment", example.name
 
