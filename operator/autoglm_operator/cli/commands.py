@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     op.add_argument("--resync-seconds", type=float, default=300.0,
                     help="re-check every resource this often, correcting drift nobody reported (default 300)")
     op.add_argument("--discovery-seconds", type=float, default=60.0,
-                    help="re-check which of KEDA/Istio/KubeEdge the cluster serves this often (default 60)")
+                    help="re-check which of KEDA/Istio/KubeEdge/Gateway API/InferencePool the cluster serves this often (default 60)")
     op.add_argument("--metrics-port", type=int, default=8080, help="port of the Prometheus /metrics endpoint, 0 for none")
     op.add_argument("--health-port", type=int, default=8081, help="port of the liveness endpoint /healthz, 0 for none")
     op.add_argument("--peering", metavar="NAME", default=None,
