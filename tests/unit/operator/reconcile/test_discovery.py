@@ -1,11 +1,12 @@
 """Capability discovery is cached and refreshed after its time to live."""
 from __future__ import annotations
 
+import pytest
 from kubernetes import client
 
 from autoglm_operator.api.capabilities import Capabilities
-from autoglm_operator.reconcile.discovery import Discovery
-from autoglm_operator.reconcile.kinds import DEPLOYMENT, SCALED_OBJECT
+from autoglm_operator.reconcile.discovery import Discovery, has_mirror_percent
+from autoglm_operator.reconcile.kinds import DEPLOYMENT, HTTP_ROUTE, SCALED_OBJECT
 
 
 def test_cached_until_the_ttl_passes(monkeypatch):
@@ -30,3 +31,33 @@ def test_cached_until_the_ttl_passes(monkeypatch):
     now[0] = 60.0
     assert SCALED_OBJECT in discovery.served()
     assert discovery.capabilities() == Capabilities(keda=True)
+
+
+def test_mirror_percent_is_read_from_the_httproute_schema_only_where_httproute_is_served(monkeypatch):
+    served = [{"apps/v1": {"deployments"}}]
+    schema_reads: list[int] = []
+    monkeypatch.setattr(Discovery, "_resources", lambda self, api_version: served[0].get(api_version, set()))
+    monkeypatch.setattr(Discovery, "_mirror_percent", lambda self: schema_reads.append(1) or True)
+    now = [0.0]
+    discovery = Discovery(client.ApiClient(), ttl_seconds=60, clock=lambda: now[0])
+    assert discovery.capabilities() == Capabilities() and not schema_reads
+    served[0] = {"gateway.networking.k8s.io/v1": {"httproutes"}}
+    now[0] = 60.0
+    assert discovery.capabilities() == Capabilities(gateway_api=True, mirror_percent=True)
+    assert HTTP_ROUTE in discovery.served() and len(schema_reads) == 1, "one reading per refresh"
+
+
+def test_has_mirror_percent_finds_the_nested_field():
+    def route(mirror: dict) -> dict:
+        return {"properties": {"spec": {"properties": {"rules": {"items": {"properties": {"filters": {"items": {
+            "properties": {"requestMirror": mirror}}}}}}}}}}
+
+    assert has_mirror_percent(route({"properties": {"backendRef": {}, "percent": {"type": "integer"}}}))
+    assert not has_mirror_percent(route({"properties": {"backendRef": {}}})), "Gateway API before v1.2/v1.3"
+
+
+def test_the_real_httproute_schema_has_mirror_percent(upstream_schemas):
+    schema = upstream_schemas.get(("gateway.networking.k8s.io/v1", "HTTPRoute"))
+    if schema is None:
+        pytest.skip("no Gateway API CRDs in the cache: run hack/build-tools.sh crds")
+    assert has_mirror_percent(schema)
