@@ -10,7 +10,8 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from autoglm_operator.reconcile.converge import Coalescer, Reconciler
-from autoglm_operator.reconcile.kinds import CHILD_KINDS, HORIZONTAL_POD_AUTOSCALER, SCALED_OBJECT, Kind
+from autoglm_operator.api.capabilities import Capabilities
+from autoglm_operator.reconcile.kinds import CHILD_KINDS, HORIZONTAL_POD_AUTOSCALER, SCALED_OBJECT, Kind, capabilities_of
 from autoglm_operator.rollout.canary import Check
 
 
@@ -116,6 +117,19 @@ def test_an_invalid_spec_writes_only_its_status(make_cr):
     assert cluster.writes == ["status"]
     assert cluster.resource["status"]["conditions"][0]["reason"] == "InvalidSpec"
     assert cluster.events == ["InvalidSpec"]
+
+
+def test_a_provider_the_cluster_lacks_is_a_condition_naming_what_to_install_then_nothing_repeats(make_cr):
+    istio_only = tuple(k for k in CHILD_KINDS if k.kind not in ("HTTPRoute", "InferencePool"))
+    reconciler, cluster, _ = _setup(make_cr, istio_only, traffic={"provider": "inference-pool"})
+    reconciler.converge("ml", "glm")
+    assert cluster.writes == ["status"]
+    ready = cluster.resource["status"]["conditions"][0]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "InvalidSpec")
+    assert "install the Gateway API CRDs" in ready["message"] and "InferencePool CRD" in ready["message"]
+    cluster.writes.clear()
+    reconciler.converge("ml", "glm")
+    assert cluster.writes == [] and cluster.events == ["InvalidSpec"], "no loop: the same condition is not written again"
 
 
 def test_kinds_no_longer_rendered_are_pruned(make_cr):
