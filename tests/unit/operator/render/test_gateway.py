@@ -130,6 +130,19 @@ def test_provider_fields_stay_with_their_provider(make_cr, traffic, says):
     assert says in str(refused.value)
 
 
+@pytest.mark.parametrize("host", ["glm.example.com.", "*-glm.example.com", "Glm.example.com"])
+def test_hosts_an_httproute_refuses_are_named(make_cr, host):
+    """Istio's host syntax (the schema's) allows these; HTTPRoute hostnames do not."""
+    with pytest.raises(InvalidSpec) as refused:
+        validate(_cr(make_cr, "gateway-api", hosts=[host]), ALL)
+    assert "spec.traffic.hosts" in str(refused.value)
+
+
+def test_httproute_hostnames_are_accepted(make_cr):
+    hosts = ["glm.example.com", "*.example.com", "10-0-0-1.example.com"]
+    assert http_route(validate(_cr(make_cr, "gateway-api", hosts=hosts), ALL), ROUTES[0])["spec"]["hostnames"] == hosts
+
+
 def test_picker_names_stay_dns_labels(make_instance):
     inst = make_instance()
     long = type(inst)(name="g" * 52, namespace="ml", spec=inst.spec)
