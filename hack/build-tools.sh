@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test environment's Go binaries into a cache outside the repo, keyed by version, so
 # a second run is instant. Sources come from the Go module proxy only (see docs/testenv.md).
-# Usage: hack/build-tools.sh [k8s|etcd|kwok|helm|crds|kafka|prometheus|all]   (default: all)
+# Usage: hack/build-tools.sh [k8s|keda|etcd|kwok|helm|crds|stages|kafka|prometheus|all]   (default: all)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.34.4}"
@@ -82,6 +82,38 @@ build_simple() {
   log "$name v$version built in $out/bin"
 }
 
+# KEDA's three mains (operator, external-metrics adapter, admission webhooks). Like Kubernetes, its
+# go.mod pins dependencies with replace lines that only apply to the main module, so the throwaway
+# module repeats them (version-only replaces; read from the tagged go.mod, never hand-copied).
+build_keda() {
+  local out="$CACHE/keda-v$KEDA_VERSION"
+  if [[ -f "$out/.done" ]]; then log "keda v$KEDA_VERSION cached in $out"; return; fi
+  log "building keda v$KEDA_VERSION (cold: 15-30 min on 2 cores)"
+  local src="$out/src"; wrapper "$src"
+  local kdir; kdir=$(module_dir github.com/kedacore/keda/v2 "v$KEDA_VERSION")
+  # KEDA declares a newer go line than Kubernetes; the wrapper must not be older than its dependency.
+  sed -i "s/^go .*/$(grep -m1 '^go ' "$kdir/go.mod")/; /^godebug/d" "$src/go.mod"
+  {
+    echo "require github.com/kedacore/keda/v2 v$KEDA_VERSION"
+    # The replace block's "A => A vX" lines (inside "replace (" ... ")").
+    awk '/^replace \(/{r=1;next} r&&/^\)/{r=0} r&&/=>/{print "replace " $1 " => " $3 " " $4}' "$kdir/go.mod"
+  } >> "$src/go.mod"
+  local ld="-s -w -X github.com/kedacore/keda/v2/version.Version=$KEDA_VERSION"
+  mkdir -p "$out/bin"
+  (cd "$src" && go build -trimpath -ldflags "$ld" -o "$out/bin/" \
+      github.com/kedacore/keda/v2/cmd/operator github.com/kedacore/keda/v2/cmd/adapter \
+      github.com/kedacore/keda/v2/cmd/webhooks)
+  # All of KEDA's CRDs (its operator watches ScaledJobs and CloudEventSources too), and its admission
+  # webhooks' registration (rules and paths; the testenv points it at 127.0.0.1). Copied last: the
+  # testenv takes validation_webhooks.yaml as the sign of a complete build.
+  mkdir -p "$out/crds"
+  cp "$kdir"/config/crd/bases/*.yaml "$out/crds/"
+  cp "$kdir/config/webhooks/validation_webhooks.yaml" "$out/"
+  chmod u+w "$out/validation_webhooks.yaml" "$out"/crds/*.yaml
+  touch "$out/.done"
+  log "keda v$KEDA_VERSION built in $out/bin"
+}
+
 # CRDs are copied out of the projects' own Go modules (never committed to this repo).
 fetch_crds() {
   local out="$CACHE/crds-istio$ISTIO_API_VERSION-keda$KEDA_VERSION-kubeedge$KUBEEDGE_VERSION-gateway$GATEWAY_API_VERSION-gie$INFERENCE_EXTENSION_VERSION"
@@ -106,6 +138,18 @@ fetch_crds() {
   chmod u+w "$out"/*.yaml
   touch "$out/.done"
   log "third-party CRDs copied to $out"
+}
+
+# kwok's own pod Stage definitions (its "fast" set), which the testenv gives a per-pod Ready delay.
+fetch_kwok_stages() {
+  local out="$CACHE/kwok-stages-v$KWOK_VERSION"
+  if [[ -f "$out/.done" ]]; then log "kwok stages cached in $out"; return; fi
+  mkdir -p "$out"
+  local d; d=$(module_dir sigs.k8s.io/kwok "v$KWOK_VERSION")
+  cp "$d"/kustomize/stage/pod/fast/pod-*.yaml "$out/"
+  chmod u+w "$out"/*.yaml
+  touch "$out/.done"
+  log "kwok stages copied to $out"
 }
 
 # Kafka broker jars from Maven Central (hack/kafka/pom.xml lists them).
@@ -142,6 +186,7 @@ fetch_prometheus() {
 what="${1:-all}"
 case "$what" in
   k8s) build_k8s ;;
+  keda) build_keda ;;
   etcd)
     build_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
     # etcd's main package is its module root, so go names the binary "server".
@@ -149,10 +194,11 @@ case "$what" in
   kwok) build_simple kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ;;
   helm) build_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
   crds) fetch_crds ;;
+  stages) fetch_kwok_stages ;;
   kafka) fetch_kafka ;;
   prometheus) fetch_prometheus ;;
   all)
-    fetch_crds; fetch_kafka; fetch_prometheus
-    "$0" etcd; "$0" kwok; "$0" helm; "$0" k8s ;;
-  *) die "unknown target '$what' (use k8s, etcd, kwok, helm, crds, kafka, prometheus or all)" ;;
+    fetch_crds; fetch_kwok_stages; fetch_kafka; fetch_prometheus
+    "$0" etcd; "$0" kwok; "$0" helm; "$0" k8s; "$0" keda ;;
+  *) die "unknown target '$what' (use k8s, keda, etcd, kwok, helm, crds, stages, kafka, prometheus or all)" ;;
 esac

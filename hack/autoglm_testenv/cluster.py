@@ -13,7 +13,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from autoglm_testenv import procs
+from autoglm_testenv import cold_start, procs
 from autoglm_testenv.config import Binaries
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -21,6 +21,10 @@ KWOK_MANAGED = {"kwok.x-k8s.io/node": "fake"}
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 EDGE_GPU_PRODUCT = "NVIDIA-Jetson-AGX-Orin"
 EDGE_GROUP_LABEL = "autoglm.io/edge-group"
+FRONT_PROXY_CLIENT = "front-proxy-client"  # CN of the aggregator's client certificate
+# HPA controller period: every second, so the compressed time of tests and the demo (a second per
+# trace minute) is not outrun by the 15 s default.
+HPA_SYNC_PERIOD = "1s"
 
 AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -41,19 +45,31 @@ def _openssl(*args: str) -> None:
         raise procs.TestenvError(f"openssl {args[0]} failed: {exc.stderr.decode(errors='replace')}") from None
 
 
+def signed_cert(pki: Path, name: str, cn: str, sans: list[str]) -> None:
+    """`pki/NAME.key` and `pki/NAME.crt` for `cn`, signed by the environment's CA (`pki/ca.*`),
+    with the subjectAltNames `sans` (e.g. `IP:127.0.0.1`, `DNS:localhost`); none if `sans` is empty."""
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / f"{name}.key"),
+             "-out", str(pki / f"{name}.csr"), "-subj", f"/CN={cn}")
+    extra: list[str] = []
+    if sans:
+        (pki / f"{name}.ext").write_text(f"subjectAltName={','.join(sans)}\n")
+        extra = ["-extfile", str(pki / f"{name}.ext")]
+    _openssl("x509", "-req", "-in", str(pki / f"{name}.csr"), "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
+             "-CAcreateserial", "-out", str(pki / f"{name}.crt"), "-days", "30", *extra)
+
+
 def write_credentials(pki: Path) -> str:
-    """Create a CA and the API server's certificate, the admin token file and the service-account
-    signing key; return the admin token. Clients verify TLS against the CA (no insecure mode)."""
+    """Create a CA and the API server's certificate, the admin token file, the service-account
+    signing key and the aggregator's client certificate (the API server presents it when it proxies
+    to an aggregated API such as KEDA's external metrics); return the admin token. Clients verify TLS
+    against the CA (no insecure mode)."""
     pki.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(24)
     (pki / "tokens.csv").write_text(f'{token},autoglm-admin,autoglm-admin,"system:masters"\n')
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"),
              "-days", "30", "-subj", "/CN=autoglm-testenv-ca")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "apiserver.key"),
-             "-out", str(pki / "apiserver.csr"), "-subj", "/CN=kube-apiserver")
-    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n")
-    _openssl("x509", "-req", "-in", str(pki / "apiserver.csr"), "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
-             "-CAcreateserial", "-out", str(pki / "apiserver.crt"), "-days", "30", "-extfile", str(pki / "san.ext"))
+    signed_cert(pki, "apiserver", "kube-apiserver", ["IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes.default.svc"])
+    signed_cert(pki, "front-proxy-client", FRONT_PROXY_CLIENT, [])
     _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
     _openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
     (pki / "audit-policy.yaml").write_text(AUDIT_POLICY)
@@ -92,6 +108,15 @@ def apiserver_argv(binary: Path, root: Path, ports: dict[str, int]) -> list[str]
         f"--service-cluster-ip-range={SERVICE_CIDR}", "--endpoint-reconciler-type=none", "--allow-privileged=true",
         f"--audit-policy-file={pki / 'audit-policy.yaml'}", f"--audit-log-path={logs / 'audit.log'}",
         "--audit-log-maxsize=200", "--audit-log-maxbackup=1", "--profiling=false",
+        # The aggregation layer (KEDA's external-metrics APIService): the API server authenticates
+        # to the aggregated server with this client certificate and passes the user in headers.
+        f"--requestheader-client-ca-file={pki / 'ca.crt'}", f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+        f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+        # MutatingAdmissionPolicy (beta, off by default in 1.34) gives pods their cold start (cold_start.py).
+        "--feature-gates=MutatingAdmissionPolicy=true", "--runtime-config=admissionregistration.k8s.io/v1beta1=true",
     ]
 
 
@@ -134,6 +159,7 @@ def start_control_plane(bins: Binaries, root: Path, ports: dict[str, int], kubec
             # NotReady and evicts test pods (real clusters keep the 50 s default).
             "--node-monitor-grace-period=300s",
             "--concurrent-replicaset-syncs=10", "--kube-api-qps=200", "--kube-api-burst=400",
+            f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
         ],
         logs,
     )
@@ -155,6 +181,8 @@ def start_control_plane(bins: Binaries, root: Path, ports: dict[str, int], kubec
             # nodes need 20 writes/s, more than a loaded 2-core API server gives, so leases fell
             # behind the grace period and the node controller set every pod NotReady (make bench).
             "--node-lease-duration-seconds=200",
+            # Pod stages with a Ready delay per pod (cold_start.py); node stages stay kwok's defaults.
+            f"--config={cold_start.write_kwok_config(bins.kwok_stages, root / 'kwok.yaml')}",
         ],
         logs,
     )

@@ -47,6 +47,9 @@ class Binaries:
     prometheus: Path
     kafka_libs: Path
     crds: Path
+    kwok_stages: Path  # kwok's pod Stage YAMLs (cold_start.py)
+    keda_bin: Path  # KEDA's operator, adapter (external metrics API server) and webhooks (keda.py)
+    keda_webhooks: Path  # KEDA's ValidatingWebhookConfiguration, copied last by the build
 
     def missing(self) -> list[Path]:
         return [p for p in self.__dict__.values() if not p.exists()]
@@ -67,6 +70,9 @@ def binaries() -> Binaries:
         kafka_libs=c / f"kafka-{KAFKA_VERSION}" / "libs",
         crds=c / (f"crds-istio{ISTIO_API_VERSION}-keda{KEDA_VERSION}-kubeedge{KUBEEDGE_VERSION}"
                   f"-gateway{GATEWAY_API_VERSION}-gie{INFERENCE_EXTENSION_VERSION}"),
+        kwok_stages=c / f"kwok-stages-v{KWOK_VERSION}",
+        keda_bin=c / f"keda-v{KEDA_VERSION}" / "bin",
+        keda_webhooks=c / f"keda-v{KEDA_VERSION}" / "validation_webhooks.yaml",
     )
 
 

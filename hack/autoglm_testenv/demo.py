@@ -8,10 +8,14 @@ own simulated engine standing for its pods, and every arrival of the replayed tr
 (two load generators on the same series and seed), so both fleets see the same demand at the
 same time. Before the replay the demo publishes the load records of the preceding trace days
 (demo_history.py), as if the system had been running for that long; the predictor learns the
-daily ramp from them. The environment has no KEDA controller, so keda_standin.py plays KEDA and
-the HPA for both deployments alike, and a pod serves only after a (compressed) cold start. The
-demo prints a live line per deployment and ends with both side by side: seconds and requests
-above ready capacity, pod-seconds, and one PNG with a panel per deployment.
+daily ramp from them. Scaling is the real thing for both deployments alike: the engine's metrics
+go to Prometheus, KEDA's Prometheus trigger reads the load query, KEDA's HPA (the real HPA
+controller of kube-controller-manager, through KEDA's external metrics API) scales the Deployment,
+kwok makes each new pod Ready only after a (compressed) cold start (cold_start.py), and each
+engine's batch slots follow its Deployment's Ready pods (capacity.py). The predictive floor enters
+only through the ScaledObject's minReplicaCount, as the operator renders it. The demo prints a
+live line per deployment and ends with both side by side: seconds and requests above ready
+capacity, pod-seconds, and one PNG with a panel per deployment.
 
 `make run` (--operator-only) runs just the operator in the foreground, as the demo runs it.
 """
@@ -30,7 +34,6 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,7 @@ from autoglm_operator.api.queries import default_load_query, instant_value
 from autoglm_predictor import traces as sample_traces
 from autoglm_predictor.forecast.series import load_trace
 from autoglm_predictor.pipeline import records
-from autoglm_testenv import audit, components, config, demo_history, keda_standin, loadgen, procs
+from autoglm_testenv import audit, cold_start, components, config, demo_history, loadgen, procs
 from autoglm_testenv.engine import EngineConfig
 from autoglm_testenv.env import Env, up_shared
 
@@ -63,21 +66,19 @@ class Sample:
     load: float  # requests in flight: running + waiting (the autoscaling signal)
     serving_pods: int  # pods past their cold start
     pending_pods: int  # pods the scheduler could not place (no free GPU)
-    replicas: int  # pods asked for
+    replicas: int  # pods asked for (the Deployment's spec.replicas, set by the HPA)
     floor: int  # ScaledObject minReplicaCount
     predicted: float | None  # status.forecast.predicted: requests in flight, peak over the lead time
 
 
 @dataclass
 class Fleet:
-    """One AutoGLMDeployment with its engine, its KEDA stand-in state and its samples."""
+    """One AutoGLMDeployment with its engine and its samples."""
 
     name: str
     predictive: bool
     kube: Cluster
     engine: str  # base URL of its simulated engine
-    scaler: keda_standin.ScalerState
-    slots: int = -1  # batch slots last configured on the engine
     samples: list[Sample] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)  # the load generator's, then the engine's
 
@@ -87,8 +88,8 @@ def step(n: int, text: str) -> None:
 
 
 class Cluster:
-    """The few reads and writes the KEDA stand-in needs for one deployment (admin client; the
-    product's own processes run under their chart identities)."""
+    """The few reads the demo samples for one deployment (admin client; the product's own
+    processes run under their chart identities). It writes nothing: KEDA and the HPA scale."""
 
     def __init__(self, env: Env, namespace: str, name: str) -> None:
         from kubernetes import client
@@ -104,22 +105,17 @@ class Cluster:
         return self.custom.get_namespaced_custom_object("autoglm.io", "v1alpha1", self.namespace, "autoglmdeployments",
                                                         self.name)
 
-    def replicas(self, deployment: str) -> int:
-        return int(self.apps.read_namespaced_deployment_scale(deployment, self.namespace).spec.replicas or 0)
+    def replicas(self, deployment: str) -> tuple[int, int]:
+        """(asked for, Ready) pods of `deployment`: its spec.replicas (the HPA's) and status.readyReplicas
+        (kwok turns a pod Ready only after the cold start)."""
+        found = self.apps.read_namespaced_deployment(deployment, self.namespace)
+        return int(found.spec.replicas or 0), int((found.status.ready_replicas if found.status else 0) or 0)
 
-    def scale(self, deployment: str, replicas: int) -> None:
-        self.apps.patch_namespaced_deployment_scale(deployment, self.namespace, {"spec": {"replicas": replicas}})
-
-    def pods(self, deployment: str, cold_start: float) -> tuple[int, int]:
-        """(serving, unschedulable) pods of `deployment`: serving ones are Running and older than
-        the cold start (kwok makes pods Ready at once); unschedulable ones found no free GPU."""
+    def pending(self, deployment: str) -> int:
+        """Pods of `deployment` the scheduler could not place (no free GPU)."""
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"autoglm.io/instance={self.name}").items
-        live = [pod for pod in pods
-                if pod.metadata.name.startswith(deployment + "-") and pod.metadata.deletion_timestamp is None]
-        now = datetime.now(timezone.utc)
-        serving = sum(1 for pod in live if pod.status.phase == "Running"
-                      and (now - pod.metadata.creation_timestamp).total_seconds() >= cold_start)
-        return serving, sum(1 for pod in live if unschedulable(pod))
+        return sum(1 for pod in pods if pod.metadata.name.startswith(deployment + "-")
+                   and pod.metadata.deletion_timestamp is None and unschedulable(pod))
 
 
 def unschedulable(pod: Any) -> bool:
@@ -155,23 +151,20 @@ def run(args: argparse.Namespace) -> int:
     crs = [cr, reactive_twin(cr)]
     namespace, name = cr["metadata"]["namespace"], cr["metadata"]["name"]
     scaling = cr["spec"]["autoscaling"]
-    scaler = keda_standin.Scaler(float(scaling["target"]["perReplica"]), int(scaling["maxReplicas"]),
-                                 float(scaling["scaleDownStabilizationSeconds"]))
+    per_replica = float(scaling["target"]["perReplica"])
     engine_config = EngineConfig(batch_slowdown=0.0)  # a constant service time: demo_history's derivation needs it
     trace = load_trace(args.trace)
     series = loadgen.window(trace, args.start, None)
     past = demo_history.past_records(f"{namespace}/{name}", trace, pd.Timestamp(args.start), args.history_days,
                                      args.scale, args.speedup, engine_config.service_seconds(PROMPT_TOKENS, MAX_TOKENS),
                                      replay_start=0)
-    # Both fleets start where the reactive stand-in leaves them after the last minutes of that history.
-    start_state = keda_standin.ScalerState(1)
-    for record in past[-120:]:
-        start_state = keda_standin.decide(scaler, start_state, float(record.ts), record.load or 0.0, 1)
-    cold_start = args.cold_start_minutes * 60 / args.speedup
+    cold_seconds = args.cold_start_minutes * 60 / args.speedup
 
     t0 = time.monotonic()
-    step(1, "local environment (Kubernetes 1.34 + kwok nodes, Kafka, Prometheus)")
+    step(1, "local environment (Kubernetes 1.34 + kwok nodes, KEDA, Kafka, Prometheus)")
     env = up_shared()
+    for each in crs:  # KEDA's Prometheus trigger reads this environment's Prometheus
+        each["spec"]["autoscaling"]["prometheusAddress"] = env.prometheus_url
     print(f"      ready after {time.monotonic() - t0:.0f}s; kubeconfig {env.kubeconfig}")
     logs = Path(tempfile.mkdtemp(prefix="autoglm-demo-"))
     pids: list[int] = []
@@ -180,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         step(2, f"CRDs, and the chart's ServiceAccounts + RBAC (release {RELEASE}) for operator, collector, predictor")
         components.install_crds(env)
         env.kubectl("create", "namespace", namespace, check=False)
+        env.kubectl("patch", "namespace", namespace, "--type=merge", "-p",
+                    json.dumps(cold_start.namespace_patch(cold_seconds)))
         ids = components.chart_identities(env, RELEASE, namespace, [namespace], logs)
 
         step(3, f"operator started (logs in {logs})")
@@ -194,14 +189,19 @@ def run(args: argparse.Namespace) -> int:
         # have joined its consumer group by the time the history is published.
         pids.append(components.start_autoglm("predictor", predictor_args(args.speedup), ids["predictor"], logs, pipeline))
 
-        step(5, f"a simulated vLLM engine per deployment, scraped by Prometheus; both fleets at {start_state.replicas} pods")
+        step(5, "a simulated vLLM engine per deployment, scraped by Prometheus, its batch slots following "
+                "the Deployment's Ready pods")
         for each in crs:
-            engine, pid = start_engine(env, namespace, each["metadata"]["name"], engine_config, logs)
+            each_name = each["metadata"]["name"]
+            engine, pid = start_engine(env, namespace, each_name, engine_config, logs)
             pids.append(pid)
-            fleets.append(Fleet(each["metadata"]["name"], each is cr, Cluster(env, namespace, each["metadata"]["name"]),
-                                engine, start_state))
+            pids.append(procs.start(f"capacity-{each_name}", [
+                sys.executable, "-m", "autoglm_testenv.capacity", f"--namespace={namespace}", f"--name={each_name}",
+                f"--engine={engine}", f"--slots-per-pod={round(per_replica)}"], logs,
+                {"PYTHONPATH": str(config.HACK_DIR), "KUBECONFIG": str(env.kubeconfig)}))
+            fleets.append(Fleet(each_name, each is cr, Cluster(env, namespace, each_name), engine))
         for fleet in fleets:
-            warm_up(fleet, scaler, cold_start)
+            warm_up(fleet)
 
         step(6, f"{len(past)} load records of the {args.history_days:g} trace days before {args.start} published "
                 "(demo_history.py); collector started")
@@ -212,15 +212,15 @@ def run(args: argparse.Namespace) -> int:
                                              ids["collector"], logs, pipeline))
 
         step(7, f"replaying {Path(args.trace).name} from {args.start} at {args.speedup:g}x for {args.seconds:g}s "
-                f"to both deployments (cold start {args.cold_start_minutes:g} trace minutes = {cold_start:g}s)")
+                f"to both deployments (cold start {args.cold_start_minutes:g} trace minutes = {cold_seconds:g}s)")
         audit_start = audit.offset(env.audit_log)
-        replay_and_scale(env, args, series, namespace, fleets, scaler, cold_start, replay_start)
+        replay_and_sample(env, args, series, namespace, fleets, per_replica, replay_start)
         warn_if_overwritten(env, namespace, name, {ids["predictor"].user, ids["operator"].user}, audit_start)
         for fleet in fleets:
             fleet.stats.update(engine_stats(fleet.engine))
 
         step(8, "report")
-        report(fleets, out, args, scaler, series, float(scaling["predictive"]["horizonSeconds"]))
+        report(fleets, out, args, per_replica, series, float(scaling["predictive"]["horizonSeconds"]))
     finally:
         for pid in reversed(pids):
             procs.stop(pid)
@@ -250,13 +250,15 @@ def apply_fresh(env: Env, namespace: str, crs: list[dict[str, Any]]) -> None:
     print(env.kubectl("get", "autoglmdeployments", "-n", namespace).stdout)
 
 
-def warm_up(fleet: Fleet, scaler: keda_standin.Scaler, cold_start: float) -> None:
-    """Scale `fleet` to its starting replicas and wait until they serve (past the cold start)."""
+def warm_up(fleet: Fleet) -> None:
+    """Wait until every pod the HPA asks for serves (past its cold start) before the replay."""
     target = fleet.kube.scaled_object()["spec"]["scaleTargetRef"]["name"]
-    fleet.kube.scale(target, fleet.scaler.replicas)
-    procs.wait_until(f"{fleet.name}: {fleet.scaler.replicas} pods serving",
-                     lambda: fleet.kube.pods(target, cold_start)[0] == fleet.scaler.replicas, 60)
-    configure_slots(fleet, fleet.scaler.replicas, scaler)
+
+    def settled() -> bool:
+        wanted, ready = fleet.kube.replicas(target)
+        return wanted >= 1 and ready == wanted
+
+    procs.wait_until(f"{fleet.name}: the HPA's pods serving", settled, 120)
 
 
 def warn_if_overwritten(env: Env, namespace: str, name: str, own: set[str], since: int) -> None:
@@ -301,34 +303,19 @@ def publish(env: Env, topic: str, batch: list[records.LoadRecord]) -> None:
         producer.close(timeout=10)
 
 
-def configure_slots(fleet: Fleet, serving: int, scaler: keda_standin.Scaler) -> None:
-    """The engine stands for all of the fleet's pods: its batch slots are serving pods x perReplica."""
-    slots = round(serving * scaler.per_replica)
-    if slots != fleet.slots:
-        # No pod serving: one slot keeps the engine answering, as a queue in front of nothing would not.
-        requests.post(f"{fleet.engine}/admin/config", json={"max_running": max(slots, 1)}, timeout=5)
-        fleet.slots = slots
-
-
-def keda_step(fleet: Fleet, now: float, load: float, scaler: keda_standin.Scaler,
-              cold_start: float) -> tuple[int, int, int]:
-    """One KEDA evaluation for `fleet` at `now` (seconds into the replay); returns the
-    ScaledObject's minReplicaCount (the floor) and the pods serving and pending."""
+def sample(fleet: Fleet) -> tuple[int, int, int, int]:
+    """`fleet` as the cluster has it now: the ScaledObject's minReplicaCount (the floor), and its
+    Deployment's pods asked for (by the HPA), Ready (past the cold start) and Pending (no free GPU)."""
     so = fleet.kube.scaled_object()["spec"]
     target, floor = so["scaleTargetRef"]["name"], int(so.get("minReplicaCount", 1))
-    fleet.scaler = keda_standin.decide(scaler, fleet.scaler, now, load, floor)
-    if fleet.kube.replicas(target) != fleet.scaler.replicas:
-        fleet.kube.scale(target, fleet.scaler.replicas)
-    serving, pending = fleet.kube.pods(target, cold_start)
-    configure_slots(fleet, serving, scaler)
-    return floor, serving, pending
+    wanted, ready = fleet.kube.replicas(target)
+    return floor, wanted, ready, fleet.kube.pending(target)
 
 
-def replay_and_scale(env: Env, args: argparse.Namespace, series: pd.Series, namespace: str, fleets: list[Fleet],
-                     scaler: keda_standin.Scaler, cold_start: float, replay_start: float) -> None:
+def replay_and_sample(env: Env, args: argparse.Namespace, series: pd.Series, namespace: str, fleets: list[Fleet],
+                      per_replica: float, replay_start: float) -> None:
     """From `replay_start` (epoch seconds), replay the trace to every fleet at once (same
-    arrivals: same series and seed) in a thread, while this thread plays KEDA for each fleet
-    and samples it once a second."""
+    arrivals: same series and seed) in a thread, while this thread samples each fleet once a second."""
 
     def generate_load() -> None:
         async def both() -> list[loadgen.Stats]:
@@ -351,23 +338,23 @@ def replay_and_scale(env: Env, args: argparse.Namespace, series: pd.Series, name
         demand = float(series.iloc[index]) * args.scale * args.speedup / 60
         for fleet in fleets:
             load = prometheus_value(env.prometheus_url, queries[fleet.name])
-            floor, serving, pending = keda_step(fleet, t, load, scaler, cold_start)
+            floor, wanted, serving, pending = sample(fleet)
             forecast = fleet.kube.resource().get("status", {}).get("forecast", {}) if fleet.predictive else {}
             fleet.samples.append(Sample(round(t, 1), str(series.index[index]), demand, load, serving, pending,
-                                        fleet.scaler.replicas, floor, forecast.get("predicted")))
+                                        wanted, floor, forecast.get("predicted")))
         if tick % 10 == 0:
-            print(live_lines(fleets, scaler), flush=True)
+            print(live_lines(fleets, per_replica), flush=True)
     worker.join(timeout=120)
 
 
-def live_lines(fleets: list[Fleet], scaler: keda_standin.Scaler) -> str:
+def live_lines(fleets: list[Fleet], per_replica: float) -> str:
     """`06:40  demand 7.5 req/s` and one line per fleet, every number with its unit."""
     first = fleets[0].samples[-1]
     lines = [f"      {first.trace_time[11:16]}  demand {first.demand:5.1f} req/s"]
     for fleet in fleets:
         s = fleet.samples[-1]
         line = (f"        {'predictive' if fleet.predictive else 'reactive':<10}  load {s.load:5.1f} in flight  "
-                f"capacity {s.serving_pods * scaler.per_replica:3.0f} in flight  pods {s.serving_pods}/{s.replicas}  "
+                f"capacity {s.serving_pods * per_replica:3.0f} in flight  pods {s.serving_pods}/{s.replicas}  "
                 f"floor {s.floor}")
         if fleet.predictive:
             line += f"  forecast {'-' if s.predicted is None else f'{s.predicted:5.1f} in flight'}"
@@ -442,9 +429,8 @@ def forecast_lines(fleet: Fleet, horizon: float) -> list[str]:
     ]
 
 
-def report(fleets: list[Fleet], out: Path, args: argparse.Namespace, scaler: keda_standin.Scaler,
+def report(fleets: list[Fleet], out: Path, args: argparse.Namespace, per_replica: float,
            series: pd.Series, horizon: float) -> None:
-    per_replica = scaler.per_replica
     summaries = [summarise(f, per_replica) for f in fleets]
     plot(fleets, summaries, out / "demo.png", args, per_replica, series.index[0])
     (out / "samples.json").write_text(json.dumps({f.name: [asdict(s) for s in f.samples] for f in fleets}))

@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoglm_testenv import cluster, config, kafka, procs, prometheus
+from autoglm_testenv import cluster, cold_start, config, kafka, keda, procs, prometheus
 
 PORT_NAMES = (
     "etcd", "etcd_peer", "etcd_metrics", "apiserver", "controller_manager", "scheduler", "kwok",
-    "kafka", "kafka_controller", "prometheus",
+    "kafka", "kafka_controller", "prometheus", *keda.PORT_NAMES,
 )
 
 
@@ -199,6 +199,7 @@ def up(root: Path | None = None) -> Env:
         env.save()
         cluster.wait_ready(base, env.ports, env.admin_token, env.pids)
         _install_cluster_contents(env, bins)
+        _start_keda(env, bins)
         procs.wait_until(
             "prometheus", lambda: procs.http_ok(f"{env.prometheus_url}/-/ready"), 60, env.pids["prometheus"], env.logs / "prometheus.log"
         )
@@ -212,13 +213,37 @@ def up(root: Path | None = None) -> Env:
 def _install_cluster_contents(env: Env, bins: config.Binaries) -> None:
     nodes = "\n---\n".join(json.dumps(n) for n in cluster.fake_nodes())
     env.kubectl("apply", "-f", "-", input=nodes)
-    crd_files = sorted(str(p) for p in bins.crds.glob("*.yaml"))
+    # The third-party CRDs, and all of KEDA's (its operator watches every kind it defines).
+    crd_files = sorted(str(p) for p in [*bins.crds.glob("*.yaml"), *(bins.keda_bin.parent / "crds").glob("*.yaml")])
     for path in crd_files:
         env.kubectl("apply", "--server-side", "-f", path)
     env.wait_crds_established()
     env.kubectl("wait", "--for=condition=Ready", "--timeout=60s", "node", "--all")
     # The controller manager creates each namespace's default ServiceAccount; pods race it otherwise.
     procs.wait_until("default ServiceAccount", lambda: env.kubectl("get", "sa", "default", check=False).returncode == 0, 60)
+    env.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": cold_start.policy()}))
+
+
+def _start_keda(env: Env, bins: config.Binaries) -> None:
+    """KEDA's three processes, registered with the API server; returns once the external metrics
+    API is Available (the HPA controller reads it) and the webhooks and the operator answer."""
+    base = Path(env.root)
+    env.pids.update(keda.start(bins, base, env.ports, env.kubeconfig))
+    env.save()
+    objects = keda.registration(keda.webhooks_config(bins), env.ca_file.read_bytes(), env.ports)
+    env.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    for name, port in (("keda-operator", "keda_operator_health"), ("keda-webhooks", "keda_webhooks_health")):
+        procs.wait_until(name, lambda p=env.ports[port]: procs.http_ok(f"http://127.0.0.1:{p}/readyz"), 90,
+                         env.pids[name], env.logs / f"{name}.log")
+    procs.wait_until("keda-webhooks serving", lambda: keda.listening(env.ports["keda_webhooks"]), 60,
+                     env.pids["keda-webhooks"], env.logs / "keda-webhooks.log")
+
+    def available() -> bool:
+        conditions = env.kubectl_json("get", "apiservice", keda.APISERVICE)["status"].get("conditions", [])
+        return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
+
+    procs.wait_until(f"APIService {keda.APISERVICE} Available (keda-adapter)", available, 90, env.pids["keda-adapter"],
+                     env.logs / "keda-adapter.log")
 
 
 def down(env: Env, keep_data: bool = False) -> None:
