@@ -45,7 +45,7 @@ from autoglm_operator.api.queries import default_load_query, instant_value
 from autoglm_predictor import traces as sample_traces
 from autoglm_predictor.forecast.series import load_trace
 from autoglm_predictor.pipeline import records
-from autoglm_testenv import audit, cold_start, components, config, demo_history, loadgen, procs
+from autoglm_testenv import audit, components, config, demo_history, loadgen, procs
 from autoglm_testenv.engine import EngineConfig
 from autoglm_testenv.env import Env, up_shared
 
@@ -173,8 +173,7 @@ def run(args: argparse.Namespace) -> int:
         step(2, f"CRDs, and the chart's ServiceAccounts + RBAC (release {RELEASE}) for operator, collector, predictor")
         components.install_crds(env)
         env.kubectl("create", "namespace", namespace, check=False)
-        env.kubectl("patch", "namespace", namespace, "--type=merge", "-p",
-                    json.dumps(cold_start.namespace_patch(cold_seconds)))
+        env.set_cold_start(namespace, cold_seconds)
         ids = components.chart_identities(env, RELEASE, namespace, [namespace], logs)
 
         step(3, f"operator started (logs in {logs})")

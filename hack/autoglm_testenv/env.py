@@ -119,6 +119,10 @@ class Env:
     def add_scrape_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> Path:
         return prometheus.add_target(self.prometheus_targets, name, address, labels)
 
+    def set_cold_start(self, namespace: str, seconds: float) -> None:
+        """Pods created from now on in `namespace` turn Ready `seconds` after kwok starts them (0: at once)."""
+        self.kubectl("patch", "namespace", namespace, "--type=merge", "-p", json.dumps(cold_start.namespace_patch(seconds)))
+
     # --- faults, for tests of what survives an API server crash ------------------------------
     def kill_apiserver(self) -> None:
         """SIGKILL the API server (no graceful shutdown, as when its node dies); etcd, the

@@ -1,0 +1,194 @@
+"""The operator against real KEDA (operator, external metrics API server, admission webhooks) and
+the real HPA controller: the predictive floor reaches the HPA and, after the cold start, Ready
+pods; a threshold change does not drop replicas (kedacore/keda#4578); KEDA's admission refuses
+what it should and the operator reports the refusal; the operator never writes the replicas KEDA's
+HPA owns. Load comes from a simulated engine that Prometheus scrapes, read by KEDA's Prometheus
+trigger; kwok turns new pods Ready only after the namespace's cold start (testenv cold_start.py)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from operator_support import apply, audit_offset, example, wait_for, wait_for_condition, writes_by
+
+from autoglm_operator.api.timestamps import from_epoch, parse_time
+from autoglm_testenv import Env
+
+pytestmark = pytest.mark.e2e
+
+NAME = "glm-chat"
+HPA = f"keda-hpa-{NAME}"  # the name KEDA gives the HPA of a ScaledObject
+COLD_START = 6.0  # seconds; long enough to see pods asked for but not yet Ready
+
+
+def keda_cr(namespace: str, prometheus: str, per_replica: float = 4, **predictive: Any) -> dict[str, Any]:
+    cr = example("01-minimal.yaml", namespace)
+    cr["spec"]["autoscaling"] = {"enabled": True, "engine": "keda", "minReplicas": 1, "maxReplicas": 6,
+                                 "target": {"perReplica": per_replica}, "prometheusAddress": prometheus,
+                                 "scaleDownStabilizationSeconds": 60,
+                                 "predictive": {"enabled": bool(predictive), **predictive}}
+    return cr
+
+
+def hpa(testenv: Env, namespace: str) -> dict[str, Any] | None:
+    found = testenv.kubectl("get", "hpa", HPA, "-n", namespace, "-o", "json", check=False)
+    return json.loads(found.stdout) if found.returncode == 0 else None
+
+
+def deployment(testenv: Env, namespace: str) -> dict[str, Any]:
+    rev = testenv.kubectl_json("get", "agd", NAME, "-n", namespace)["status"]["currentRevision"]
+    return testenv.kubectl_json("get", "deployment", f"{NAME}-{rev}", "-n", namespace)
+
+
+def scaled_object_ready(testenv: Env, namespace: str) -> bool:
+    """KEDA has taken the ScaledObject on: its Ready condition is True (the trigger answers)."""
+    found = testenv.kubectl("get", "scaledobject", NAME, "-n", namespace, "-o", "json", check=False)
+    if found.returncode != 0:
+        return False
+    conditions = json.loads(found.stdout).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def write_floor(kube: Any, namespace: str, floor: int) -> None:
+    """status.forecast as the predictor writes it (its own actuation.write)."""
+    import kubernetes
+
+    from autoglm_predictor.pipeline import actuation
+
+    actuation.write(kubernetes.client.CustomObjectsApi(kube), namespace, NAME, actuation.ForecastStatus(
+        horizon_seconds=360, predicted=floor * 4.0, floor=floor, updated_at=from_epoch(time.time()), error=None))
+
+
+def replicas_writes(testenv: Env, user: str, since: int) -> list[str]:
+    """`user`'s writes to Deployments (the object or its scale) since `since`."""
+    return [f"{w['verb']} {w['objectRef'].get('name')}/{w['objectRef'].get('subresource', '')}"
+            for w in writes_by(testenv, user, since) if w["objectRef"].get("resource") == "deployments"]
+
+
+def test_the_floor_becomes_the_hpa_minimum_then_ready_pods_after_the_cold_start(testenv: Env, kube, namespace: str,
+                                                                                 operator) -> None:
+    testenv.set_cold_start(namespace, COLD_START)
+    apply(testenv, keda_cr(namespace, testenv.prometheus_url, maxFloor=5))
+    wait_for_condition(testenv, namespace, NAME, "Ready", "True", timeout=90)
+    wait_for("KEDA's HPA at the reactive minimum", lambda: (hpa(testenv, namespace) or {}).get("spec", {})
+             .get("minReplicas") == 1, 60)
+    wait_for("the ScaledObject Ready in KEDA", lambda: scaled_object_ready(testenv, namespace), 60)
+    since = audit_offset(testenv)
+
+    write_floor(kube, namespace, 3)
+    wait_for("the floor as the HPA's minReplicas", lambda: hpa(testenv, namespace)["spec"]["minReplicas"] == 3, 30)
+    scaled = wait_for("the HPA scaling the Deployment to the floor",
+                      lambda: (lambda d: d if d["spec"]["replicas"] == 3 else None)(deployment(testenv, namespace)), 30)
+    assert scaled.get("status", {}).get("readyReplicas", 0) < 3, "new pods serve only after their cold start"
+    wait_for("3 Ready pods", lambda: deployment(testenv, namespace).get("status", {}).get("readyReplicas") == 3, 60)
+
+    pods = testenv.kubectl_json("get", "pods", "-n", namespace, "-l", f"autoglm.io/instance={NAME}")["items"]
+    waited = sorted(parse_time(next(c for c in p["status"]["conditions"] if c["type"] == "Ready")["lastTransitionTime"]).timestamp()
+                    - parse_time(p["metadata"]["creationTimestamp"]).timestamp() for p in pods)
+    assert len(waited) == 3 and waited[0] >= COLD_START - 1, f"seconds from creation to Ready: {waited}"
+
+    # KEDA's HPA owns the replicas: the operator wrote no Deployment (nor its scale) meanwhile.
+    assert replicas_writes(testenv, operator.user, since) == []
+    managers = {e["manager"] for e in deployment(testenv, namespace)["metadata"].get("managedFields", [])
+                if "f:replicas" in e.get("fieldsV1", {}).get("f:spec", {})}
+    assert "autoglm-operator" not in managers, managers
+
+
+@pytest.fixture
+def held_requests() -> Iterator[Any]:
+    """Factory: keep N requests in flight on an engine (each decodes for minutes); they end with the engine."""
+    def hold(url: str, count: int) -> None:
+        def one() -> None:
+            try:
+                requests.post(f"{url}/v1/completions", json={"prompt": "hi", "max_tokens": 32768}, timeout=600)
+            except requests.RequestException:
+                pass  # the engine was stopped at the end of the test
+
+        for _ in range(count):
+            threading.Thread(target=one, daemon=True).start()
+
+    yield hold
+
+
+def test_a_threshold_change_does_not_drop_replicas_to_the_minimum(testenv: Env, kube, namespace: str, operator,
+                                                                  sim_engine, held_requests) -> None:
+    """kedacore/keda#4578: replicas fell to minReplicaCount while KEDA replaced the HPA's metric on a
+    trigger change. Every spec.replicas the Deployment takes is watched across the change."""
+    import kubernetes
+
+    cr = keda_cr(namespace, testenv.prometheus_url, per_replica=4)
+    apply(testenv, cr)
+    rev = wait_for_condition(testenv, namespace, NAME, "Ready", "True", timeout=90)["status"]["currentRevision"]
+    engine = sim_engine(namespace=namespace, deployment=NAME, revision=rev)
+    held_requests(engine.url, 12)  # 12 in flight / 4 per replica = 3 replicas
+    wait_for("the HPA at 3 replicas from the load", lambda: deployment(testenv, namespace)["spec"]["replicas"] == 3, 60)
+
+    seen: list[int] = []
+    stop = threading.Event()
+    start_version = deployment(testenv, namespace)["metadata"]["resourceVersion"]
+
+    def watch() -> None:
+        apps = kubernetes.client.AppsV1Api(kube)
+        while not stop.is_set():
+            for event in kubernetes.watch.Watch().stream(
+                    apps.list_namespaced_deployment, namespace, field_selector=f"metadata.name={NAME}-{rev}",
+                    resource_version=start_version, timeout_seconds=2):
+                seen.append(event["object"].spec.replicas)
+                if stop.is_set():
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    cr["spec"]["autoscaling"]["target"]["perReplica"] = 3  # 12 / 3 = 4 replicas
+    apply(testenv, cr)
+    wait_for("the new threshold in the HPA's target", lambda: (hpa(testenv, namespace) or {}).get("spec", {}).get(
+        "metrics", [{}])[0].get("external", {}).get("target", {}).get("averageValue") == "3", 30)
+    wait_for("the HPA at 4 replicas", lambda: deployment(testenv, namespace)["spec"]["replicas"] == 4, 60)
+    wait_for("the HPA settled on the new target", lambda: (lambda h: h["status"].get("observedGeneration") ==
+             h["metadata"]["generation"] and h["status"].get("desiredReplicas") == 4)(hpa(testenv, namespace)), 30)
+    stop.set()
+    watcher.join(timeout=10)
+    assert seen and min(seen) >= 3, f"spec.replicas seen across the change: {seen}"
+
+
+def test_keda_admission_refuses_and_the_operator_reports_it(testenv: Env, namespace: str, operator) -> None:
+    cr = example("01-minimal.yaml", namespace)
+    apply(testenv, cr)
+    rev = wait_for_condition(testenv, namespace, NAME, "Ready", "True", timeout=90)["status"]["currentRevision"]
+    target = f"{NAME}-{rev}"
+
+    def scaled_object(name: str, workload: str, **spec: Any) -> str:
+        return json.dumps({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                           "metadata": {"name": name, "namespace": namespace},
+                           "spec": {"scaleTargetRef": {"name": workload}, **spec, "triggers": [
+                               {"type": "prometheus", "metadata": {"serverAddress": testenv.prometheus_url,
+                                                                   "query": "vector(1)", "threshold": "1"}}]}})
+
+    # min > max: refused at admission (by the CEL rule of KEDA's CRD, before its webhook is asked).
+    refused = testenv.kubectl("apply", "-f", "-", input=scaled_object("inverted", "elsewhere", minReplicaCount=5,
+                                                                       maxReplicaCount=2), check=False)
+    assert refused.returncode != 0 and "minReplicaCount must be less than or equal to maxReplicaCount" in refused.stderr
+
+    # A second ScaledObject on one Deployment: KEDA's webhook refuses it.
+    testenv.kubectl("apply", "-f", "-", input=scaled_object("by-hand", target))
+    refused = testenv.kubectl("apply", "-f", "-", input=scaled_object("second", target), check=False)
+    assert refused.returncode != 0, "KEDA's webhook let a second ScaledObject on one Deployment through"
+    assert "admission webhook" in refused.stderr and "already managed by the ScaledObject 'by-hand'" in refused.stderr
+
+    # The operator's own ScaledObject for the same Deployment: refused, and said so in a condition.
+    cr["spec"]["autoscaling"] = {"enabled": True, "engine": "keda", "minReplicas": 1, "maxReplicas": 4,
+                                 "prometheusAddress": testenv.prometheus_url}
+    apply(testenv, cr)
+
+    def refusal() -> dict[str, Any] | None:
+        conditions = testenv.kubectl_json("get", "agd", NAME, "-n", namespace).get("status", {}).get("conditions", [])
+        return next((c for c in conditions if c["status"] == "False"
+                     and "already managed by the ScaledObject 'by-hand'" in c.get("message", "")), None)
+
+    found = wait_for("a condition with KEDA's refusal", refusal, 60)
+    assert found["type"] == "Ready", found
