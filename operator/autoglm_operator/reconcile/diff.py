@@ -37,6 +37,8 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
+from autoglm_operator.api.spec import KIND
+
 FINGERPRINT_ANNOTATION = "autoglm.io/applied-fingerprint"
 FIELD_MANAGER = "autoglm-operator"
 
@@ -248,6 +250,15 @@ def replicas_to_hand_over(desired: Mapping[str, Any], live: Mapping[str, Any] | 
 def prunable(live: Mapping[ObjectKey, Mapping[str, Any]], keep: set[ObjectKey]) -> list[ObjectKey]:
     """Live children (already selected by the managed-by and instance labels) not in `keep`.
 
-    Objects being deleted are left alone: deleting them again would only add writes.
+    Objects being deleted are left alone: deleting them again would only add writes. So are objects
+    another controller made and controls: KEDA copies a ScaledObject's labels onto the HPA it creates
+    (`keda-hpa-<name>`, controlled by the ScaledObject), and deleting that HPA fights KEDA.
     """
-    return [key for key, obj in live.items() if key not in keep and not obj["metadata"].get("deletionTimestamp")]
+    return [key for key, obj in live.items() if key not in keep and not obj["metadata"].get("deletionTimestamp")
+            and not _controlled_by_another_kind(obj)]
+
+
+def _controlled_by_another_kind(obj: Mapping[str, Any]) -> bool:
+    """Whether `obj`'s controller reference names a kind other than ours (every child the operator
+    applies has its AutoGLMDeployment as controller)."""
+    return any(ref.get("controller") and ref.get("kind") != KIND for ref in obj["metadata"].get("ownerReferences") or [])

@@ -157,6 +157,16 @@ def test_prunable_keeps_desired_and_objects_already_going():
     assert prunable(live, keep) == [("Deployment", "glm-old"), ("HorizontalPodAutoscaler", "glm")]
 
 
+def test_prunable_leaves_what_another_controller_made_from_our_labels():
+    """KEDA's HPA carries its ScaledObject's labels (so ours) and the ScaledObject as controller."""
+    keda_hpa = {"metadata": {"name": "keda-hpa-glm", "ownerReferences": [
+        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "glm", "controller": True}]}}
+    ours = {"metadata": {"name": "glm", "ownerReferences": [
+        {"apiVersion": "autoglm.io/v1alpha1", "kind": "AutoGLMDeployment", "name": "glm", "controller": True}]}}
+    live = {("HorizontalPodAutoscaler", "keda-hpa-glm"): keda_hpa, ("HorizontalPodAutoscaler", "glm"): ours}
+    assert prunable(live, set()) == [("HorizontalPodAutoscaler", "glm")]
+
+
 def _owned_by(manager: str, operation: str, fields: dict) -> dict:
     return {"manager": manager, "operation": operation, "fieldsV1": {"f:spec": fields}}
 
