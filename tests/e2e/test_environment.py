@@ -1,6 +1,7 @@
 """Smoke tests proving the local environment is real: a 1.34 API server that schedules GPU and
 edge pods onto kwok nodes and validates the real Istio/KEDA/KubeEdge schemas, RBAC that denies,
-a Kafka broker that round-trips records, and a Prometheus that scrapes the simulated engine; and
+a Kafka broker that round-trips records, a Prometheus that scrapes the simulated engine, real KEDA
+feeding its HPA through the external metrics API, pods with a cold start; and
 that `hack/testenv` serves only its own checkout's environment."""
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import requests
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_api_client import PrometheusConnect
 
+from autoglm_operator.api.timestamps import parse_time
 from autoglm_testenv import Env, config, procs
 from autoglm_testenv.cluster import EDGE_GROUP_LABEL
 
@@ -117,6 +119,44 @@ def test_real_keda_schema_rejects_wrong_type(testenv: Env, namespace: str) -> No
     assert "minReplicaCount" in bad.stderr
     so["spec"]["minReplicaCount"] = 1
     testenv.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(so))
+
+
+def test_keda_feeds_its_hpa_from_prometheus_through_the_external_metrics_api(testenv: Env, namespace: str) -> None:
+    """The real KEDA operator makes the HPA; the API server reaches KEDA's adapter (APIService ->
+    ExternalName Service -> localhost), which asks the operator, which asks Prometheus."""
+    testenv.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("scaled"))
+    so = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "scaled"},
+          "spec": {"scaleTargetRef": {"name": "scaled"}, "minReplicaCount": 1, "maxReplicaCount": 3, "triggers": [
+              {"type": "prometheus", "metadata": {"serverAddress": testenv.prometheus_url, "query": "vector(7)",
+                                                  "threshold": "1"}}]}}
+    testenv.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(so))
+    found: dict = {}
+
+    def hpa_made() -> bool:
+        result = testenv.kubectl("get", "hpa", "keda-hpa-scaled", "-n", namespace, "-o", "json", check=False)
+        found.update(json.loads(result.stdout) if result.returncode == 0 else {})
+        return bool(found)
+
+    procs.wait_until("KEDA's HPA", hpa_made, 60)
+    metric = found["spec"]["metrics"][0]["external"]["metric"]
+    selector = ",".join(f"{k}={v}" for k, v in metric["selector"]["matchLabels"].items())
+    values = json.loads(testenv.kubectl("get", "--raw", f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/"
+                                                        f"{metric['name']}?labelSelector={selector}").stdout)
+    assert [item["value"] for item in values["items"]] == ["7"]
+    # 7 / 1 per replica, capped at maxReplicaCount: the HPA controller scaled the Deployment.
+    procs.wait_until("the HPA at maxReplicaCount", lambda: testenv.kubectl_json(
+        "get", "deployment", "scaled", "-n", namespace)["spec"]["replicas"] == 3, 60)
+
+
+def test_pods_turn_ready_only_after_their_namespace_cold_start(testenv: Env, namespace: str) -> None:
+    testenv.set_cold_start(namespace, 4)
+    testenv.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("cold"))
+    procs.wait_until("the pod Ready", lambda: any(c["type"] == "Ready" and c["status"] == "True" for c in
+                                                  _pod_of(testenv, namespace, "cold").get("status", {}).get("conditions", [])), 60)
+    pod = _pod_of(testenv, namespace, "cold")
+    ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["lastTransitionTime"]
+    waited = parse_time(ready).timestamp() - parse_time(pod["metadata"]["creationTimestamp"]).timestamp()
+    assert waited >= 3, f"Ready {waited:.0f} s after creation (timestamps have 1 s resolution)"
 
 
 def test_real_kubeedge_crds_are_served(testenv: Env) -> None:
