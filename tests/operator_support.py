@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from autoglm_operator.api.labels import children_selector
+from autoglm_operator.api.spec import KIND
 from autoglm_operator.reconcile.kinds import CHILD_KINDS
 from autoglm_testenv import Env, audit, config
 
@@ -70,9 +71,11 @@ def wait_for_condition(testenv: Env, namespace: str, name: str, kind: str, statu
 
 
 def children(testenv: Env, namespace: str, name: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """(kind, name) -> object, for everything labelled as the operator's for the resource `name`."""
+    """(kind, name) -> object, for everything labelled as the operator's for the resource `name`,
+    except what another controller made with those labels (KEDA's HPA copies its ScaledObject's)."""
     items = testenv.kubectl_json("get", CHILD_RESOURCES, "-n", namespace, "-l", children_selector(name))["items"]
-    return {(item["kind"], item["metadata"]["name"]): item for item in items}
+    return {(item["kind"], item["metadata"]["name"]): item for item in items
+            if not any(ref.get("controller") and ref.get("kind") != KIND for ref in item["metadata"].get("ownerReferences") or [])}
 
 
 def audit_offset(testenv: Env) -> int:

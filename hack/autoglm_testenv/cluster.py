@@ -21,7 +21,8 @@ KWOK_MANAGED = {"kwok.x-k8s.io/node": "fake"}
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 EDGE_GPU_PRODUCT = "NVIDIA-Jetson-AGX-Orin"
 EDGE_GROUP_LABEL = "autoglm.io/edge-group"
-FRONT_PROXY_CLIENT = "front-proxy-client"  # CN of the aggregator's client certificate
+FRONT_PROXY_CLIENT = "front-proxy-client"
+KEDA_USER = "keda-operator"  # KEDA's three processes, as the audit log names them  # CN of the aggregator's client certificate
 # HPA controller period: every second, so the compressed time of tests and the demo (a second per
 # trace minute) is not outrun by the 15 s default.
 HPA_SYNC_PERIOD = "1s"
@@ -65,7 +66,12 @@ def write_credentials(pki: Path) -> str:
     against the CA (no insecure mode)."""
     pki.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(24)
-    (pki / "tokens.csv").write_text(f'{token},autoglm-admin,autoglm-admin,"system:masters"\n')
+    # KEDA gets an identity of its own (with the admin's rights), so the audit log tells its writes
+    # (ScaledObject status and finalizers, its HPAs) from the tests' and the HPA controller's.
+    keda_token = secrets.token_hex(24)
+    (pki / "keda.token").write_text(keda_token)
+    (pki / "tokens.csv").write_text(f'{token},autoglm-admin,autoglm-admin,"system:masters"\n'
+                                    f'{keda_token},{KEDA_USER},{KEDA_USER},"system:masters"\n')
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"),
              "-days", "30", "-subj", "/CN=autoglm-testenv-ca")
     signed_cert(pki, "apiserver", "kube-apiserver", ["IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes.default.svc"])

@@ -232,7 +232,7 @@ def _start_keda(env: Env, bins: config.Binaries) -> None:
     """KEDA's three processes, registered with the API server; returns once the external metrics
     API is Available (the HPA controller reads it) and the webhooks and the operator answer."""
     base = Path(env.root)
-    env.pids.update(keda.start(bins, base, env.ports, env.kubeconfig))
+    env.pids.update(keda.start(bins, base, env.ports, env.server))
     env.save()
     objects = keda.registration(keda.webhooks_config(bins), env.ca_file.read_bytes(), env.ports)
     env.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))

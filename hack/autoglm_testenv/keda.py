@@ -13,7 +13,8 @@ In a cluster these run as pods behind Services; here everything listens on 127.0
 - the adapter asks the operator for metric values over KEDA's mutual-TLS gRPC. One certificate,
   signed by the environment's CA and naming 127.0.0.1, localhost and KEDA's Service names, serves
   all three (KEDA reads `ca.crt`, `tls.crt`, `tls.key` from its --cert-dir).
-The three run as the admin; the HPA controller that KEDA's HPAs feed is kube-controller-manager's.
+The three run as their own user (cluster.KEDA_USER, with the admin's rights) so the audit log tells
+KEDA's writes from others'; the HPA controller that KEDA's HPAs feed is kube-controller-manager's.
 """
 from __future__ import annotations
 
@@ -78,10 +79,14 @@ def argvs(bins: Binaries, certs: Path, ports: dict[str, int], kubeconfig: Path) 
     }
 
 
-def start(bins: Binaries, root: Path, ports: dict[str, int], kubeconfig: Path) -> dict[str, int]:
-    """Start KEDA's three processes; return their pids. KEDA's CRDs must be installed first
-    (`registration` objects may follow: the operator does not need them)."""
+def start(bins: Binaries, root: Path, ports: dict[str, int], server: str) -> dict[str, int]:
+    """Start KEDA's three processes as cluster.KEDA_USER (its token from cluster.write_credentials);
+    return their pids. KEDA's CRDs must be installed first (`registration` objects may follow: the
+    operator does not need them)."""
     certs = write_certs(root)
+    kubeconfig = root / "keda.kubeconfig"
+    kubeconfig.write_text(cluster.kubeconfig_yaml(server, root / "pki" / "ca.crt", (root / "pki" / "keda.token").read_text(),
+                                                  user=cluster.KEDA_USER, namespace=NAMESPACE))
     env = {"KUBECONFIG": str(kubeconfig), "KEDA_CLUSTER_OBJECT_NAMESPACE": NAMESPACE, "POD_NAMESPACE": NAMESPACE,
            "WATCH_NAMESPACE": ""}
     return {name: procs.start(name, argv, root / "logs", env) for name, argv in argvs(bins, certs, ports, kubeconfig).items()}
