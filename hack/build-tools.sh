@@ -91,8 +91,13 @@ build_keda() {
   log "building keda v$KEDA_VERSION (cold: 15-30 min on 2 cores)"
   local src="$out/src"; wrapper "$src"
   local kdir; kdir=$(module_dir github.com/kedacore/keda/v2 "v$KEDA_VERSION")
-  # KEDA declares a newer go line than Kubernetes; the wrapper must not be older than its dependency.
-  sed -i "s/^go .*/$(grep -m1 '^go ' "$kdir/go.mod")/; /^godebug/d" "$src/go.mod"
+  # KEDA declares a newer go line than Kubernetes (go 1.26.0 at v2.20.1); the wrapper repeats it,
+  # and with GOTOOLCHAIN=local an older Go cannot build it: say so instead of Go's own message.
+  local want; want=$(awk '/^go /{print $2; exit}' "$kdir/go.mod")
+  local have; have=$(go env GOVERSION | sed 's/^go//')
+  [[ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1)" == "$want" ]] \
+    || die "keda v$KEDA_VERSION needs Go >= $want, this Go is $have (https://go.dev/doc/install)"
+  sed -i "s/^go .*/go $want/; /^godebug/d" "$src/go.mod"
   {
     echo "require github.com/kedacore/keda/v2 v$KEDA_VERSION"
     # The replace block's "A => A vX" lines (inside "replace (" ... ")").

@@ -8,7 +8,7 @@ need() { # need CMD "why" "how to install"
   fi
 }
 need python3 "runs the operator, predictor and tests" "Python 3.11+ (Debian: apt-get install python3 python3-venv)"
-need go "builds kube-apiserver, etcd, kwok and helm from the Go module proxy" "Go >= 1.24 (https://go.dev/doc/install)"
+need go "builds kube-apiserver, etcd, kwok, helm and KEDA from the Go module proxy" "Go >= 1.26 (KEDA 2.20 declares go 1.26.0; https://go.dev/doc/install)"
 need java "runs the Kafka broker" "Java 17+ (Debian: apt-get install openjdk-17-jre-headless)"
 need mvn "fetches the Kafka jars from Maven Central" "Maven 3 (Debian: apt-get install maven)"
 need openssl "creates the API server's service-account key" "Debian: apt-get install openssl"

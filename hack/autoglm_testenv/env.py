@@ -176,7 +176,7 @@ def ensure_built() -> config.Binaries:
     bins = config.binaries()
     if not bins.missing():
         return bins
-    print(f"testenv: building missing tools into {config.cache_dir()} (cold: 15-30 min)", file=sys.stderr, flush=True)
+    print(f"testenv: building missing tools into {config.cache_dir()} (cold: about 30 min on 2 cores)", file=sys.stderr, flush=True)
     result = subprocess.run(["bash", str(config.BUILD_SCRIPT), "all"])
     if result.returncode != 0:
         raise procs.TestenvError(f"building the test environment failed ({config.BUILD_SCRIPT} all exited {result.returncode}); see the message above")
