@@ -81,6 +81,7 @@ class Fleet:
     engine: str  # base URL of its simulated engine
     samples: list[Sample] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)  # the load generator's, then the engine's
+    baseline: dict[str, float] = field(default_factory=dict)  # the engine's counters when the measured replay began
 
 
 def step(n: int, text: str) -> None:
@@ -155,7 +156,12 @@ def run(args: argparse.Namespace) -> int:
     engine_config = EngineConfig(batch_slowdown=0.0)  # a constant service time: demo_history's derivation needs it
     trace = load_trace(args.trace)
     series = loadgen.window(trace, args.start, None)
-    past = demo_history.past_records(f"{namespace}/{name}", trace, pd.Timestamp(args.start), args.history_days,
+    # The warm-up: the trace minutes before --start, replayed but not measured, so both fleets
+    # begin the measured replay at what their HPAs hold for the load of that moment.
+    begin = pd.Timestamp(args.start) - pd.Timedelta(minutes=args.warmup_minutes)
+    warmup = trace[(trace.index >= begin) & (trace.index < pd.Timestamp(args.start))]
+    warmup_seconds = args.warmup_minutes * 60 / args.speedup
+    past = demo_history.past_records(f"{namespace}/{name}", trace, begin, args.history_days,
                                      args.scale, args.speedup, engine_config.service_seconds(PROMPT_TOKENS, MAX_TOKENS),
                                      replay_start=0)
     cold_seconds = args.cold_start_minutes * 60 / args.speedup
@@ -202,21 +208,23 @@ def run(args: argparse.Namespace) -> int:
         for fleet in fleets:
             warm_up(fleet)
 
-        step(6, f"{len(past)} load records of the {args.history_days:g} trace days before {args.start} published "
+        step(6, f"{len(past)} load records of the {args.history_days:g} trace days before {begin:%Y-%m-%dT%H:%M} published "
                 "(demo_history.py); collector started")
-        replay_start = math.ceil(time.time()) + 1  # the history ends here, the replay begins here
+        replay_start = math.ceil(time.time()) + 1  # the history ends here, the warm-up begins here
         publish(env, pipeline["AUTOGLM_KAFKA_TOPIC"], [shifted(r, replay_start) for r in past])
         pids.append(components.start_autoglm("collector", ["collector", "--step-seconds=1", "--metrics-port=0",
                                                            "--refresh-seconds=5", "--backfill-seconds=10"],
                                              ids["collector"], logs, pipeline))
 
         step(7, f"replaying {Path(args.trace).name} from {args.start} at {args.speedup:g}x for {args.seconds:g}s "
-                f"to both deployments (cold start {args.cold_start_minutes:g} trace minutes = {cold_seconds:g}s)")
+                f"to both deployments, after {warmup_seconds:g}s of warm-up from {begin:%H:%M} "
+                f"(cold start {args.cold_start_minutes:g} trace minutes = {cold_seconds:g}s)")
         audit_start = audit.offset(env.audit_log)
-        replay_and_sample(env, args, series, namespace, fleets, per_replica, replay_start)
+        replay_and_sample(env, args, warmup, warmup_seconds, series, namespace, fleets, per_replica, replay_start)
         warn_if_overwritten(env, namespace, name, {ids["predictor"].user, ids["operator"].user}, audit_start)
         for fleet in fleets:
-            fleet.stats.update(engine_stats(fleet.engine))
+            end = engine_stats(fleet.engine)
+            fleet.stats.update({key: end[key] - fleet.baseline.get(key, 0.0) for key in end})
 
         step(8, "report")
         report(fleets, out, args, per_replica, series, float(scaling["predictive"]["horizonSeconds"]))
@@ -311,25 +319,42 @@ def sample(fleet: Fleet) -> tuple[int, int, int, int]:
     return floor, wanted, ready, fleet.kube.pending(target)
 
 
-def replay_and_sample(env: Env, args: argparse.Namespace, series: pd.Series, namespace: str, fleets: list[Fleet],
-                      per_replica: float, replay_start: float) -> None:
-    """From `replay_start` (epoch seconds), replay the trace to every fleet at once (same
-    arrivals: same series and seed) in a thread, while this thread samples each fleet once a second."""
+def replay_and_sample(env: Env, args: argparse.Namespace, warmup: pd.Series, warmup_seconds: float, series: pd.Series,
+                      namespace: str, fleets: list[Fleet], per_replica: float, replay_start: float) -> None:
+    """From `replay_start` (epoch seconds), replay `warmup` for `warmup_seconds` and then `series`
+    to every fleet at once (same arrivals: same series and seed) in a thread, while this thread
+    samples each fleet once a second from the end of the warm-up. The warm-up's requests are not
+    counted (the load generator's stats are the measured replay's; the engines' counters are
+    taken as the baseline when it begins); requests still in flight at the switch end in it."""
+    measured = threading.Event()
 
     def generate_load() -> None:
-        async def both() -> list[loadgen.Stats]:
+        async def both(part: pd.Series, seconds: float) -> list[loadgen.Stats]:
             return await asyncio.gather(*[
-                loadgen.replay(series, [f"{fleet.engine}/v1/completions"], args.speedup, args.scale, args.seconds,
+                loadgen.replay(part, [f"{fleet.engine}/v1/completions"], args.speedup, args.scale, seconds,
                                [(PROMPT_TOKENS, MAX_TOKENS)], progress=False) for fleet in fleets])
 
-        for fleet, stats in zip(fleets, asyncio.run(both())):
+        async def phases() -> list[loadgen.Stats]:
+            # Overlapping, so no lull at the switch: the warm-up's generators wait for their last requests.
+            warm = asyncio.create_task(both(warmup, warmup_seconds)) if warmup_seconds > 0 and len(warmup) else None
+            await asyncio.sleep(warmup_seconds)
+            measured.set()
+            main = await both(series, args.seconds)
+            if warm is not None:
+                await warm
+            return main
+
+        for fleet, stats in zip(fleets, asyncio.run(phases())):
             fleet.stats.update(asdict(stats))
 
     worker = threading.Thread(target=generate_load, daemon=True)
     queries = {fleet.name: default_load_query(namespace, fleet.name) for fleet in fleets}
     time.sleep(max(0.0, replay_start - time.time()))
-    started = time.monotonic()
     worker.start()
+    measured.wait()
+    started = time.monotonic()
+    for fleet in fleets:
+        fleet.baseline = engine_stats(fleet.engine)
     for tick in range(int(args.seconds)):
         time.sleep(max(0.0, started + tick + 1 - time.monotonic()))
         t = time.monotonic() - started
@@ -459,7 +484,8 @@ def report(fleets: list[Fleet], out: Path, args: argparse.Namespace, per_replica
         "# AutoGLM demo report", "",
         f"Trace `{Path(args.trace).name}` from {args.start} ({series.index[0]:%A}), {args.speedup:g}x (one trace minute "
         f"per {60 / args.speedup:g} s), scale {args.scale:g} requests per trace request, each request {PROMPT_TOKENS} "
-        f"prompt + {MAX_TOKENS} generated tokens; {args.history_days:g} trace days of load history published first; "
+        f"prompt + {MAX_TOKENS} generated tokens; {args.history_days:g} trace days of load history published first, "
+        f"then {args.warmup_minutes:g} trace minutes of warm-up replayed but not measured; "
         f"cold start {args.cold_start_minutes:g} trace minutes; {per_replica:g} requests in flight per pod; the "
         f"same arrivals to both deployments at the same time.", "",
         *table, "", *forecast, "",
@@ -556,12 +582,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=0.25, help="requests per trace request")
     p.add_argument("--history-days", type=float, default=3.0, help="trace days of load history published before the replay")
     p.add_argument("--cold-start-minutes", type=float, default=5.0, help="trace minutes before a new pod serves")
+    p.add_argument("--warmup-minutes", type=float, default=15.0,
+                   help="trace minutes before --start replayed first, not measured (both fleets start where their HPAs put them)")
     p.add_argument("--out", default=str(config.REPO_DIR / "out" / "demo"))
     p.add_argument("--operator-only", action="store_true",
                    help="only run the operator in the foreground, as the demo does (make run)")
     args = p.parse_args(argv)
-    if args.speedup <= 0 or args.seconds <= 0 or args.scale < 0 or args.history_days <= 0:
-        p.error("--speedup, --seconds and --history-days must be > 0 and --scale >= 0")
+    if args.speedup <= 0 or args.seconds <= 0 or args.scale < 0 or args.history_days <= 0 or args.warmup_minutes < 0:
+        p.error("--speedup, --seconds and --history-days must be > 0, --scale and --warmup-minutes >= 0")
     try:
         return run_operator() if args.operator_only else run(args)
     except (procs.TestenvError, ValueError) as exc:
