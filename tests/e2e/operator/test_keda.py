@@ -136,16 +136,18 @@ def test_a_threshold_change_does_not_drop_replicas_to_the_minimum(testenv: Env, 
     def watch() -> None:
         """spec.replicas ten times a second: the HPA controller changes it at most once a second
         (its sync period here), so a drop to the minimum would be read several times."""
-        apps = kubernetes.client.AppsV1Api(kube)
+        apps = kubernetes.client.AppsV1Api(testenv.api_client())  # its own connections, not the session's
         while not stop.is_set():
             try:
-                seen.append(apps.read_namespaced_deployment_scale(f"{NAME}-{rev}", namespace).spec.replicas)
-            except kubernetes.client.ApiException as exc:
+                seen.append(apps.read_namespaced_deployment_scale(f"{NAME}-{rev}", namespace,
+                                                                  _request_timeout=5).spec.replicas)
+            except Exception as exc:  # noqa: BLE001 - any failure to read fails the test below
                 errors.append(exc)
             stop.wait(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    wait_for("the first reading", lambda: seen or errors, 10)
     cr["spec"]["autoscaling"]["target"]["perReplica"] = 3  # 12 / 3 = 4 replicas
     apply(testenv, cr)
     wait_for("the new threshold in the HPA's target", lambda: (hpa(testenv, namespace) or {}).get("spec", {}).get(
@@ -195,4 +197,4 @@ def test_keda_admission_refuses_and_the_operator_reports_it(testenv: Env, namesp
                      and refusal in c.get("message", "")), None)
 
     found = wait_for("a condition with KEDA's refusal", reported, 60)
-    assert found["type"] == "Ready", found
+    assert (found["type"], found["reason"]) == ("Ready", "ApplyFailed"), found
