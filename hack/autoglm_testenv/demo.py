@@ -494,6 +494,8 @@ def report(fleets: list[Fleet], out: Path, args: argparse.Namespace, per_replica
     (out / "report.md").write_text("\n".join(lines))
     print("\n".join(table + [""] + forecast))
     print(f"      report: {out / 'report.md'}  plot: {out / 'demo.png'}")
+    print("      alerts and dashboard shipped with the chart: charts/autoglm-operator/files/autoglm-rules.yaml, "
+          "charts/autoglm-operator/files/autoglm-dashboard.json (docs/operations.md#alerts-and-dashboard)")
 
 
 def plot(fleets: list[Fleet], summaries: list[Summary], path: Path, args: argparse.Namespace, per_replica: float,
