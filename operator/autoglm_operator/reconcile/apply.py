@@ -170,6 +170,15 @@ class Cluster:
         if self._cache is not None:
             self._cache.removed(kind.kind, obj)
 
+    def get_namespace(self, namespace: str) -> dict[str, Any] | None:
+        """The Namespace object (its uid owns the NodeGroups, edge_sync.py); None when it is gone."""
+        try:
+            return _json(self._core.read_namespace(namespace, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def list_node_groups(self, selector: str) -> list[dict[str, Any]]:
         """KubeEdge NodeGroups (cluster-scoped) matching `selector`; none when KubeEdge is not served."""
         try:

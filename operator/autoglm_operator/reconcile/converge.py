@@ -131,6 +131,10 @@ class Reconciler:
     def _converge(self, namespace: str, name: str) -> str:
         resource = self._cluster.get_resource(namespace, name)
         if resource is None or resource["metadata"].get("deletionTimestamp"):
+            if resource is None and self._discovery.capabilities().kubeedge:
+                # Cluster-scoped, so no owner reference to the resource: here, coalesced with any
+                # converge still running, which could otherwise re-apply them after a delete.
+                edge_sync.delete_node_groups(self._cluster, namespace, name)
             metrics.STATUS.forget(namespace, name)
             return "gone"  # the garbage collector removes the children through their owner reference
         served = self._discovery.served()
@@ -172,11 +176,11 @@ class Reconciler:
         return "changed" if changes or writes.rescaled else "unchanged"
 
     def delete_edge(self, namespace: str, name: str) -> None:
-        """The resource is gone: delete its cluster-scoped NodeGroups (the rest goes by owner reference)
-        and drop its series from /metrics (a converge still running for it converges once more,
-        finds it gone and drops them after its last write)."""
-        edge_sync.delete_node_groups(self._cluster, namespace, name)
-        self._coalescer.run((namespace, name), lambda: metrics.STATUS.forget(namespace, name))
+        """The resource is gone: one more converge finds it so, deletes its cluster-scoped NodeGroups
+        (the rest goes by owner reference) and drops its series from /metrics. Through the
+        coalescer, so a converge still running for it (which read the resource before it went and
+        may apply NodeGroups) finishes first: deleting beside it left NodeGroups re-applied for good."""
+        self.request(namespace, name)
 
     def sweep_edge(self) -> None:
         """Delete NodeGroups whose resource went while no operator ran. Never fails the caller (the

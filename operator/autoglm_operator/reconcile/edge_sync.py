@@ -3,8 +3,16 @@
 Namespaced edge objects (EdgeApplication, fallback Deployments, edge Service) go through the normal
 apply and prune path with owner references. NodeGroups are cluster-scoped and cannot have a
 namespaced owner, so they are found by labels (managed-by, instance, namespace), pruned here when
-their group goes, deleted by `delete_node_groups` when the resource's DELETED event arrives, and
-swept by `sweep_node_groups` (a resource deleted while no operator ran: no finalizer waits for one).
+their group goes, deleted by `delete_node_groups` when the resource is gone, and swept by
+`sweep_node_groups` (a resource deleted while no operator ran: no finalizer waits for one).
+
+Each NodeGroup is also owned by the resource's Namespace (`namespace_owned`): a cluster-scoped
+dependent may have a cluster-scoped owner (kubernetes.io, "Owners and dependents"), so the garbage
+collector deletes the NodeGroups once the namespace is gone, without the operator. That matters with
+the chart's `watchNamespaces`: `kubectl delete ns` removes the operator's RoleBinding along with the
+resources, and the operator may never see their DELETED events (issue 15). `blockOwnerDeletion` stays
+unset: setting it needs `delete` on namespaces, and nothing should hold a namespace's deletion.
+NodeGroups are never applied for a namespace that is gone or terminating; its groups are deleted.
 
 Edge groups follow rollouts: while a new cloud revision starts (serving != desired), live edge
 objects are neither changed nor pruned; they move once the new revision serves traffic.
@@ -23,6 +31,7 @@ log = logging.getLogger("autoglm.edge")
 
 
 class NodeGroupCluster(Protocol):
+    def get_namespace(self, namespace: str) -> dict[str, Any] | None: ...
     def list_node_groups(self, selector: str) -> list[dict[str, Any]]: ...
     def apply_cluster_scoped(self, obj: dict[str, Any]) -> dict[str, Any]: ...
     def delete_node_group(self, obj: Mapping[str, Any]) -> None: ...
@@ -51,12 +60,26 @@ def held_keys(children: Mapping[ObjectKey, Mapping[str, Any]], held: bool) -> se
     return {key for key, obj in children.items() if held and is_edge(obj)} if held else set()
 
 
+def namespace_owned(obj: Mapping[str, Any], namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` (a NodeGroup) owned by the Namespace object `namespace`, fingerprinted again.
+
+    The reference has no `controller` or `blockOwnerDeletion`: the namespace does not manage the
+    NodeGroup, and blocking needs `delete` rights on namespaces (meta/v1 OwnerReference)."""
+    owner = {"apiVersion": "v1", "kind": "Namespace", "name": namespace["metadata"]["name"],
+             "uid": namespace["metadata"]["uid"]}
+    return fingerprinted({**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}})
+
+
 def sync_node_groups(
     cluster: NodeGroupCluster, namespace: str, name: str, desired: Sequence[dict[str, Any]], served: bool, held: bool
 ) -> list[str]:
-    """Apply the desired NodeGroups, delete this resource's others; the changes made, as Event text."""
+    """Apply the desired NodeGroups (owned by the namespace), delete this resource's others; the
+    changes made, as Event text. A namespace gone or terminating gets none: its groups are deleted."""
     if not served or held:
         return []
+    owner = cluster.get_namespace(namespace)  # None: gone
+    live_namespace = owner is not None and not owner["metadata"].get("deletionTimestamp")
+    desired = [namespace_owned(obj, owner) for obj in desired] if owner is not None and live_namespace else []
     live = {obj["metadata"]["name"]: obj for obj in cluster.list_node_groups(node_group_selector(namespace, name))}
     changes = []
     for obj in desired:

@@ -6,7 +6,9 @@ Kubernetes client never stalls the event loop; child event handlers are async an
 (kopf_state.py: no annotation patches per change). No finalizer: the resync and rollout ticks are
 the operator's own (periodic.py; kopf timers would put one on every resource, and its release
 depended on rights a namespace deletion removes first), children go by owner reference, and
-NodeGroups are deleted on the resource's DELETED event and swept at start (`sweep_edge`). kopf is
+NodeGroups are deleted by the converge the resource's DELETED event requests, swept at start
+(`sweep_edge`), and owned by the Namespace (edge_sync.py): a namespace deletion may take the
+operator's rights before its watch sees DELETED. kopf is
 still told the old finalizer's name, so it takes it off resources an older operator marked. Only
 the reconciler's `kopf.event` calls for real transitions become Events, never kopf's log lines
 (kopf's default).
@@ -135,7 +137,7 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
     def resource_seen(namespace: str, name: str, body: Mapping[str, Any], type: str | None, **_: Any) -> None:
         """Every watch event of a resource: its ticks (periodic.py); status.forecast (the
         predictor's) changed the floor, or will go stale: converge then (forecast_watch.py); gone:
-        its cluster-scoped NodeGroups go too (no owner reference can take them)."""
+        one more converge deletes its cluster-scoped NodeGroups (none can be owned by it)."""
         if type == "DELETED":
             ticks.forget(namespace, name)
             forecasts.forget(namespace, name)

@@ -6,7 +6,7 @@ the object goes (kopf's `on.timer`/`on.daemon` register with `requires_finalizer
 the chart's `watchNamespaces`, `kubectl delete ns` removed the operator's Role first, the release
 got 403 and the namespace stayed Terminating for good; with the operator uninstalled, every
 resource did (issue 15). Nothing else needs the resource to wait: children go with it by owner
-reference, NodeGroups are deleted on its DELETED event and swept at start (handlers.py). So the
+reference, NodeGroups on its DELETED event, with their namespace, or at start (handlers.py). So the
 ticks live here, fed by kopf's watch events (which need no finalizer), and a resource can always go.
 
 One thread holds the deadlines (monotonic seconds); the work runs on a small pool of its own, in

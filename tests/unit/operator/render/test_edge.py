@@ -210,6 +210,9 @@ class FakeNodeGroups:
         self.live = {o["metadata"]["name"]: o for o in live}
         self.calls: list[str] = []
 
+    def get_namespace(self, namespace: str) -> dict:
+        return {"metadata": {"name": namespace, "uid": "ns-uid"}}
+
     def list_node_groups(self, selector: str) -> list[dict]:
         assert selector == "app.kubernetes.io/managed-by=autoglm-operator,autoglm.io/instance=glm,autoglm.io/namespace=ml"
         return list(self.live.values())
