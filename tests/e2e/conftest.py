@@ -163,8 +163,9 @@ class OperatorProcess:
 def operator(testenv: autoglm_testenv.Env, namespace: str, autoglm_crd: None, tmp_path: Path) -> Iterator[OperatorProcess]:
     """The operator watching `namespace` with the Helm chart's RBAC for it (peering allowed), resyncing every 2 s.
 
-    At the end it deletes the namespace's AutoGLMDeployments while still running, so kopf removes
-    its finalizer and the namespace can go.
+    At the end it deletes the namespace's AutoGLMDeployments while still running, so the operator
+    deletes their cluster-scoped NodeGroups itself before the next test (the garbage collector would
+    too, once the namespace is gone: they are owned by it).
     """
     release = f"op-{uuid.uuid4().hex[:6]}"
     identity = components.chart_identities(testenv, release, namespace, [namespace], tmp_path, peering=True)["operator"]
