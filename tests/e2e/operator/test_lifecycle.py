@@ -63,12 +63,23 @@ def _node_groups(testenv: Env, namespace: str) -> list[str]:
     return [item["metadata"]["name"] for item in items]
 
 
+def _namespace_owned(testenv: Env, namespace: str) -> bool:
+    """Every NodeGroup of `namespace` is owned by that Namespace (its uid), so the garbage collector
+    deletes it with the namespace even if the operator lost its rights there first."""
+    uid = testenv.kubectl_json("get", "namespace", namespace)["metadata"]["uid"]
+    items = testenv.kubectl_json("get", "nodegroups.apps.kubeedge.io", "-l", f"autoglm.io/namespace={namespace}")["items"]
+    owners = [[(ref["kind"], ref["name"], ref["uid"]) for ref in item["metadata"].get("ownerReferences", [])] for item in items]
+    return len(items) == 2 and all(refs == [("Namespace", namespace, uid)] for refs in owners)
+
+
 def test_a_watched_namespace_with_resources_finishes_deleting(testenv: Env, namespace: str, released_operator) -> None:
+    """The namespace's RoleBinding may go before the resources, and the operator then never sees their
+    DELETED events: the NodeGroups must still go (owned by the namespace; this was flaky before)."""
     cr = example("06-edge.yaml", namespace)
     apply(testenv, cr)
     apply(testenv, example("01-minimal.yaml", namespace))
     wait_for_condition(testenv, namespace, "glm-edge", "Degraded", "False", timeout=90)
-    wait_for("the edge example's NodeGroups", lambda: len(_node_groups(testenv, namespace)) == 2, 60)
+    wait_for("the edge example's two NodeGroups, owned by their namespace", lambda: _namespace_owned(testenv, namespace), 60)
     assert not resource(testenv, namespace, "glm-edge")["metadata"].get("finalizers"), "nothing holds the deletion"
 
     testenv.kubectl("delete", "namespace", namespace, "--wait=false")
