@@ -249,7 +249,8 @@ class Reconciler:
         """The status `patch` left (written), published as the resource's series; `analysed`: an
         analysis ran in this converge (counted by the write that records it)."""
         after = metrics.patched(before, patch)
-        metrics.STATUS.record(resource["metadata"]["namespace"], resource["metadata"]["name"], before, after, analysed)
+        metrics.STATUS.record(resource["metadata"]["namespace"], resource["metadata"]["name"], before, after, analysed,
+                              resource.get("spec"))
         return after
 
     def _post_events(self, resource: Mapping[str, Any], events: Iterable[Event]) -> None:

@@ -1,6 +1,6 @@
 """The operator's own Prometheus metrics: how often it reconciles and, above all, how often it writes;
 and, per AutoGLMDeployment, what its status says (conditions, the canary's phase, weight, mirror and
-analysis results, rollbacks) so dashboards and alerts read the same truth as `kubectl get agd`.
+analysis results, rollbacks, the autoscaler's bounds it applied) so dashboards and alerts read the same truth as `kubectl get agd`.
 
 A steady state should show reconciles rising and writes flat; writes climbing on every resync
 mean a child the operator cannot converge (see docs/operator.md).
@@ -49,11 +49,15 @@ class StatusSeries:
     the condition's current status and 0 for the other two, all three with its current reason (so a
     rule can tell a canary at work, `CanaryProgressing`, from pods that cannot start); `phases` maps every canary phase to 1 or 0
     (empty without a canary); `canary` is (revision, weight %, mirror %) while status.canary names a
-    revision (0/0 once the rollout ended, as the status says), else None."""
+    revision (0/0 once the rollout ended, as the status says), else None; `autoscaling` is the
+    autoscaler's (minimum, maximum) replicas the operator applies while spec.autoscaling is enabled
+    (the minimum: status.autoscaling.minReplicas, the predictive floor while one is in force), else
+    None."""
 
     conditions: dict[tuple[str, str, str], float]
     phases: dict[str, float]
     canary: tuple[str, int, int] | None
+    autoscaling: tuple[int, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +68,10 @@ class Counts:
     rollbacks: int
 
 
-def status_series(status: Mapping[str, Any]) -> StatusSeries:
-    """The gauges `status` (an AutoGLMDeployment's, as stored) implies. Tolerant: a hand-edited
-    status with a missing or unknown field yields fewer series, never an error."""
+def status_series(status: Mapping[str, Any], spec: Mapping[str, Any] | None = None) -> StatusSeries:
+    """The gauges `status` and `spec` (an AutoGLMDeployment's, as stored: the API server has filled
+    the schema's defaults, so an enabled spec.autoscaling names maxReplicas) imply. Tolerant: a
+    hand-edited status with a missing or unknown field yields fewer series, never an error."""
     conditions: dict[tuple[str, str, str], float] = {}
     for condition in status.get("conditions") or []:
         kind, current, reason = condition.get("type"), condition.get("status"), condition.get("reason") or ""
@@ -77,7 +82,18 @@ def status_series(status: Mapping[str, Any]) -> StatusSeries:
     phases = {p.value: float(p.value == phase) for p in Phase} if phase in set(Phase) else {}
     revision = canary.get("revision")
     traffic = (revision, int(canary.get("weight") or 0), int(canary.get("mirror") or 0)) if revision else None
-    return StatusSeries(conditions, phases, traffic)
+    return StatusSeries(conditions, phases, traffic, _bounds(status, spec or {}))
+
+
+def _bounds(status: Mapping[str, Any], spec: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(status.autoscaling.minReplicas, spec.autoscaling.maxReplicas) while autoscaling is enabled
+    and both are integers; the minimum is the one the operator wrote (render/autoscaling.py), not
+    spec's, so a floor raised to the maximum shows."""
+    wanted = spec.get("autoscaling") or {}
+    low, high = (status.get("autoscaling") or {}).get("minReplicas"), wanted.get("maxReplicas")
+    if wanted.get("enabled") is not True or not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
+        return None
+    return low, high
 
 
 def patched(status: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,11 +145,12 @@ class StatusMetrics(Collector):
         self._rollbacks: dict[tuple[str, str], int] = {}
 
     def record(self, namespace: str, name: str, before: Mapping[str, Any], after: Mapping[str, Any],
-               analysed: bool = False) -> None:
-        """A converge left the status at `after` (from `before`: the status this write started from)."""
+               analysed: bool = False, spec: Mapping[str, Any] | None = None) -> None:
+        """A converge left the status at `after` (from `before`: the status this write started from)
+        for the resource's `spec` as it read it."""
         key = (namespace, name)
         counts = recorded_counts(before, after, analysed)
-        series = status_series(after)
+        series = status_series(after, spec)
         with self._lock:
             self._series[key] = series
             self._results.setdefault(key, Tally()).update(counts.results)
@@ -163,6 +180,13 @@ class StatusMetrics(Collector):
         rollbacks = CounterMetricFamily("autoglm_canary_rollbacks",
                                         "Canaries rolled back by the analysis or the startup budget (not aborts).",
                                         labels=list(RESOURCE_LABELS))
+        low = GaugeMetricFamily("autoglm_autoscaling_min_replicas",
+                                "The autoscaler's minimum replicas the operator applies (status.autoscaling.minReplicas:"
+                                " the predictive floor while one is in force); only with autoscaling enabled.",
+                                labels=list(RESOURCE_LABELS))
+        high = GaugeMetricFamily("autoglm_autoscaling_max_replicas",
+                                 "The autoscaler's maximum replicas the operator applies (spec.autoscaling.maxReplicas);"
+                                 " only with autoscaling enabled.", labels=list(RESOURCE_LABELS))
         with self._lock:
             for (namespace, name), s in self._series.items():
                 for (kind, status, reason), value in s.conditions.items():
@@ -173,10 +197,13 @@ class StatusMetrics(Collector):
                     weight.add_metric([namespace, name, s.canary[0]], s.canary[1])
                     mirror.add_metric([namespace, name, s.canary[0]], s.canary[2])
                 rollbacks.add_metric([namespace, name], self._rollbacks.get((namespace, name), 0))
+                if s.autoscaling is not None:
+                    low.add_metric([namespace, name], s.autoscaling[0])
+                    high.add_metric([namespace, name], s.autoscaling[1])
             for (namespace, name), tally in self._results.items():
                 for (check, result), n in sorted(tally.items()):
                     results.add_metric([namespace, name, check, result], n)
-        yield from (condition, phase, weight, mirror, results, rollbacks)
+        yield from (condition, phase, weight, mirror, results, rollbacks, low, high)
 
 
 STATUS = StatusMetrics()

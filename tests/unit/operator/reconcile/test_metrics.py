@@ -44,6 +44,27 @@ def test_an_ended_canary_reads_0_and_no_canary_no_series():
     assert status_series({"canary": _canary(phase="Sideways")}).phases == {}
 
 
+AUTOSCALING = {"enabled": True, "engine": "hpa", "minReplicas": 1, "maxReplicas": 4}
+
+
+def test_the_autoscaling_bounds_are_the_floor_applied_and_the_spec_maximum():
+    # the predictive floor in force (status), not spec's minReplicas: a floor raised to the maximum shows
+    raised = {"autoscaling": {"minReplicas": 4, "forecast": "Used", "predicted": 30.0}}
+    assert status_series(raised, {"autoscaling": AUTOSCALING}).autoscaling == (4, 4)
+    assert status_series({"autoscaling": {"minReplicas": 0, "forecast": "Disabled"}},
+                         {"autoscaling": {**AUTOSCALING, "engine": "keda", "minReplicas": 0}}).autoscaling == (0, 4)
+
+
+def test_no_autoscaling_bounds_without_autoscaling_enabled_or_a_floor_recorded():
+    floor = {"autoscaling": {"minReplicas": 2}}
+    assert status_series(floor).autoscaling is None  # no spec given
+    assert status_series(floor, {"autoscaling": {**AUTOSCALING, "enabled": False}}).autoscaling is None
+    assert status_series({}, {"autoscaling": AUTOSCALING}).autoscaling is None  # not converged yet
+    # hand-edited or foreign values: fewer series, never an error
+    assert status_series({"autoscaling": {"minReplicas": "2"}}, {"autoscaling": AUTOSCALING}).autoscaling is None
+    assert status_series(floor, {"autoscaling": {**AUTOSCALING, "enabled": "yes"}}).autoscaling is None
+    assert status_series({"autoscaling": {"minReplicas": True}}, {"autoscaling": AUTOSCALING}).autoscaling is None
+
 def test_an_analysis_is_counted_by_the_write_that_records_it_and_only_when_it_ran():
     before = {"canary": _canary(analysis=[{"name": "successRate", "result": "Pass"}])}
     checks = [{"name": "successRate", "result": "Pass"}, {"name": "ttftP95", "result": "Fail"}]
@@ -86,7 +107,8 @@ def test_the_collector_publishes_the_recorded_status_and_forgets_a_deleted_resou
     after = {"conditions": [READY], "canary": _canary(phase="RolledBack", weight=0, history=[_rolled_back()],
                                                       analysis=[{"name": "successRate", "result": "Fail"}])}
     metrics.record("ml", "glm", before, after, analysed=True)
-    metrics.record("ml", "other", {}, {"conditions": [PROGRESSING]})
+    metrics.record("ml", "other", {}, {"conditions": [PROGRESSING], "autoscaling": {"minReplicas": 3}},
+                   spec={"autoscaling": AUTOSCALING})
     resource = {"namespace": "ml", "autoglm_deployment": "glm"}
     value = registry.get_sample_value
     assert value("autoglm_deployment_condition",
@@ -103,6 +125,15 @@ def test_the_collector_publishes_the_recorded_status_and_forgets_a_deleted_resou
     metrics.record("ml", "glm", after, {"canary": _canary(revision="r3", weight=5)})
     assert value("autoglm_canary_weight", {**resource, "autoglm_revision": "r2"}) is None
     assert value("autoglm_canary_weight", {**resource, "autoglm_revision": "r3"}) == 5
+
+    other = {"namespace": "ml", "autoglm_deployment": "other"}
+    assert value("autoglm_autoscaling_min_replicas", other) == 3
+    assert value("autoglm_autoscaling_max_replicas", other) == 4
+    assert value("autoglm_autoscaling_min_replicas", resource) is None  # no autoscaling: no series
+    # autoscaling disabled later: its bounds go
+    metrics.record("ml", "other", {}, {"conditions": [PROGRESSING]}, spec={"autoscaling": AUTOSCALING})
+    assert value("autoglm_autoscaling_max_replicas", other) is None
+    metrics.record("ml", "other", {}, {"autoscaling": {"minReplicas": 3}}, spec={"autoscaling": AUTOSCALING})
 
     metrics.forget("ml", "glm")
     published = {s.labels.get("autoglm_deployment") for family in registry.collect() for s in family.samples}
