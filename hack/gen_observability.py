@@ -41,8 +41,7 @@ END = "<!-- alerts:end -->"
 OWN = ("operator", "collector", "predictor", "engines")
 CANARY = "operator (canary)"
 KUBE_STATE_METRICS = "kube-state-metrics"
-KSM_LABELS = ("--metric-labels-allowlist=horizontalpodautoscalers=[app.kubernetes.io/managed-by],"
-              "pods=[autoglm.io/instance,autoglm.io/revision]")
+KSM_LABELS = "--metric-labels-allowlist=pods=[autoglm.io/instance,autoglm.io/revision]"
 
 DEPLOYMENT_LABELS = ("namespace", "autoglm_deployment")
 BY_DEPLOYMENT = f"max by ({', '.join(DEPLOYMENT_LABELS)})"  # one series per resource (HA replicas export alike)
@@ -209,6 +208,16 @@ ALERTS: dict[str, list[Alert]] = {
               "Find the other writer of that kind in `managedFields` (another controller, a mutating webhook,"
               " `kubectl edit`); docs/operator.md, known limits.",
               "operator"),
+        # The bounds the operator applies (HPA or KEDA ScaledObject alike), from its own status and spec.
+        Alert("AutoGLMFloorPinnedAtMaximum",
+              f"{BY_DEPLOYMENT} (autoglm_autoscaling_min_replicas - autoglm_autoscaling_max_replicas)",
+              ">=", "0", "30m", "warning",
+              "{{ $labels.namespace }}/{{ $labels.autoglm_deployment }}: the floor is at the maximum, the"
+              " autoscaler cannot add pods.",
+              "Demand outgrew `autoscaling.maxReplicas` or the forecast runs away (see AutoGLMForecastRunaway):"
+              " raise maxReplicas or set `predictive.maxFloor` below it (`kubectl get agd NAME -n NS"
+              " -o jsonpath='{.status.autoscaling}'` shows the floor and whether the forecast set it).",
+              "operator"),
     ],
     "autoglm-pipeline.rules": [
         Alert("AutoGLMCollectorDependencyDown", "min by (job, dependency) (autoglm_collector_dependency_up)", "==",
@@ -247,19 +256,6 @@ ALERTS: dict[str, list[Alert]] = {
               "The floor holds GPUs nobody uses: read `autoglm_predictor_forecaster` (which model answered) and"
               " the predictor log; set `autoscaling.predictive.maxFloor` or disable predictive meanwhile.",
               "predictor"),
-    ],
-    "autoglm-kube-state-metrics.rules": [
-        Alert("AutoGLMFloorPinnedAtMaximum",
-              "(kube_horizontalpodautoscaler_spec_min_replicas"
-              " - on (namespace, horizontalpodautoscaler) kube_horizontalpodautoscaler_spec_max_replicas)"
-              " * on (namespace, horizontalpodautoscaler) group_left"
-              ' kube_horizontalpodautoscaler_labels{label_app_kubernetes_io_managed_by="autoglm-operator"}',
-              ">=", "0", "30m", "warning",
-              "{{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }}: the floor is at the maximum, the"
-              " autoscaler cannot add pods.",
-              "Demand outgrew `autoscaling.maxReplicas` or the forecast runs away (see AutoGLMForecastRunaway):"
-              " raise maxReplicas or set `predictive.maxFloor` below it.",
-              KUBE_STATE_METRICS),
     ],
 }
 
@@ -307,13 +303,15 @@ ROWS: list[tuple[str, list[Panel]]] = [
         Panel("Demand, forecast, serving pods and floor",
               "Requests in flight (running + waiting, the autoscaling signal) against the predictor's forecast"
               " over the lead time (left axis), and engine pods serving metrics (an engine publishes them once its"
-              " model is loaded) against the floor (right axis): capacity"
-              " should arrive before demand.",
+              " model is loaded) against the predictor's floor, the minimum the operator applied (that floor while"
+              " it is in force) and the maximum (right axis): capacity should arrive before demand.",
               (Target(_load_any_engine(), "load (in flight)", "engines"),
                Target(f"max(autoglm_predictor_predicted_load{{{KEY}}})", "forecast (in flight)", "predictor"),
                Target(_engines(f"count({{running}}{{{{{SEL}}}}})"), "serving pods", "engines"),
-               Target(f"max(autoglm_predictor_recommended_min_replicas{{{KEY}}})", "floor (pods)", "predictor")),
-              right_axis=("serving pods", "floor (pods)")),
+               Target(f"max(autoglm_predictor_recommended_min_replicas{{{KEY}}})", "floor (pods)", "predictor"),
+               Target(f"max(autoglm_autoscaling_min_replicas{{{SEL}}})", "minimum applied (pods)", "operator"),
+               Target(f"max(autoglm_autoscaling_max_replicas{{{SEL}}})", "maximum (pods)", "operator")),
+              right_axis=("serving pods", "floor (pods)", "minimum applied (pods)", "maximum (pods)")),
     ]),
     ("Rollout (per revision)", [
         Panel("Requests in flight per revision",

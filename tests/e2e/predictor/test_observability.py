@@ -6,11 +6,13 @@ alert's signal (the expression without its threshold) and every dashboard query 
 namespace and deployment variables filled in) must parse and return series: a query that returns
 nothing on a running system is a bug (a wrong metric or label name). Full alert expressions must
 parse; they return nothing while all is well; one of them is then made to fire (an undecodable
-record on the topic -> AutoGLMRecordsRejected). Queries on kube-state-metrics, which neither this
-product nor the local environment runs, are checked to parse and listed; promtool's unit tests
+record on the topic -> AutoGLMRecordsRejected). Queries on kube-state-metrics (the pod cold-start
+recording rule and its panel), which neither this product nor the local environment runs, are
+checked to parse and listed; promtool's unit tests
 (tests/unit/manifests/test_rules.py) cover their logic. Queries on a canary's series (source
 `gen.CANARY`; the replay runs none) are checked to parse here and answer during a canary in
-tests/e2e/operator/test_canary_metrics.py.
+tests/e2e/operator/test_canary_metrics.py. The autoscaling bounds (AutoGLMFloorPinnedAtMaximum, the
+capacity panel) are the operator's own series of the predictive deployment: they must answer.
 """
 from __future__ import annotations
 
@@ -111,6 +113,8 @@ def test_every_rule_and_dashboard_query_returns_series_during_a_replay(
         must_answer = [(where, expr) for where, expr, source, answers in queries
                        if answers and source not in (gen.KUBE_STATE_METRICS, gen.CANARY)]
         assert len(must_answer) > 20, must_answer
+        reads_bounds = {where for where, expr, _, answers in queries if answers and "autoglm_autoscaling_" in expr}
+        assert reads_bounds and reads_bounds <= {where for where, _ in must_answer}, reads_bounds
         cannot_answer = {}
         for e in OTHER_ENGINES:
             applies, cannot_answer[e] = _engine_queries(e, namespace, f"glm-{e}")

@@ -67,6 +67,12 @@ def _condition(name: str, kind: str, status: str, reason: str, job: str = "opera
             f'status="{s}",reason="{reason}"}}': f"{int(s == status)}x60" for s in ("True", "False", "Unknown")}
 
 
+def _bounds(name: str, low: str, high: str, job: str = "operator") -> dict[str, str]:
+    """The autoscaling bounds the operator publishes for one resource: minimum applied, maximum."""
+    labels = f'job="{job}",namespace="ml",autoglm_deployment="{name}"'
+    return {f"autoglm_autoscaling_min_replicas{{{labels}}}": low, f"autoglm_autoscaling_max_replicas{{{labels}}}": high}
+
+
 def _phases(name: str, per_minute: list[str], then: str = "") -> dict[str, str]:
     """`autoglm_canary_phase` of one resource: the phase of each minute, 1 on its series and 0 on the others."""
     return {f'autoglm_canary_phase{{job="operator",namespace="ml",autoglm_deployment="{name}",phase="{p}"}}':
@@ -151,13 +157,13 @@ CASES: dict[str, Case] = {
         [("2m", [{"namespace": "ml", "autoglm_deployment": "d"}]), ("4m", []),
          ("8m", [{"namespace": "ml", "autoglm_deployment": "a"}])]),
     "AutoGLMFloorPinnedAtMaximum": (
-        {'kube_horizontalpodautoscaler_spec_min_replicas{namespace="ml",horizontalpodautoscaler="keda-hpa-a"}': "5x60",
-         'kube_horizontalpodautoscaler_spec_max_replicas{namespace="ml",horizontalpodautoscaler="keda-hpa-a"}': "5x60",
-         'kube_horizontalpodautoscaler_labels{namespace="ml",horizontalpodautoscaler="keda-hpa-a",label_app_kubernetes_io_managed_by="autoglm-operator"}': "1x60",
-         'kube_horizontalpodautoscaler_spec_min_replicas{namespace="ml",horizontalpodautoscaler="keda-hpa-b"}': "2x60",
-         'kube_horizontalpodautoscaler_spec_max_replicas{namespace="ml",horizontalpodautoscaler="keda-hpa-b"}': "5x60",
-         'kube_horizontalpodautoscaler_labels{namespace="ml",horizontalpodautoscaler="keda-hpa-b",label_app_kubernetes_io_managed_by="autoglm-operator"}': "1x60"},
-        [("20m", []), ("45m", [{"namespace": "ml", "horizontalpodautoscaler": "keda-hpa-a"}])]),
+        {**_bounds("a", "5x60", "5x60"),  # the floor reached the maximum: fires
+         **_bounds("a", "5x60", "5x60", job="operator-2"),  # a second operator replica (HA): still one alert
+         **_bounds("b", "2x60", "5x60"),  # room to scale
+         **_bounds("c", "5x20 3x40", "5x60"),  # pinned 20 minutes, then the forecast fell: shorter than `for`
+         **_bounds("d", "4x60", "5x10 3x50")},  # maxReplicas lowered below the floor (before it is re-clamped)
+        [("20m", []), ("45m", [{"namespace": "ml", "autoglm_deployment": "a"},
+                               {"namespace": "ml", "autoglm_deployment": "d"}])]),
 }
 
 # Recording rules whose values matter beyond the alerts: load and serving pods for every engine's
