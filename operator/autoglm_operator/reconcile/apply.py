@@ -85,6 +85,9 @@ class Cluster:
         self._cache = cache
 
     def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The resource; None when it is gone. A 403 in a namespace that is gone or terminating is
+        gone too: with the chart's `watchNamespaces` the namespace's RoleBinding may go before the
+        resource, and its resync would otherwise fail with a traceback until the operator restarts."""
         try:
             return _json(
                 self._objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, _preload_content=False)
@@ -92,6 +95,10 @@ class Cluster:
         except ApiException as exc:
             if exc.status == 404:
                 return None
+            if exc.status == 403:
+                home = self.get_namespace(namespace)
+                if home is None or home["metadata"].get("deletionTimestamp"):
+                    return None
             raise
 
     def list_children(self, namespace: str, name: str, kinds: Iterable[Kind],
