@@ -13,15 +13,21 @@ from autoglm_operator.api.schema import openapi_schema
 from autoglm_operator.api.spec import GROUP, KIND, NAME_RULE, PLURAL, VERSION, Spec
 from autoglm_operator.api.status import Status
 
+# Like Flagger's Status/Weight and Argo Rollouts' Status: the phase first, so a Degraded resource
+# (InvalidSpec, a rolled-back canary) never reads healthy from its pod counts; -o wide adds the why.
 PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Pending, Ready, Progressing, Paused or Degraded."},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready pods of the current revision."},
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas", "description": "Pods of the current revision."},
     {"name": "Revision", "type": "string", "jsonPath": ".status.currentRevision", "description": "Revision serving stable traffic."},
-    {"name": "Canary", "type": "integer", "jsonPath": ".status.canary.weight", "description": "Percent of traffic on the canary."},
+    {"name": "Canary", "type": "string", "jsonPath": ".status.canary.traffic",
+     "description": "What the canary gets: its traffic weight, 'mirror N%' during a mirror step, or how its rollout ended."},
     # The forecast in effect only (status.autoscaling, the operator's), never a stale one the floor no longer follows.
     {"name": "Predicted", "type": "number", "jsonPath": ".status.autoscaling.predicted",
      "description": "Forecast load behind the replica floor in effect; empty when no forecast is used."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason", "priority": 1,
+     "description": "The Ready condition's reason (kubectl get -o wide)."},
 ]
 
 

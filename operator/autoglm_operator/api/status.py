@@ -76,6 +76,11 @@ class Canary:
     step: int | None = spec_field("Index of the current rollout step.", default=None, minimum=0)
     weight: int | None = spec_field("Percent of live traffic sent to the canary.", default=None, minimum=0, maximum=100)
     mirror: int | None = spec_field("Percent of traffic mirrored to the canary.", default=None, minimum=0, maximum=100)
+    # Written from phase, weight and mirror (rollout/canary.py `CanaryState.to_status`), never read back: the
+    # printer column's text, since a column's jsonPath cannot pick weight or mirror by itself.
+    traffic: str | None = spec_field(
+        "What the canary gets, for kubectl get: '20%' (live traffic), 'mirror 20%' during a mirror step, "
+        "or the finished rollout's phase (Promoted, RolledBack, Aborted).", default=None)
     step_started_at: str | None = spec_field("When the current step started.", default=None, format="date-time")
     failed_checks: int | None = spec_field("Failed analysis checks so far.", default=None, minimum=0)
     message: str | None = spec_field("Last analysis result.", default=None)
@@ -146,7 +151,7 @@ class Status:
     """Observed state of one served model."""
 
     observed_generation: int | None = spec_field("metadata.generation the status describes.", default=None, minimum=0)
-    phase: str | None = spec_field("Short summary: Pending, Ready, Progressing, Degraded.", default=None)
+    phase: str | None = spec_field("Short summary: Pending, Ready, Progressing, Paused or Degraded.", default=None)
     conditions: list[Condition] | None = spec_field("Ready, Progressing and Degraded.", default=None, map_key="type")
     replicas: int | None = spec_field("Pods of the current revision (scale subresource).", default=None, minimum=0)
     ready_replicas: int | None = spec_field("Ready pods of the current revision.", default=None, minimum=0)

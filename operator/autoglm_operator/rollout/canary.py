@@ -98,7 +98,15 @@ class CanaryState:
         out = {camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
         if self.phase is not None:
             out["phase"] = self.phase.value
+            out["traffic"] = self.traffic()
         return {k: v for k, v in out.items() if v not in (None, [])} or None
+
+    def traffic(self) -> str:
+        """status.canary.traffic, the Canary column: the live weight, the mirror share during a mirror step
+        (weight 0 there, so a weight column alone reads 0), or the phase once the rollout is over."""
+        if self.phase not in ACTIVE:
+            return self.phase.value if self.phase else ""
+        return f"mirror {self.mirror}%" if self.mirror else f"{self.weight or 0}%"
 
     def carried(self) -> CanaryState:
         """What outlives one canary: the past rollouts, the drains under way, the last action consumed."""

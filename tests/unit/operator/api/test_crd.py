@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import yaml
 
@@ -54,15 +55,19 @@ def test_status_types_kopf_and_kstatus_rely_on():
 def test_printer_columns_point_at_declared_status_fields():
     status = _version()["schema"]["openAPIV3Schema"]["properties"]["status"]
     for column in _version()["additionalPrinterColumns"]:
-        path = column["jsonPath"].lstrip(".").split(".")
+        # conditions[?(@.type=="Ready")].reason -> conditions[], reason: a list item's field follows.
+        path = re.sub(r"\[[^]]*\]", "[]", column["jsonPath"]).lstrip(".").split(".")
         if path[0] != "status":
             continue
         node = status
         for part in path[1:]:
-            node = node["properties"][part]
+            name, _, select = part.partition("[")
+            node = node["properties"][name]
+            node = node["items"] if select else node
         assert node["type"] == column["type"], column["name"]
     names = [c["name"] for c in _version()["additionalPrinterColumns"]]
-    assert {"Ready", "Revision", "Canary", "Predicted", "Age"} <= set(names)
+    assert names[0] == "Phase", "a Degraded resource must not read healthy from its pod counts"
+    assert {"Ready", "Revision", "Canary", "Predicted", "Age", "Reason"} <= set(names)
 
 
 def test_cel_rules_are_in_the_schema():

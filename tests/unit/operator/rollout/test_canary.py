@@ -315,6 +315,15 @@ def test_mirror_and_weight_never_together_and_weights_in_range():
     assert (d.route.weight, d.route.mirror) == (99, 0)
 
 
+def test_traffic_says_what_the_canary_gets_weight_mirror_or_how_it_ended():
+    """status.canary.traffic is the Canary printer column: a mirror step must not read 0, nor a rollback."""
+    drv = Driver(rollout(steps=[{"mirror": 20}, {"weight": 30}]))
+    assert drv.at(0).canary["traffic"] == "mirror 20%"
+    assert drv.at(10).canary["traffic"] == "30%"
+    assert drv.at(11, action="abort:1").canary["traffic"] == "Aborted"
+    assert Driver(rollout()).at(0, canary_ready=False).canary["traffic"] == "0%", "Starting: no traffic yet"
+
+
 def test_header_route_only_while_the_canary_takes_traffic():
     drv = Driver(rollout())
     assert not drv.at(0, canary_ready=False).route.testers
@@ -331,6 +340,7 @@ def test_canary_state_reads_and_writes_the_status_keys_unchanged():
     status = {"revision": "new", "stable": "old", "phase": "Progressing", "startedAt": "2025-01-01T12:00:00Z",
               "step": 1, "stepStartedAt": "2025-01-01T12:00:10Z", "weight": 5, "mirror": 0, "failedChecks": 1,
               "noDataIntervals": 0, "paused": False, "message": "step 2/4: weight 5%", "lastAction": "abort:1",
+              "traffic": "5%",
               "analysis": [{"name": "ttftP95", "result": "Pass", "value": 0.2}],
               "retiring": [{"revision": "older", "at": "2025-01-01T12:01:00Z"}],
               "history": [{"revision": "old", "result": "Promoted"}]}
