@@ -15,9 +15,19 @@ import uuid
 from typing import Any
 
 from autoglm_operator.api.spec import GROUP, PLURAL, VERSION
-from autoglm_operator.rollout.canary import ACTION_ANNOTATION
+from autoglm_operator.api.status import Phase
+from autoglm_operator.rollout.canary import ACTION_ANNOTATION, ACTIVE, FAILED
 
 VERBS = ("status", "pause", "resume", "promote", "abort", "retry")
+
+
+# The canary phases (status.canary.phase) in which each annotation action does something; the machine's
+# `apply_action` (rollout/canary.py) ignores it in any other phase, with only an Event to say so.
+ACTS_IN: dict[str, tuple[Phase, ...]] = {
+    "promote": (Phase.PROGRESSING, Phase.PAUSED),
+    "abort": ACTIVE,
+    "retry": FAILED,
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +44,32 @@ def action_patch(verb: str, nonce: str | None = None) -> dict[str, Any]:
     if verb in ("pause", "resume"):
         return {"spec": {"rollout": {"paused": verb == "pause"}}}
     return {"metadata": {"annotations": {ACTION_ANNOTATION: f"{verb}:{nonce or uuid.uuid4().hex[:12]}"}}}
+
+
+def refusal(verb: str, cr: dict[str, Any]) -> str | None:
+    """Why `verb` would do nothing on the resource as read, or None when it acts.
+
+    Without this, the patch is accepted whatever the state and the CLI said "requested" and exited
+    0 where the operator only records a CanaryActionIgnored Event nobody reads. Pause and resume
+    set spec.rollout.paused (a pause with no canary holds the next one); the actions need their phase.
+    """
+    rollout = (cr.get("spec") or {}).get("rollout")
+    if not rollout:
+        return f"no spec.rollout: new revisions take traffic as soon as they are Ready; nothing to {verb}"
+    paused = bool(rollout.get("paused"))
+    if verb == "pause" and paused:
+        return "already paused (spec.rollout.paused is true)"
+    if verb == "resume" and not paused:
+        return "not paused (spec.rollout.paused is not true)"
+    if verb not in ACTS_IN:
+        return None
+    canary = ((cr.get("status") or {}).get("canary") or {})
+    phase = canary.get("phase")
+    if phase in ACTS_IN[verb]:
+        return None
+    wanted = " or ".join(ACTS_IN[verb])
+    now = f"canary {canary.get('revision')} is {phase}" if phase else "no canary has started"
+    return f"{now}; {verb} acts only on a canary that is {wanted}"
 
 
 def describe(cr: dict[str, Any]) -> str:
@@ -82,10 +118,14 @@ def run_rollout(args: argparse.Namespace) -> int:
         namespace = args.namespace or "default"
     api = client.CustomObjectsApi()
     try:
-        if args.verb != "status":
-            api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name, action_patch(args.verb),
-                                               _content_type="application/merge-patch+json")
         cr = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name)
+        if args.verb != "status":
+            why = refusal(args.verb, cr)
+            if why:
+                print(f"autoglm rollout {args.verb}: {namespace}/{args.name}: {why}", file=sys.stderr)
+                return 1
+            cr = api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name,
+                                                    action_patch(args.verb), _content_type="application/merge-patch+json")
     except client.ApiException as exc:
         print(f"autoglm rollout {args.verb}: {namespace}/{args.name}: {exc.status} {exc.reason}", file=sys.stderr)
         return 1
@@ -98,8 +138,15 @@ def run_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-def kubectl_main(argv: list[str] | None = None) -> int:
-    """`kubectl autoglm ...` (kubectl finds `kubectl-autoglm` on PATH): the same commands as `autoglm`."""
-    from autoglm_operator.cli.main import main
+def kubectl_parser() -> argparse.ArgumentParser:
+    """The plugin's parser: named as typed (`kubectl autoglm`), with only the commands that act on
+    a cluster's AutoGLMDeployments; `autoglm` keeps the rest (operator, render, train, ...)."""
+    parser = argparse.ArgumentParser(prog="kubectl autoglm", description="Show or control AutoGLMDeployment rollouts.")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return parser
 
-    return main(argv)
+
+def kubectl_main(argv: list[str] | None = None) -> int:
+    """`kubectl autoglm ...` (kubectl finds `kubectl-autoglm` on PATH)."""
+    args = kubectl_parser().parse_args(argv)
+    return int(args.func(args) or 0)

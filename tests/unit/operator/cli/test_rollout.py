@@ -6,7 +6,7 @@ import tomllib
 import pytest
 
 from autoglm_operator.cli.main import build_parser
-from autoglm_operator.cli.rollout import action_patch, describe
+from autoglm_operator.cli.rollout import action_patch, describe, kubectl_main, kubectl_parser, refusal
 
 
 @pytest.mark.parametrize("verb", ["status", "pause", "resume", "promote", "abort", "retry"])
@@ -52,3 +52,43 @@ def test_status_summary_says_when_no_operator_has_reconciled_the_resource():
     assert "generation 2, the spec is at 3" in describe(behind)
     current = {**behind, "status": {"observedGeneration": 3, "phase": "Ready"}}
     assert "no operator" not in describe(current) and "caught up" not in describe(current)
+
+
+def _resource(rollout: dict | None, canary: dict | None = None) -> dict:
+    return {"metadata": {"name": "glm", "namespace": "ml"}, "spec": {"rollout": rollout} if rollout is not None else {},
+            "status": {"canary": canary} if canary else {}}
+
+
+@pytest.mark.parametrize("verb", ["pause", "resume", "promote", "abort", "retry"])
+def test_every_control_is_refused_without_a_rollout(verb):
+    assert "no spec.rollout" in refusal(verb, _resource(None))
+
+
+@pytest.mark.parametrize(("verb", "phase", "acts"), [
+    ("promote", "Progressing", True), ("promote", "Paused", True), ("promote", "Starting", False),
+    ("promote", "Promoted", False), ("promote", None, False),
+    ("abort", "Starting", True), ("abort", "Progressing", True), ("abort", "RolledBack", False),
+    ("retry", "RolledBack", True), ("retry", "Aborted", True), ("retry", "Promoted", False), ("retry", "Progressing", False),
+])
+def test_actions_act_only_in_their_phases(verb, phase, acts):
+    why = refusal(verb, _resource({"steps": [{"weight": 5}]}, {"revision": "c2d4", "phase": phase} if phase else None))
+    assert (why is None) == acts, why
+    if not acts:
+        assert ("canary c2d4 is " + phase if phase else "no canary has started") in why
+
+
+def test_pause_and_resume_refuse_only_when_already_there():
+    running, paused = _resource({"steps": []}), _resource({"paused": True})
+    assert refusal("pause", running) is None and refusal("resume", paused) is None
+    assert "already paused" in refusal("pause", paused) and "not paused" in refusal("resume", running)
+
+
+def test_kubectl_plugin_help_names_the_plugin_and_only_its_commands(capsys):
+    with pytest.raises(SystemExit) as done:
+        kubectl_main(["--help"])
+    assert done.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: kubectl autoglm") and "rollout" in usage
+    assert "operator" not in usage and "train" not in usage
+    args = kubectl_parser().parse_args(["rollout", "promote", "glm", "-n", "ml"])
+    assert (args.verb, args.name, args.namespace) == ("promote", "glm", "ml")
