@@ -543,6 +543,8 @@ Provider = Literal["istio", "gateway-api", "inference-pool"]
 ENDPOINT_PICKER_IMAGE = "registry.k8s.io/gateway-api-inference-extension/lwepp:v1.6.0"
 # Gateway API SectionName (a DNS subdomain, gateway-api apis/v1/shared_types.go).
 SECTION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Gateway API Hostname (apis/v1/shared_types.go): lower case, no trailing dot, a wildcard only as a leading `*.`.
+HTTPROUTE_HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -560,21 +562,38 @@ class ParentRef:
 class EndpointPicker:
     """The endpoint picker (ext-proc) each revision's InferencePool names (inference-pool provider)."""
 
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.service == '' || (self.image == '' && (!has(self.args) || size(self.args) == 0) && "
+                "self.serviceAccountName == '')",
+            message="endpointPicker.service names an existing picker: image, args and serviceAccountName configure "
+                    "the one the operator renders and would be ignored",
+            check=lambda p: not p.service or (not p.image and not p.args and not p.service_account_name),
+        ),
+    )
+
     service: str = spec_field(
         "An existing picker Service every revision's InferencePool references; empty: the operator runs one picker "
         "Deployment + Service per revision (<name>-<revision>-epp) from `image`.",
         default="", pattern=r"^$|" + DNS_LABEL, max_length=63)
     port: int = spec_field("The picker Service's gRPC port.", default=9002, minimum=1, maximum=65535)
-    image: str = spec_field("Image of the rendered picker.", default=ENDPOINT_PICKER_IMAGE, pattern=IMAGE, max_length=512)
+    image: str = spec_field(f"Image of the rendered picker; empty: {ENDPOINT_PICKER_IMAGE}.", default="",
+                            pattern=r"^$|" + IMAGE, max_length=512)
     args: list[str] = spec_field(
         "Extra flags of the rendered picker, after the operator's --pool-name, --pool-namespace, --grpc-port and "
         "--endpoint-target-ports.", default_factory=list, max_items=32, rules=(NO_EMPTY_ITEM,))
     service_account_name: str = spec_field(
-        "ServiceAccount of the rendered picker (it reads Pods and InferencePools: give it that RBAC); empty: default.",
+        "ServiceAccount of the rendered picker; it must exist and may read (get, list, watch) Pods and InferencePools "
+        "in the namespace (docs/routing.md has the Role); empty: the namespace's default, which may not.",
         default="", pattern=r"^$|" + DNS_SUBDOMAIN, max_length=253)
     failure_mode: Literal["FailClose", "FailOpen"] = spec_field(
         "What the gateway does while the picker does not answer: refuse (FailClose) or pick any pod (FailOpen).",
         default="FailClose")
+
+    @property
+    def rendered_image(self) -> str:
+        """The rendered picker's image: `image`, or the inference extension's own."""
+        return self.image or ENDPOINT_PICKER_IMAGE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -597,6 +616,31 @@ class Traffic:
             message="traffic.retries need provider istio (HTTPRoute retries are not in the Gateway API standard channel)",
             check=lambda t: t.provider == "istio" or t.retries.attempts == 0,
         ),
+        Rule(
+            cel="self.provider == 'istio' || (has(self.parentRefs) && size(self.parentRefs) > 0)",
+            message="provider gateway-api or inference-pool needs traffic.parentRefs: an HTTPRoute attached to no "
+                    "Gateway serves nothing",
+            check=lambda t: t.provider == "istio" or bool(t.parent_refs),
+        ),
+        Rule(
+            cel="self.provider == 'inference-pool' || !has(self.endpointPicker)",
+            message="traffic.endpointPicker configures the InferencePools' picker: it needs provider inference-pool",
+            check=lambda t: t.provider == "inference-pool" or t.endpoint_picker is None,
+        ),
+        Rule(
+            cel="self.provider != 'istio' || !has(self.hosts) || !self.hosts.exists(h, h == '*')",
+            message="traffic.hosts: '*' is not allowed with provider istio: the VirtualService is always bound to the "
+                    "mesh gateway (in-cluster callers), where Istio refuses a wildcard host; list the host names the "
+                    "gateway serves",
+            check=lambda t: t.provider != "istio" or "*" not in t.hosts,
+        ),
+        Rule(
+            cel=f"self.provider == 'istio' || !has(self.hosts) || self.hosts.all(h, size(h) <= 253 && "
+                f"h.matches(r'{HTTPROUTE_HOSTNAME}'))",
+            message="traffic.hosts of an HTTPRoute (provider gateway-api or inference-pool) are lower-case DNS names, "
+                    "optionally starting with '*.' (no '*' alone, other wildcard or trailing dot), at most 253 characters",
+            check=lambda t: t.provider == "istio" or all(len(h) <= 253 and matches(HTTPROUTE_HOSTNAME, h) for h in t.hosts),
+        ),
     )
 
     provider: Provider = spec_field(
@@ -605,19 +649,16 @@ class Traffic:
         default="istio")
     parent_refs: list[ParentRef] = spec_field(
         "Gateways the HTTPRoute attaches to (gateway-api, inference-pool).", default_factory=list, max_items=16)
-    endpoint_picker: EndpointPicker = spec_field("The InferencePools' endpoint picker (inference-pool).",
-                                                 default_factory=EndpointPicker)
+    endpoint_picker: EndpointPicker | None = spec_field(
+        "The InferencePools' endpoint picker (inference-pool only); absent: one rendered per revision with the defaults.",
+        default=None)
 
     hosts: list[str] = spec_field(
-        "Extra hosts routed to this model, e.g. glm.example.com or *.example.com (not '*': in-mesh traffic is always "
-        "routed, and Istio refuses a wildcard host bound to the mesh).",
+        "Extra host names routed to this model, e.g. glm.example.com or *.example.com. Istio: VirtualService hosts "
+        "(not '*': in-mesh traffic is always routed, and Istio refuses a wildcard host bound to the mesh); gateway-api "
+        "and inference-pool: HTTPRoute hostnames (lower case, only a leading '*.' wildcard).",
         default_factory=list, max_items=16, item_pattern=r"^$|" + HOST, item_max_length=HOST_MAX_LENGTH, list_set=True,
-        rules=(NO_EMPTY_ITEM, Rule(
-            cel="!self.exists(h, h == '*')",
-            message="host '*' is not allowed: the VirtualService is always bound to the mesh gateway (in-cluster "
-                    "callers), where Istio refuses a wildcard host; list the host names the gateway serves",
-            check=lambda hosts: "*" not in hosts,
-        )),
+        rules=(NO_EMPTY_ITEM,),
     )
     gateways: list[str] = spec_field(
         "Istio gateways (namespace/name, e.g. istio-system/public) the hosts are exposed on; in-mesh traffic is always routed.",

@@ -23,16 +23,14 @@ from typing import Any
 from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.engines import PORT
 from autoglm_operator.api.labels import REVISION_LABEL, metadata, pod_selector
-from autoglm_operator.api.schema import InvalidSpec, matches
-from autoglm_operator.api.spec import Instance
+from autoglm_operator.api.schema import InvalidSpec
+from autoglm_operator.api.spec import EndpointPicker, Instance
 from autoglm_operator.render.routing import Route
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 INFERENCE_API = "inference.networking.k8s.io/v1"
 INFERENCE_GROUP = INFERENCE_API.split("/")[0]
 PICKER_HEALTH_PORT = 9003  # lwepp --grpc-health-port default (pkg/lwepp/server/options.go)
-# Gateway API Hostname (apis/v1/shared_types.go): no IP, no trailing dot, a wildcard only as the first label.
-HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 PICKER_LABEL = "autoglm.io/endpoint-picker"  # the rendered picker's pods: never the engine Service's selector
 INSTALL_GATEWAY_API = "the Gateway API CRDs (standard channel v1.3 or later: kubectl apply --server-side -f " \
                       "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.6.3/standard-install.yaml)"
@@ -53,10 +51,6 @@ def check_gateway(inst: Instance, capabilities: Capabilities) -> None:
                    if not ok]
         raise InvalidSpec(f"spec.traffic.provider inference-pool needs HTTPRoute ({GATEWAY_API}) and InferencePool "
                           f"({INFERENCE_API}), which are not both installed: install {' and '.join(missing)}")
-    for host in inst.spec.traffic.hosts:
-        if len(host) > 253 or not matches(HOSTNAME, host):
-            raise InvalidSpec(f"spec.traffic.hosts: {host[:80]!r} is not an HTTPRoute hostname (lower-case DNS name, "
-                              "optionally starting with '*.', no IP address or trailing dot)")
     rollout = inst.spec.rollout
     mirrors = [i for i, step in enumerate(rollout.steps) if step.mirror] if rollout else []
     if mirrors and not capabilities.mirror_percent:
@@ -102,7 +96,7 @@ def revision_service(inst: Instance, revision: str) -> dict[str, Any]:
 
 def inference_pool(inst: Instance, revision: str) -> dict[str, Any]:
     """The `inference-pool` backend: `revision`'s pods, picked by the endpoint picker."""
-    picker = inst.spec.traffic.endpoint_picker
+    picker = inst.spec.traffic.endpoint_picker or EndpointPicker()
     return {
         "apiVersion": INFERENCE_API,
         "kind": "InferencePool",
@@ -124,7 +118,7 @@ def endpoint_picker(inst: Instance, revision: str) -> list[dict[str, Any]]:
     """A picker Deployment + Service for `revision`'s pool (lwepp flags at v1.6.0); none when
     traffic.endpointPicker.service names an existing one. Its pods carry no instance label, so no
     engine selector (Service, PDB, status) ever counts them."""
-    picker = inst.spec.traffic.endpoint_picker
+    picker = inst.spec.traffic.endpoint_picker or EndpointPicker()
     if picker.service:
         return []
     name = picker_name(inst, revision)
@@ -134,7 +128,7 @@ def endpoint_picker(inst: Instance, revision: str) -> list[dict[str, Any]]:
     pod: dict[str, Any] = {
         "containers": [{
             "name": "epp",
-            "image": picker.image,
+            "image": picker.rendered_image,
             "args": args,
             "ports": [{"name": "grpc", "containerPort": picker.port, "protocol": "TCP"},
                       {"name": "grpc-health", "containerPort": PICKER_HEALTH_PORT, "protocol": "TCP"}],

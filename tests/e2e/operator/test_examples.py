@@ -92,8 +92,8 @@ def test_every_example_renders_objects_the_real_crds_accept_on_every_provider(te
         traffic = cr["spec"].setdefault("traffic", {})
         if traffic.get("provider", "istio") != provider:
             traffic["provider"] = provider
-            for istio_only in ("gateways", "parentRefs", "retries"):
-                traffic.pop(istio_only, None)
+            for other in ("gateways", "parentRefs", "retries", "endpointPicker"):
+                traffic.pop(other, None)
             if provider != "istio":
                 traffic["parentRefs"] = [{"name": "public", "namespace": "infra"}]
         inst = validate(cr, ALL_ROUTING)

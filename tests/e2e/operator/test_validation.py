@@ -208,6 +208,21 @@ SAME_WORDS = {
 }
 
 
+# Routing-provider fields that would be ignored or meaningless (trial findings 4 and 8), refused
+# at `kubectl apply` in the same words as `autoglm render` instead of rendering half of them.
+_GATEWAY = {"provider": "gateway-api", "parentRefs": [{"name": "public"}]}
+_POOL = {"provider": "inference-pool", "parentRefs": [{"name": "public"}]}
+SAME_WORDS.update({
+    "inference-pool without parentRefs": {"traffic": {"provider": "inference-pool"}},
+    "endpointPicker with gateway-api": {"traffic": {**_GATEWAY, "endpointPicker": {"service": "epp"}}},
+    "endpointPicker service and image": {"traffic": {**_POOL, "endpointPicker": {"service": "epp",
+                                                                                  "image": "registry.example.com/epp:1"}}},
+    "HTTPRoute hostname *glm": {"traffic": {**_GATEWAY, "hosts": ["*glm.example.com"]}},
+    "HTTPRoute hostname upper case": {"traffic": {**_POOL, "hosts": ["GLM.example.com"]}},
+    "HTTPRoute hostname *": {"traffic": {**_GATEWAY, "hosts": ["*"]}},
+})
+
+
 @pytest.mark.parametrize("case", list(SAME_WORDS))
 def test_issue15_rules_are_refused_by_the_api_server_in_the_same_words_as_render(
         testenv: Env, namespace: str, autoglm_crd: None, case: str, tmp_path) -> None:

@@ -57,7 +57,7 @@ def test_retry_on(value, ok):
 def test_issue_input_star_host_on_a_gateway_is_refused(make_cr):
     """The issue's input: accepted and Ready before, then refused by Istio's webhook as a whole object."""
     cr = make_cr(traffic={"hosts": ["*"], "gateways": ["istio-system/public"]})
-    with pytest.raises(InvalidSpec, match=r"spec.traffic.hosts: host '\*' is not allowed: .* bound to the mesh gateway"):
+    with pytest.raises(InvalidSpec, match=r"spec.traffic: traffic.hosts: '\*' is not allowed with provider istio: .* bound to the mesh gateway"):
         parse_instance(cr)
 
 

@@ -121,7 +121,7 @@ def test_an_invalid_spec_writes_only_its_status(make_cr):
 
 def test_a_provider_the_cluster_lacks_is_a_condition_naming_what_to_install_then_nothing_repeats(make_cr):
     istio_only = tuple(k for k in CHILD_KINDS if k.kind not in ("HTTPRoute", "InferencePool"))
-    reconciler, cluster, _ = _setup(make_cr, istio_only, traffic={"provider": "inference-pool"})
+    reconciler, cluster, _ = _setup(make_cr, istio_only, traffic={"provider": "inference-pool", "parentRefs": [{"name": "gw"}]})
     reconciler.converge("ml", "glm")
     assert cluster.writes == ["status"]
     ready = cluster.resource["status"]["conditions"][0]

@@ -115,14 +115,30 @@ def test_what_the_cluster_lacks_is_named(make_cr, provider, capabilities, says):
 
 
 def test_weight_steps_need_no_mirror_percent(make_cr):
-    cr = make_cr(traffic={"provider": "gateway-api"}, rollout={**ROLLOUT, "steps": [{"weight": 10}]})
+    cr = make_cr(traffic={"provider": "gateway-api", "parentRefs": [{"name": "public"}]},
+                 rollout={**ROLLOUT, "steps": [{"weight": 10}]})
     check_gateway(validate(cr, ALL), Capabilities(gateway_api=True))
 
 
 @pytest.mark.parametrize(("traffic", "says"), [
-    ({"provider": "gateway-api", "gateways": ["istio-system/public"]}, "traffic.gateways are Istio gateways"),
+    ({"provider": "gateway-api", "parentRefs": [{"name": "public"}], "gateways": ["istio-system/public"]},
+     "traffic.gateways are Istio gateways"),
     ({"parentRefs": [{"name": "public"}]}, "traffic.parentRefs are Gateway API parents"),
-    ({"provider": "inference-pool", "retries": {"attempts": 1}}, "traffic.retries need provider istio"),
+    ({"provider": "inference-pool", "parentRefs": [{"name": "public"}], "retries": {"attempts": 1}},
+     "traffic.retries need provider istio"),
+    # Ignored or meaningless combinations (trial finding 4): refused, never rendered half.
+    ({"provider": "inference-pool"}, "spec.traffic: provider gateway-api or inference-pool needs traffic.parentRefs"),
+    ({"provider": "gateway-api"}, "spec.traffic: provider gateway-api or inference-pool needs traffic.parentRefs"),
+    ({"provider": "gateway-api", "parentRefs": [{"name": "public"}], "endpointPicker": {"service": "epp"}},
+     "spec.traffic: traffic.endpointPicker configures the InferencePools' picker: it needs provider inference-pool"),
+    ({"endpointPicker": {}}, "traffic.endpointPicker configures the InferencePools' picker"),
+    ({"provider": "inference-pool", "parentRefs": [{"name": "public"}],
+      "endpointPicker": {"service": "epp", "image": "registry.example.com/epp:1"}},
+     "spec.traffic.endpointPicker: endpointPicker.service names an existing picker: image, args and serviceAccountName"),
+    ({"provider": "inference-pool", "parentRefs": [{"name": "public"}],
+      "endpointPicker": {"service": "epp", "serviceAccountName": "epp"}}, "endpointPicker.service names an existing picker"),
+    ({"provider": "inference-pool", "parentRefs": [{"name": "public"}],
+      "endpointPicker": {"service": "epp", "args": ["--v=2"]}}, "endpointPicker.service names an existing picker"),
 ])
 def test_provider_fields_stay_with_their_provider(make_cr, traffic, says):
     with pytest.raises(InvalidSpec) as refused:
@@ -130,12 +146,30 @@ def test_provider_fields_stay_with_their_provider(make_cr, traffic, says):
     assert says in str(refused.value)
 
 
-@pytest.mark.parametrize("host", ["glm.example.com.", "*-glm.example.com", "Glm.example.com"])
-def test_hosts_an_httproute_refuses_are_named(make_cr, host):
-    """Istio's host syntax (the schema's) allows these; HTTPRoute hostnames do not."""
+@pytest.mark.parametrize("host", ["glm.example.com.", "*-glm.example.com", "*glm.example.com", "Glm.example.com", "*",
+                                  "g" * 63 + ("." + "g" * 63) * 2 + "." + "g" * 58 + ".com"])  # 254 > 253
+@pytest.mark.parametrize("provider", ["gateway-api", "inference-pool"])
+def test_hosts_an_httproute_refuses_are_named(make_cr, host, provider):
+    """Istio's host syntax (the schema's) allows these; HTTPRoute hostnames do not: the CRD rule's words."""
     with pytest.raises(InvalidSpec) as refused:
-        validate(_cr(make_cr, "gateway-api", hosts=[host]), ALL)
-    assert "spec.traffic.hosts" in str(refused.value)
+        validate(_cr(make_cr, provider, hosts=[host]), ALL)
+    assert str(refused.value).startswith("spec.traffic: traffic.hosts of an HTTPRoute (provider gateway-api or "
+                                         "inference-pool) are lower-case DNS names")
+    assert "Istio" not in str(refused.value)
+
+
+def test_an_existing_picker_with_only_its_port_and_failure_mode_is_accepted(make_cr):
+    cr = _cr(make_cr, "inference-pool", endpointPicker={"service": "epp", "port": 9100, "failureMode": "FailOpen"})
+    assert validate(cr, ALL).spec.traffic.endpoint_picker.service == "epp"
+
+
+def test_the_rendered_picker_runs_the_extension_image_unless_told(make_cr):
+    for picker, image in (({}, "registry.k8s.io/gateway-api-inference-extension/lwepp:v1.6.0"),
+                          ({"image": "registry.example.com/epp:2"}, "registry.example.com/epp:2")):
+        inst = validate(_cr(make_cr, "inference-pool", endpointPicker=picker), ALL)
+        (deployment,) = [o for o in render(inst, ALL, "aaaaaaaaaa", route=ROUTES[0])
+                         if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-epp")]
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
 
 
 def test_httproute_hostnames_are_accepted(make_cr):
