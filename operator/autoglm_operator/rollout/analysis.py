@@ -21,6 +21,7 @@ would count is not ours to guess.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from autoglm_operator.api.engines import BOUNDS, PROFILES, check_bound, missing_
 from autoglm_operator.api.rollout_spec import Analysis
 from autoglm_operator.api.spec import Instance
 from autoglm_operator.rollout.canary import Check
+
+log = logging.getLogger("autoglm.analysis")
 
 MIN_WINDOW_SECONDS = 5
 MAX_CAUSE_CHARS = 300  # the innermost error of a failed query, enough for a DNS or TLS error with its host
@@ -156,7 +159,7 @@ class PrometheusAnalyzer:
     """
 
     def __init__(self, connect: Callable[[str], Any] | None = None) -> None:
-        self._connect = connect or _connect
+        self._connect = connect or query_client
         self._clients: dict[str, Any] = {}
 
     def run(self, address: str, inst: Instance, analysis: Analysis, canary: str, stable: str, interval: int) -> list[Check]:
@@ -180,6 +183,7 @@ class PrometheusAnalyzer:
                 continue
             except Exception as exc:  # noqa: BLE001 - any failure of the query is "no data", reported
                 checks.append(Check(q.name, "NoData", message=query_failure(address, exc)))
+                log.warning("canary analysis of %s/%s, check %s: %s", inst.namespace, inst.name, q.name, checks[-1].message)
                 if isinstance(exc, OSError):
                     unreachable = checks[-1].message
                 continue
@@ -187,10 +191,37 @@ class PrometheusAnalyzer:
         return checks
 
 
-def _connect(address: str) -> Any:
+class QuietQueryRetries(logging.Filter):
+    """Drops urllib3's per-attempt "Retrying (Retry(total=2, ...)) after connection broken by ...: URL"
+    warning for Prometheus queries: the URL is the URL-encoded PromQL, hundreds of characters, and a
+    down Prometheus repeated it for every attempt of every check. The analyzer logs one short line
+    per failed query instead (the cause, `query_failure`), and the status carries it. Retries of any
+    other request through urllib3 (the Kubernetes client's) still log.
+
+    The record is urllib3's `log.warning("Retrying (%r) after connection broken by '%r': %s",
+    retries, err, url)` in connectionpool.py (urllib3 1.26 and 2.x); its last argument is the path.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (str(record.msg).startswith("Retrying") and args and str(args[-1]).startswith("/api/v1/query"))
+
+
+_RETRY_LOGGER = logging.getLogger("urllib3.connectionpool")
+
+
+def quiet_query_retries() -> None:
+    """Install `QuietQueryRetries` once on urllib3's connection pool logger (where the record is made)."""
+    if not any(isinstance(f, QuietQueryRetries) for f in _RETRY_LOGGER.filters):
+        _RETRY_LOGGER.addFilter(QuietQueryRetries())
+
+
+def query_client(address: str, retry: Any = None) -> Any:
+    """The analysis' Prometheus client; `retry` (a urllib3 Retry) None: prometheus-api-client's default."""
     from prometheus_api_client import PrometheusConnect
 
-    return PrometheusConnect(url=address, disable_ssl=False)
+    quiet_query_retries()
+    return PrometheusConnect(url=address, disable_ssl=False, retry=retry)
 
 
 def prometheus_address(inst: Instance) -> str:

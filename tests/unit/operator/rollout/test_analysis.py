@@ -1,6 +1,7 @@
 """Canary analysis: the PromQL per check, judging values (absolute and vs stable), no data, query errors."""
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timezone
 
@@ -13,6 +14,7 @@ from autoglm_operator.rollout.analysis import (
     judge,
     prometheus_address,
     queries,
+    query_client,
 )
 from autoglm_operator.api.engines import PROFILES, check_signals, missing_signal
 from autoglm_operator.api.queries import AmbiguousAnswer, instant_value, range_values
@@ -217,6 +219,25 @@ def test_an_unresolvable_prometheus_address_is_the_message_not_the_url(inst):
                             f"{r.analysis.no_data_limit} intervals: query failed: Failed to resolve "
                             "'prometheus.autoglm.invalid'"), ready
     assert ready.count("Failed to resolve") == 1 and len(ready) < 1000, "an Event carries it whole too"
+
+
+def test_an_unreachable_prometheus_logs_one_short_line_not_urllib3_retries(inst, caplog):
+    """`make run` with an unreachable analysis Prometheus: urllib3 logged "Retrying (...) ... <URL-encoded
+    PromQL>" per attempt; now the analysis logs one line per failed query with the cause, no query."""
+    from urllib3.util.retry import Retry
+
+    caplog.set_level(logging.WARNING)
+    analyzer = PrometheusAnalyzer(lambda address: query_client(address, Retry(total=2, backoff_factor=0)))
+    checks = analyzer.run(UNRESOLVABLE, inst, inst.spec.rollout.analysis, "new", "old", 10)
+    assert checks[0].result == "NoData"
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"canary analysis of ml/glm, check successRate: {checks[0].message}"], lines
+    assert "api/v1/query" not in lines[0] and len(lines[0]) < 300
+    # The filter drops only Prometheus query retries: other requests' retries still say so.
+    caplog.clear()
+    other = logging.LogRecord("urllib3.connectionpool", logging.WARNING, "", 0,
+                              "Retrying (%r) after connection broken by '%r': %s", ("Retry(total=2)", "err", "/api/v1/pods"), None)
+    assert logging.getLogger("urllib3.connectionpool").filter(other)
 
 
 def test_error_cause_unwraps_and_bounds():
