@@ -534,15 +534,16 @@ def plot(fleets: list[Fleet], summaries: list[Summary], path: Path, args: argpar
 
 
 EXPLORE = """
-Explore:
+Explore (the demo stopped its operator, predictor, collector and engines: the status stays as the demo
+left it until `make run` starts the operator again):
   eval "$(hack/testenv env)"
   kubectl get autoglmdeployments -n {namespace}
   kubectl get scaledobject,deploy,svc,pdb,virtualservice -n {namespace}
   kubectl get autoglmdeployment {name} -n {namespace} -o jsonpath='{{.status}}' | python3 -m json.tool
   .venv/bin/autoglm render -f hack/demo/glm-chat.yaml --capabilities keda,istio
-  make run                        # the operator again, in the foreground (Ctrl-C stops it); the demo stopped its own
+  make run                        # the operator again, in the foreground (Ctrl-C stops it): the status moves again
   less {logs}/operator.log        # also collector.log, predictor.log, engine-*.log
-  open {out}/report.md
+  less {out}/report.md            # and the plot {out}/demo.png (any image viewer)
   hack/testenv down               # stop the environment
 """
 
