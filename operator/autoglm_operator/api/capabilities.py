@@ -11,6 +11,15 @@ import dataclasses
 from autoglm_operator.api.schema import InvalidSpec
 
 
+class MissingCapability(InvalidSpec):
+    """A spec the cluster cannot serve: `needs` are the Capabilities field names it lacks, so
+    `autoglm render` can say which to add to --capabilities (the operator discovers them)."""
+
+    def __init__(self, message: str, *needs: str) -> None:
+        super().__init__(message)
+        self.needs = needs
+
+
 @dataclasses.dataclass(frozen=True)
 class Capabilities:
     """Which optional APIs the cluster serves; rendering adapts instead of failing to apply."""
@@ -25,11 +34,17 @@ class Capabilities:
     mirror_percent: bool = False
 
     @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every capability name, in field order: the one source of the names `parse` accepts."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
     def parse(cls, text: str) -> Capabilities:
-        """From a comma-separated list such as `keda,istio` (or `gateway_api,mirror_percent,inference_pool`)."""
-        names = {part.strip() for part in text.split(",") if part.strip()}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(names - known)
+        """From a comma-separated list such as `keda,istio` or `gateway_api,mirror_percent,inference_pool`;
+        the providers' spelling (`gateway-api`, `inference-pool`) is accepted too. Raises ValueError
+        naming the unknown ones and every valid name."""
+        names = {part.strip().replace("-", "_") for part in text.split(",") if part.strip()}
+        unknown = sorted(names - set(cls.names()))
         if unknown:
-            raise InvalidSpec(f"unknown capabilities {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise ValueError(f"unknown capabilities {', '.join(unknown)} (valid: {', '.join(cls.names())})")
         return cls(**{name: True for name in names})

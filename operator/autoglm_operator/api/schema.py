@@ -226,33 +226,43 @@ def parse(cls: type[T], data: Any, path: str) -> T:
     """Build `cls` from a resource dict, applying the schema's defaults and checks.
 
     The API server already enforces the schema, but `autoglm render` runs without one and an
-    operator may meet objects stored under an older CRD, so the checks are repeated here.
+    operator may meet objects stored under an older CRD, so the checks are repeated here. Like the
+    API server, every field's errors are reported, not the first: InvalidSpec's message is one line
+    per error. The cross-field rules of an object run only once all its fields are valid (they
+    compare parsed values).
     """
     if not isinstance(data, dict):
         raise InvalidSpec(f"{path}: expected an object, got {type(data).__name__}")
     hints = _hints(cls)
     fields = {camel(f.name): f for f in dataclasses.fields(cls)}
+    errors: list[str] = []
     unknown = sorted(str(key)[:40] for key in set(data) - set(fields))
     if unknown:
-        raise InvalidSpec(f"{path}: unknown field(s) {', '.join(unknown[:5])}")
+        errors.append(f"{path}: unknown field(s) {', '.join(unknown[:5])}")
     values: dict[str, Any] = {}
     for key, f in fields.items():
         tp, optional = unwrap_optional(hints[f.name])
         # The API server prunes a null like an absent field (then defaults it), so the parser does too.
         if data.get(key) is None:
             if not has_default(f) and not optional:
-                raise InvalidSpec(f"{path}.{key}: required")
+                errors.append(f"{path}.{key}: required")
             continue
-        value = _parse_value(tp, data[key], f"{path}.{key}")
-        _check_constraints(value, f.metadata, f"{path}.{key}")
-        for rule in f.metadata.get("rules") or ():
-            if not rule.check(value):
-                raise InvalidSpec(f"{path}.{key}: {rule.message}")
+        try:
+            value = _parse_value(tp, data[key], f"{path}.{key}")
+            _check_constraints(value, f.metadata, f"{path}.{key}")
+            for rule in f.metadata.get("rules") or ():
+                if not rule.check(value):
+                    raise InvalidSpec(f"{path}.{key}: {rule.message}")
+        except InvalidSpec as err:
+            errors += str(err).splitlines()
+            continue
         values[f.name] = value
+    if errors:
+        raise InvalidSpec("\n".join(errors))
     obj = cls(**values)
-    for rule in rules_of(cls):
-        if not rule.check(obj):
-            raise InvalidSpec(f"{path}: {rule.message}")
+    failed = [f"{path}: {rule.message}" for rule in rules_of(cls) if not rule.check(obj)]
+    if failed:
+        raise InvalidSpec("\n".join(failed))
     return obj
 
 

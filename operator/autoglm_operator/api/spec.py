@@ -10,6 +10,7 @@ import dataclasses
 import re
 from typing import Any, ClassVar, Literal
 
+from autoglm_operator.api.capabilities import MissingCapability
 from autoglm_operator.api.istio_rules import HOST, HOST_MAX_LENGTH, RETRY_ON, retry_on_ok
 from autoglm_operator.api.quantity import canonical_quantity
 from autoglm_operator.api.rollout_spec import Rollout
@@ -862,10 +863,12 @@ def check_capabilities(spec: Spec, *, keda: bool, istio: bool) -> None:
     """Refuse specs that ask for something the cluster cannot provide, instead of dropping it."""
     scaling = spec.autoscaling
     if scaling.enabled and scaling.min_replicas == 0 and not keda:
-        raise InvalidSpec("spec.autoscaling.minReplicas 0 needs KEDA, which is not installed (an HPA cannot scale to zero)")
+        raise MissingCapability("spec.autoscaling.minReplicas 0 needs KEDA, which is not installed (an HPA cannot scale to zero)",
+                                "keda")
     uses_keda = scaling.engine == "keda" and keda
     if scaling.enabled and scaling.target.query and not uses_keda:
-        raise InvalidSpec("spec.autoscaling.target.query needs KEDA (an HPA reads the engine's metric, not PromQL)")
+        raise MissingCapability("spec.autoscaling.target.query needs KEDA (an HPA reads the engine's metric, not PromQL)",
+                                "keda")
     if not istio:
         routed = spec.traffic.provider == "istio"  # the other providers' needs: render/gateway.py check_gateway
         wanted = [
@@ -879,4 +882,4 @@ def check_capabilities(spec: Spec, *, keda: bool, istio: bool) -> None:
         ]
         used = [path for path, value in wanted if value]
         if used:
-            raise InvalidSpec(f"{', '.join(used)} need Istio, which is not installed")
+            raise MissingCapability(f"{', '.join(used)} need Istio, which is not installed", "istio")

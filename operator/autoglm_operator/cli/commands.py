@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from autoglm_operator.api.capabilities import Capabilities
+from autoglm_operator.api.capabilities import Capabilities, MissingCapability
 from autoglm_operator.api.crd import crd_yaml
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.cli import rollout as rollout_commands
@@ -24,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("-f", "--filename", required=True, help="AutoGLMDeployment YAML file, or - for stdin")
     render.add_argument(
         "--capabilities",
-        default="",
-        help="optional APIs the target cluster serves, comma-separated: keda,istio,kubeedge (default: none)",
+        type=_capabilities,
+        default=Capabilities(),
+        help=f"optional APIs the target cluster serves (the operator discovers them), comma-separated, any of: "
+             f"{', '.join(Capabilities.names())} ('-' for '_' accepted: gateway-api); default: none",
     )
     render.set_defaults(func=run_render)
 
@@ -55,13 +57,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rollout_commands.register(subparsers)
 
 
+def _capabilities(text: str) -> Capabilities:
+    """--capabilities' type: argparse then blames the flag (exit 2) with the valid names."""
+    try:
+        return Capabilities.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def run_render(args: argparse.Namespace) -> int:
     try:
         with (sys.stdin if args.filename == "-" else open(args.filename, encoding="utf-8")) as stream:
             cr = yaml.safe_load(stream)
-        objects = desired_objects(cr or {}, Capabilities.parse(args.capabilities))
+        objects = desired_objects(cr or {}, args.capabilities)
+    except MissingCapability as err:
+        print(f"autoglm render: {args.filename} needs what --capabilities does not list ({', '.join(err.needs)}): {err}",
+              file=sys.stderr)
+        return EXIT_INVALID
     except (InvalidSpec, yaml.YAMLError) as err:
-        print(f"autoglm render: invalid AutoGLMDeployment in {args.filename}: {err}", file=sys.stderr)
+        # Every error on its own line, as `kubectl apply` lists them (InvalidSpec joins them with newlines).
+        errors = str(err).splitlines()
+        if len(errors) == 1:
+            print(f"autoglm render: invalid AutoGLMDeployment in {args.filename}: {err}", file=sys.stderr)
+        else:
+            print(f"autoglm render: invalid AutoGLMDeployment in {args.filename}:", *(f"* {e}" for e in errors),
+                  sep="\n", file=sys.stderr)
         return EXIT_INVALID
     sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, width=120))
     return 0

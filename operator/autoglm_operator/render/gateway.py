@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoglm_operator.api.capabilities import Capabilities
+from autoglm_operator.api.capabilities import Capabilities, MissingCapability
 from autoglm_operator.api.engines import PORT
 from autoglm_operator.api.labels import REVISION_LABEL, metadata, pod_selector
-from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.api.spec import EndpointPicker, Instance
 from autoglm_operator.render.routing import Route
 
@@ -44,19 +43,21 @@ def check_gateway(inst: Instance, capabilities: Capabilities) -> None:
     status condition instead of applies the API server would refuse at every converge."""
     provider = inst.spec.traffic.provider
     if provider == "gateway-api" and not capabilities.gateway_api:
-        raise InvalidSpec(f"spec.traffic.provider gateway-api needs HTTPRoute ({GATEWAY_API}), which is not installed: "
-                          f"install {INSTALL_GATEWAY_API}")
+        raise MissingCapability(f"spec.traffic.provider gateway-api needs HTTPRoute ({GATEWAY_API}), which is not "
+                                f"installed: install {INSTALL_GATEWAY_API}", "gateway_api")
     if provider == "inference-pool" and not capabilities.inference_pool:
         missing = [what for what, ok in ((INSTALL_GATEWAY_API, capabilities.gateway_api), (INSTALL_INFERENCE_POOL, False))
                    if not ok]
-        raise InvalidSpec(f"spec.traffic.provider inference-pool needs HTTPRoute ({GATEWAY_API}) and InferencePool "
-                          f"({INFERENCE_API}), which are not both installed: install {' and '.join(missing)}")
+        raise MissingCapability(f"spec.traffic.provider inference-pool needs HTTPRoute ({GATEWAY_API}) and InferencePool "
+                                f"({INFERENCE_API}), which are not both installed: install {' and '.join(missing)}",
+                                *(["gateway_api"] if not capabilities.gateway_api else []), "inference_pool")
     rollout = inst.spec.rollout
     mirrors = [i for i, step in enumerate(rollout.steps) if step.mirror] if rollout else []
     if mirrors and not capabilities.mirror_percent:
-        raise InvalidSpec(f"spec.rollout.steps[{mirrors[0]}].mirror needs the HTTPRoute RequestMirror filter's `percent`, "
+        raise MissingCapability(f"spec.rollout.steps[{mirrors[0]}].mirror needs the HTTPRoute RequestMirror filter's `percent`, "
                           "which the installed Gateway API lacks (standard channel since v1.3, experimental since v1.2; "
-                          f"without it every request would be copied): install {INSTALL_GATEWAY_API}, or use weight steps only")
+                                f"without it every request would be copied): install {INSTALL_GATEWAY_API}, or use weight "
+                                "steps only", "mirror_percent")
 
 
 def backend_name(inst: Instance, revision: str) -> str:

@@ -9,6 +9,7 @@ import argparse
 import pytest
 import yaml
 
+from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.api.crd import crd_yaml
 from autoglm_operator.cli.commands import register
 
@@ -48,9 +49,44 @@ def test_invalid_spec_exits_2_with_the_field(tmp_path, make_cr, capsys):
     assert "minReplicas must be <= autoscaling.maxReplicas" in captured.err
 
 
-def test_unknown_capability_exits_2(repo, capsys):
-    assert main(["render", "-f", str(repo / "manifests/examples/01-minimal.yaml"), "--capabilities", "linkerd"]) == 2
-    assert "unknown capabilities" in capsys.readouterr().err
+def test_unknown_capability_blames_the_flag_and_names_every_valid_one(repo, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["render", "-f", str(repo / "manifests/examples/01-minimal.yaml"), "--capabilities", "keda,linkerd"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --capabilities: unknown capabilities linkerd (valid: keda, istio, kubeedge, gateway_api, " \
+           "inference_pool, mirror_percent)" in err
+    assert "01-minimal.yaml" not in err, "the file is not to blame"
+
+
+def test_help_lists_every_capability(capsys):
+    with pytest.raises(SystemExit):
+        main(["render", "--help"])
+    assert ", ".join(Capabilities.names()) in " ".join(capsys.readouterr().out.split())
+
+
+def test_provider_spellings_are_capabilities(repo, capsys):
+    example = str(repo / "manifests/examples/09-inference-pool-canary.yaml")
+    assert main(["render", "-f", example, "--capabilities", "gateway-api,inference-pool,mirror-percent"]) == 0
+
+
+def test_a_missing_capability_names_the_flag(repo, capsys):
+    example = str(repo / "manifests/examples/08-gateway-api-canary.yaml")
+    assert main(["render", "-f", example, "--capabilities", "gateway_api"]) == 2
+    err = capsys.readouterr().err
+    assert "08-gateway-api-canary.yaml needs what --capabilities does not list (mirror_percent): " \
+           "spec.rollout.steps[0].mirror needs" in err
+
+
+def test_every_invalid_field_is_reported_as_kubectl_apply_lists_them(tmp_path, make_cr, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(make_cr(replicas=-1, traffic={"timeoutSeconds": 0, "hosts": [""]}, bogus=1)))
+    assert main(["render", "-f", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("bad.yaml:")
+    assert lines[1:] == ["* spec: unknown field(s) bogus", "* spec.replicas: must be >= 0, got -1",
+                         "* spec.traffic.hosts: must not contain an empty string",
+                         "* spec.traffic.timeoutSeconds: must be >= 1, got 0"]
 
 
 def test_crd_command(capsys):

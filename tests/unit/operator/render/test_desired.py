@@ -72,5 +72,5 @@ def test_without_istio_the_service_selects_the_serving_revision(make_cr):
 def test_capabilities_parse():
     assert Capabilities.parse("keda, istio") == Capabilities(keda=True, istio=True)
     assert Capabilities.parse("") == Capabilities()
-    with pytest.raises(InvalidSpec, match="unknown capabilities linkerd"):
+    with pytest.raises(ValueError, match=r"unknown capabilities linkerd \(valid: keda, istio, kubeedge, gateway_api, inference_pool, mirror_percent\)"):
         Capabilities.parse("linkerd")
