@@ -35,9 +35,11 @@ from autoglm_operator.reconcile.kinds import DEPLOYMENT
 from autoglm_operator.render.autoscaling import autoscaling_status
 from autoglm_operator.render.desired import render
 from autoglm_operator.render.edge import is_edge
+from autoglm_operator.render.gateway import picker_name
 from autoglm_operator.rollout.plan import UNCHANGED, Plan
 from autoglm_operator.status.conditions import Event, Observation, compute_status, status_patch, transition_events
 from autoglm_operator.status.edge import edge_status, live_revision
+from autoglm_operator.status.routing import picker_problem
 
 Children = Mapping[ObjectKey, Mapping[str, Any]]
 
@@ -167,6 +169,7 @@ def plan_status(
         edge=edge,
         verdict=traffic.verdict,
         autoscaling=autoscaling_status(inst, previous.get("forecast"), judged_at),
+        routing=_picker_problem(inst, traffic.serving, observed.children),
     ), now)
     if traffic.canary is not UNCHANGED:
         status["canary"] = traffic.canary
@@ -174,6 +177,16 @@ def plan_status(
         return status_change(previous, previous, status, traffic.events)
     recorded = {**previous, "currentRevision": traffic.serving, "canary": traffic.canary}
     return status_change(recorded, previous, status)
+
+
+def _picker_problem(inst: Instance, serving: str, children: Children) -> tuple[str, str] | None:
+    """The serving revision's rendered endpoint picker, if the operator runs one (inference-pool without
+    endpointPicker.service), read for readiness."""
+    traffic = inst.spec.traffic
+    if traffic.provider != "inference-pool" or (traffic.endpoint_picker and traffic.endpoint_picker.service):
+        return None
+    name = picker_name(inst, serving)
+    return picker_problem(name, children.get((DEPLOYMENT.kind, name)))
 
 
 def deployments(children: Children) -> dict[str, Mapping[str, Any]]:

@@ -38,6 +38,7 @@ class Observation:
     edge: Sequence[Mapping[str, Any]] = ()  # status.edge entries (status.edge.edge_status)
     verdict: Verdict | None = None  # a canary's verdict (canary.py) overrides the readiness one
     autoscaling: Mapping[str, Any] | None = None  # status.autoscaling (autoscaling.autoscaling_status)
+    routing: tuple[str, str] | None = None  # (reason, message) when the serving revision's endpoint picker is not Ready (routing.picker_problem)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,10 +87,13 @@ def failed_status(previous: Mapping[str, Any], generation: int, reason: str, mes
 
 def judge(obs: Observation) -> Verdict:
     """Ready means the spec's revision serves traffic with at least one Ready pod, and so does every
-    edge group that wants pods (`_with_edge`)."""
-    if obs.verdict is not None:
-        return obs.verdict
-    return _with_edge(_judge_cloud(obs), obs.edge)
+    edge group that wants pods (`_with_edge`), and the serving revision's endpoint picker, if the
+    operator runs one, is Ready (`routing`)."""
+    verdict = obs.verdict if obs.verdict is not None else _with_edge(_judge_cloud(obs), obs.edge)
+    if obs.routing and verdict.ready:
+        # The gateway reaches the pods only through the picker: not Ready while it is not (a canary too).
+        return Verdict(False, obs.routing[0], f"{obs.routing[1]}; {verdict.message}", verdict.progress)
+    return verdict
 
 
 def _judge_cloud(obs: Observation) -> Verdict:
