@@ -31,7 +31,7 @@ from autoglm_operator.reconcile.diff import (
     prunable,
     replicas_to_hand_over,
 )
-from autoglm_operator.reconcile.kinds import DEPLOYMENT
+from autoglm_operator.reconcile.kinds import DEPLOYMENT, HORIZONTAL_POD_AUTOSCALER, SCALED_OBJECT
 from autoglm_operator.render.autoscaling import autoscaling_status
 from autoglm_operator.render.desired import render
 from autoglm_operator.render.edge import is_edge
@@ -39,6 +39,7 @@ from autoglm_operator.render.gateway import picker_name
 from autoglm_operator.rollout.plan import UNCHANGED, Plan
 from autoglm_operator.status.conditions import Event, Observation, compute_status, status_patch, transition_events
 from autoglm_operator.status.edge import edge_status, live_revision
+from autoglm_operator.status.readiness import autoscaler_problem
 from autoglm_operator.status.routing import picker_problem
 
 Children = Mapping[ObjectKey, Mapping[str, Any]]
@@ -169,6 +170,8 @@ def plan_status(
         edge=edge,
         verdict=traffic.verdict,
         autoscaling=autoscaling_status(inst, previous.get("forecast"), judged_at),
+        autoscaler=autoscaler_problem(o for (kind, _), o in observed.children.items()
+                                      if kind in (SCALED_OBJECT.kind, HORIZONTAL_POD_AUTOSCALER.kind)),
         routing=_picker_problem(inst, traffic.serving, observed.children),
     ), now)
     if traffic.canary is not UNCHANGED:

@@ -38,6 +38,7 @@ class Observation:
     edge: Sequence[Mapping[str, Any]] = ()  # status.edge entries (status.edge.edge_status)
     verdict: Verdict | None = None  # a canary's verdict (canary.py) overrides the readiness one
     autoscaling: Mapping[str, Any] | None = None  # status.autoscaling (autoscaling.autoscaling_status)
+    autoscaler: tuple[str, str] | None = None  # (reason, message) when the ScaledObject/HPA cannot scale (readiness.autoscaler_problem)
     routing: tuple[str, str] | None = None  # (reason, message) when the serving revision's endpoint picker is not Ready (routing.picker_problem)
 
 
@@ -70,7 +71,12 @@ def compute_status(previous: Mapping[str, Any], obs: Observation, now: datetime)
     status["coldStartSeconds"] = cold_start_seconds(previous.get("coldStartSeconds") or {}, obs.pods, set(obs.deployments))
     status["edge"] = [dict(e) for e in obs.edge] or None  # null clears it once the last group goes
     status["autoscaling"] = dict(obs.autoscaling) if obs.autoscaling else None
-    return {**status, **_conditions(previous, obs.generation, verdict, now, edge_problem(obs.edge))}
+    problem = edge_problem(obs.edge) or obs.autoscaler
+    if obs.autoscaler and verdict.ready:
+        # Serving, but at a count nothing adjusts: Ready stays True (traffic is served, `kubectl wait` holds)
+        # and no longer says Serving; Degraded says why.
+        verdict = dataclasses.replace(verdict, reason=obs.autoscaler[0], message=f"{verdict.message}; {obs.autoscaler[1]}")
+    return {**status, **_conditions(previous, obs.generation, verdict, now, problem)}
 
 
 def invalid_status(previous: Mapping[str, Any], generation: int, message: str, now: datetime) -> dict[str, Any]:
@@ -144,8 +150,9 @@ def _deadline_exceeded(deployment: Mapping[str, Any] | None) -> tuple[str, str] 
 def _conditions(
     previous: Mapping[str, Any], generation: int, verdict: Verdict, now: datetime, edge: tuple[str, str] | None = None
 ) -> dict[str, Any]:
-    """`edge`: an edge group that cannot be placed makes the resource Degraded (and not Progressing,
-    unless something else still is); Ready counts the edge groups' Ready pods in `judge`."""
+    """`edge`: an edge group that cannot be placed, or an autoscaler that cannot scale, makes the
+    resource Degraded (and not Progressing, unless something else still is); Ready counts the edge
+    groups' Ready pods in `judge`."""
     failed = verdict.reason in FAILURE_REASONS
     wanted = {
         "Ready": ("True" if verdict.ready else "False", verdict.reason, verdict.message),

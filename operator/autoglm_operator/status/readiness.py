@@ -66,3 +66,33 @@ def unschedulable(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
             if cond["type"] == "PodScheduled" and cond["status"] == "False" and cond.get("reason") == "Unschedulable":
                 return "Unschedulable", f"pod {pod['metadata']['name']} cannot be scheduled: {cond.get('message', '')}"
     return None
+
+
+def autoscaler_problem(autoscalers: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """("AutoscalerFailed", why) when the ScaledObject or HPA the operator rendered cannot scale, else None.
+
+    Pods keep serving at their current count, so Ready stays True, but nothing follows the load:
+    - KEDA ScaledObject: `Ready=False` (a scaler cannot reach its source or its trigger is invalid:
+      KEDA's KEDAScalerFailed / ScaledObjectCheckFailed Events) or `Fallback=True` (KEDA holds
+      `fallback.replicas` because the scaler keeps failing); conditions as in keda.sh docs and
+      KEDA's api/v1alpha1 `Conditions` (Ready, Active, Fallback, Paused).
+    - autoscaling/v2 HPA: `ScalingActive=False` except `ScalingDisabled` (the target scaled to 0 on
+      purpose); `FailedGetExternalMetric` and the like mean the metric cannot be read.
+    An autoscaler without conditions yet (just created) is no problem.
+    """
+    failing = []
+    for obj in autoscalers:
+        conditions = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
+        name = f"{obj.get('kind')} {obj['metadata']['name']}"
+        if obj.get("kind") == "ScaledObject":
+            ready, fallback = conditions.get("Ready", {}), conditions.get("Fallback", {})
+            if ready.get("status") == "False":
+                failing.append(f"{name} not Ready ({ready.get('reason', '')}): {ready.get('message', '')}".rstrip(": "))
+            elif fallback.get("status") == "True":
+                failing.append(f"{name} uses its fallback replicas ({fallback.get('reason', '')}): "
+                               f"{fallback.get('message', '')}".rstrip(": "))
+        elif obj.get("kind") == "HorizontalPodAutoscaler":
+            active = conditions.get("ScalingActive", {})
+            if active.get("status") == "False" and active.get("reason") != "ScalingDisabled":
+                failing.append(f"{name} cannot scale ({active.get('reason', '')}): {active.get('message', '')}".rstrip(": "))
+    return ("AutoscalerFailed", "; ".join(failing)) if failing else None

@@ -198,3 +198,31 @@ def test_keda_admission_refuses_and_the_operator_reports_it(testenv: Env, namesp
 
     found = wait_for("a condition with KEDA's refusal", reported, 60)
     assert (found["type"], found["reason"]) == ("Ready", "ApplyFailed"), found
+
+
+
+def keda_reports(testenv: Env, namespace: str, ready: str, reason: str, message: str) -> None:
+    """The ScaledObject's Ready condition as KEDA writes it (status subresource). KEDA's operator sets
+    Ready=False when a scaler errors and no fallback is set (keda.sh docs, "scaling-deployments"
+    flow); written here too so the test holds where the environment runs no KEDA, and agrees with
+    what a running KEDA writes for the same spec (an unresolvable, then a working Prometheus)."""
+    condition = {"type": "Ready", "status": ready, "reason": reason, "message": message}
+    testenv.kubectl("patch", "scaledobject", NAME, "-n", namespace, "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": {"conditions": [condition]}}))
+
+
+def test_a_scaler_keda_cannot_run_makes_the_resource_degraded(testenv: Env, namespace: str, operator) -> None:
+    """Example 02 locally: its ScaledObject's Prometheus does not exist. KEDA says so on the
+    ScaledObject only; the operator reads its child and says so too, while the pods keep serving."""
+    apply(testenv, keda_cr(namespace, "http://prometheus.autoglm.invalid:9090"))  # .invalid never resolves (RFC 6761)
+    wait_for_condition(testenv, namespace, NAME, "Ready", "True", timeout=90)
+    keda_reports(testenv, namespace, "False", "ScaledObjectCheckFailed", "error getting metric: no such host")
+    found = wait_for_condition(testenv, namespace, NAME, "Degraded", "True", "AutoscalerFailed", timeout=60)
+    ready = next(c for c in found["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "AutoscalerFailed"), ready
+    assert f"ScaledObject {NAME} not Ready" in ready["message"] and found["status"]["phase"] == "Degraded"
+
+    # Pointed at a Prometheus that answers, KEDA takes it on and the resource serves plainly again.
+    apply(testenv, keda_cr(namespace, testenv.prometheus_url))
+    keda_reports(testenv, namespace, "True", "ScaledObjectReady", "ScaledObject is defined correctly and is ready for scaling")
+    wait_for_condition(testenv, namespace, NAME, "Ready", "True", "Serving", timeout=60)

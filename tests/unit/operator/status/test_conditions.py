@@ -58,6 +58,20 @@ def test_serving_with_every_pod_ready():
     assert all(c["observedGeneration"] == 3 and c["lastTransitionTime"] == "2026-01-01T00:00:00Z" for c in status["conditions"])
 
 
+def test_an_autoscaler_that_cannot_scale_makes_a_serving_resource_degraded():
+    """Pods serve at a count nothing adjusts: Ready stays True (kubectl wait) but no longer says Serving."""
+    obs = _obs(deployments={"r1": _deployment("glm-r1", ready=1)})
+    broken = ("AutoscalerFailed", "ScaledObject glm not Ready (ScaledObjectCheckFailed): no such host")
+    status = compute_status({}, Observation(**{**obs.__dict__, "autoscaler": broken}), T0)
+    assert _conditions(status) == {"Ready": ("True", "AutoscalerFailed"), "Progressing": ("False", "AutoscalerFailed"),
+                                   "Degraded": ("True", "AutoscalerFailed")}
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["message"] == "revision r1: 1/1 pods Ready; " + broken[1]
+    assert status["phase"] == "Degraded"
+    starting = compute_status({}, Observation(**{**_obs().__dict__, "autoscaler": broken}), T0)
+    assert _conditions(starting)["Ready"] == ("False", "PodsNotReady"), "not serving yet: that comes first"
+
+
 def test_pods_starting_and_scaling_up():
     assert judge(_obs(deployments={"r1": _deployment("glm-r1", ready=0)})).reason == "PodsNotReady"
     scaling = judge(_obs(deployments={"r1": _deployment("glm-r1", ready=1, wanted=3)}))
