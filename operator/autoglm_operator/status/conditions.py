@@ -22,7 +22,9 @@ CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
 # Reasons the resource cannot reach its spec without someone changing something.
 # ApplyFailed: the API server refused a child (an admission webhook or policy, a quota, RBAC, a
 # schema the cluster's CRD version has): retried at every resync, shown until it passes.
-FAILURE_REASONS = {"InvalidSpec", "ApplyFailed", "Unschedulable", "ProgressDeadlineExceeded", "RolledBack", "Aborted"}
+# AutoscalerFailed: the only one with Ready True (the pods serve, at a count nothing adjusts; see compute_status).
+FAILURE_REASONS = {"InvalidSpec", "ApplyFailed", "Unschedulable", "ProgressDeadlineExceeded", "RolledBack", "Aborted",
+                   "AutoscalerFailed"}
 
 
 @dataclasses.dataclass(frozen=True)

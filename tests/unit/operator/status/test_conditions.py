@@ -68,6 +68,8 @@ def test_an_autoscaler_that_cannot_scale_makes_a_serving_resource_degraded():
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["message"] == "revision r1: 1/1 pods Ready; " + broken[1]
     assert status["phase"] == "Degraded"
+    serving = compute_status({}, obs, T0)
+    assert transition_events(serving, status) == [Event("Warning", "AutoscalerFailed", ready["message"])]
     starting = compute_status({}, Observation(**{**_obs().__dict__, "autoscaler": broken}), T0)
     assert _conditions(starting)["Ready"] == ("False", "PodsNotReady"), "not serving yet: that comes first"
 
