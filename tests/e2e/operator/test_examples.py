@@ -23,6 +23,7 @@ EVERYTHING = Capabilities(keda=True, istio=True)  # what the test environment se
 
 def test_autoscaled_example_becomes_ready(testenv: Env, namespace: str, operator, model_cache: str) -> None:
     cr = example("02-keda-autoscaled.yaml", namespace)
+    cr["spec"]["autoscaling"]["prometheusAddress"] = testenv.prometheus_url  # as its comment says to do locally
     name = cr["metadata"]["name"]
     rev = revision(parse_instance(cr).spec)
     apply(testenv, cr)
@@ -56,8 +57,8 @@ def test_autoscaled_example_becomes_ready(testenv: Env, namespace: str, operator
                                                                       "Degraded": "False"}
 
     table = testenv.kubectl("get", "agd", name, "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "READY", "REPLICAS", "REVISION", "CANARY", "PREDICTED", "AGE"]
-    assert table[1].split()[:4] == [name, "1", "1", rev]
+    assert table[0].split() == ["NAME", "PHASE", "READY", "REPLICAS", "REVISION", "CANARY", "PREDICTED", "AGE"]
+    assert table[1].split()[:5] == [name, "Ready", "1", "1", rev]
 
 
 def test_every_other_example_is_accepted_by_the_real_schemas(testenv: Env, namespace: str, operator) -> None:
