@@ -223,6 +223,21 @@ SAME_WORDS.update({
 })
 
 
+def test_render_lists_every_error_kubectl_apply_lists(testenv: Env, namespace: str, autoglm_crd: None, tmp_path) -> None:
+    """Two broken fields: `kubectl apply` names both, and so does `autoglm render` (it stopped at the first)."""
+    cr = _cr(namespace, replicas=-1, traffic={"timeoutSeconds": 0})
+    result = testenv.kubectl("apply", "-f", "-", input=json.dumps(cr), check=False)
+    assert result.returncode != 0
+    manifest = tmp_path / "cr.yaml"
+    manifest.write_text(yaml.safe_dump(cr))
+    render = subprocess.run(components.autoglm_argv(["render", "-f", str(manifest)]),
+                            capture_output=True, text=True, check=False)
+    assert render.returncode == 2
+    for path in ("spec.replicas", "spec.traffic.timeoutSeconds"):
+        assert f"{path}: Invalid value" in result.stderr, result.stderr
+        assert f"* {path}: must be >= " in render.stderr, render.stderr
+
+
 @pytest.mark.parametrize("case", list(SAME_WORDS))
 def test_issue15_rules_are_refused_by_the_api_server_in_the_same_words_as_render(
         testenv: Env, namespace: str, autoglm_crd: None, case: str, tmp_path) -> None:
