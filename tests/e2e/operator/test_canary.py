@@ -89,6 +89,7 @@ def test_healthy_canary_walks_mirror_5_25_50_then_promotes_and_retires_the_old_r
     cr_now = wait_for_condition(testenv, namespace, NAME, "Ready", "True")
     canary = cr_now["status"]["canary"]
     assert canary["phase"] == "Promoted" and canary["history"][0]["result"] == "Promoted"
+    assert (cr_now["status"]["phase"], canary.get("traffic")) == ("Ready", "Promoted"), "the Phase and Canary columns"
     assert {c["name"] for c in canary["analysis"]} >= {"successRate", "ttftP95"}
     assert all(c["result"] == "Pass" for c in canary["analysis"]), canary["analysis"]
     # The canary's Deployment became stable (never re-created); the old one drains, then goes.
