@@ -96,7 +96,7 @@ class HeaderRoute:
 
 @dataclasses.dataclass(frozen=True)
 class Rollout:
-    """Progressive delivery of a new revision through Istio; absent: traffic switches once it is Ready."""
+    """Progressive delivery of a new revision through the traffic provider (Istio, or a Gateway API HTTPRoute: traffic.provider); absent: traffic switches once it is Ready."""
 
     steps: list[RolloutStep] = spec_field(
         "Steps in order; the canary is promoted after the last one passes.",
