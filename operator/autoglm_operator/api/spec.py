@@ -382,13 +382,13 @@ class NodeRequirement:
     """One node label requirement (Kubernetes `matchExpressions[]` of a node selector term)."""
 
     RULES: ClassVar[tuple[Rule, ...]] = (
-        Rule(cel="!(self.operator in ['In', 'NotIn']) || size(self.values) > 0",
+        Rule(cel="!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
              message="operators In and NotIn need values",
              check=lambda r: r.operator not in ("In", "NotIn") or len(r.values) > 0),
-        Rule(cel="!(self.operator in ['Exists', 'DoesNotExist']) || size(self.values) == 0",
+        Rule(cel="!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
              message="operators Exists and DoesNotExist take no values",
              check=lambda r: r.operator not in ("Exists", "DoesNotExist") or not r.values),
-        Rule(cel="!(self.operator in ['Gt', 'Lt']) || (size(self.values) == 1 && self.values[0].matches('^-?[0-9]{1,18}$'))",
+        Rule(cel="!(self.operator in ['Gt', 'Lt']) || (has(self.values) && size(self.values) == 1 && self.values[0].matches('^-?[0-9]{1,18}$'))",
              message="operators Gt and Lt take exactly one integer value",
              check=lambda r: r.operator not in ("Gt", "Lt") or (
                  len(r.values) == 1 and re.fullmatch(r"-?[0-9]{1,18}", r.values[0]) is not None)),
