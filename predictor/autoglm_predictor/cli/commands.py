@@ -96,6 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predictor.add_argument("--break-even-cold-start", type=float, default=0.0,
                            help="seconds: deployments whose pods start faster get no floor (reactive scaling alone; "
                                 "the backtest's cold-start sweep measures it)")
+    predictor.add_argument("--calibration-rate", type=float, default=0.0,
+                           help="online quantile tracking of the upper forecast, as the backtest's --calibration-rate "
+                                "(0: off, the live default: its offset learned at a surge kept troughs a replica high)")
     predictor.set_defaults(func=predictor_command)
 
 
@@ -388,7 +391,8 @@ def predictor_command(args: argparse.Namespace) -> int:
                                      decision_seconds=args.decision_seconds, heartbeat_seconds=args.heartbeat_seconds,
                                      stale_after_seconds=args.stale_after_seconds,
                                      history_seconds=args.history_seconds, models=models,
-                                     break_even_cold_start_seconds=args.break_even_cold_start)
+                                     break_even_cold_start_seconds=args.break_even_cold_start,
+                                     calibration_rate=args.calibration_rate)
         return Predictor(settings, kafka, kube_api, metrics), metrics.registry
 
     return _serve(args, build)
