@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test environment's Go binaries into a cache outside the repo, keyed by version, so
 # a second run is instant. Sources come from the Go module proxy only (see docs/testenv.md).
-# Usage: hack/build-tools.sh [k8s|keda|etcd|kwok|helm|crds|stages|kafka|prometheus|all]   (default: all)
+# Usage: hack/build-tools.sh [k8s|keda|prometheus-adapter|etcd|kwok|helm|crds|stages|kafka|prometheus|all]   (default: all)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.34.4}"
@@ -15,6 +15,9 @@ GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-1.6.3}"  # v1.7 needs a newer Go tha
 # The inference extension's module proxy serves exact versions only (no version list): v1.6.0 is the
 # newest served on 2026-11-29 (v1.4.1, v1.5.1, v1.6.1, v1.7.0 refused).
 INFERENCE_EXTENSION_VERSION="${INFERENCE_EXTENSION_VERSION:-1.6.0}"
+# The custom metrics API for HPA mode. Its module proxy serves exact versions only (no version list);
+# v0.12.0 is its newest tag on 2026-11-29. Its go.mod has no replace lines, so it builds as it is.
+PROMETHEUS_ADAPTER_VERSION="${PROMETHEUS_ADAPTER_VERSION:-0.12.0}"
 CACHE="${AUTOGLM_CACHE:-$HOME/.cache/autoglm-testenv}"
 HERE="$(cd "${0%/*}" && pwd)"
 
@@ -198,12 +201,15 @@ case "$what" in
     bin="$CACHE/etcd-v$ETCD_VERSION/bin"; [[ -f "$bin/server" ]] && mv -f "$bin/server" "$bin/etcd"; true ;;
   kwok) build_simple kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ;;
   helm) build_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
+  prometheus-adapter)
+    build_simple prometheus-adapter sigs.k8s.io/prometheus-adapter "$PROMETHEUS_ADAPTER_VERSION" \
+      sigs.k8s.io/prometheus-adapter/cmd/adapter ;;
   crds) fetch_crds ;;
   stages) fetch_kwok_stages ;;
   kafka) fetch_kafka ;;
   prometheus) fetch_prometheus ;;
   all)
     fetch_crds; fetch_kwok_stages; fetch_kafka; fetch_prometheus
-    "$0" etcd; "$0" kwok; "$0" helm; "$0" k8s; "$0" keda ;;
-  *) die "unknown target '$what' (use k8s, keda, etcd, kwok, helm, crds, stages, kafka, prometheus or all)" ;;
+    "$0" etcd; "$0" kwok; "$0" helm; "$0" k8s; "$0" keda; "$0" prometheus-adapter ;;
+  *) die "unknown target '$what' (use k8s, keda, prometheus-adapter, etcd, kwok, helm, crds, stages, kafka, prometheus or all)" ;;
 esac

@@ -26,6 +26,7 @@ KEDA_VERSION = os.environ.get("KEDA_VERSION", "2.20.1")
 KUBEEDGE_VERSION = os.environ.get("KUBEEDGE_VERSION", "1.23.0")
 GATEWAY_API_VERSION = os.environ.get("GATEWAY_API_VERSION", "1.6.3")  # keep in step with hack/build-tools.sh
 INFERENCE_EXTENSION_VERSION = os.environ.get("INFERENCE_EXTENSION_VERSION", "1.6.0")
+PROMETHEUS_ADAPTER_VERSION = os.environ.get("PROMETHEUS_ADAPTER_VERSION", "0.12.0")
 KAFKA_VERSION = "4.1.1"  # keep in step with hack/kafka/pom.xml
 
 
@@ -50,6 +51,7 @@ class Binaries:
     kwok_stages: Path  # kwok's pod Stage YAMLs (cold_start.py)
     keda_bin: Path  # KEDA's operator, adapter (external metrics API server) and webhooks (keda.py)
     keda_webhooks: Path  # KEDA's ValidatingWebhookConfiguration, copied last by the build
+    prometheus_adapter: Path  # the custom metrics API server for HPA mode (custom_metrics.py)
 
     def missing(self) -> list[Path]:
         return [p for p in self.__dict__.values() if not p.exists()]
@@ -73,6 +75,7 @@ def binaries() -> Binaries:
         kwok_stages=c / f"kwok-stages-v{KWOK_VERSION}",
         keda_bin=c / f"keda-v{KEDA_VERSION}" / "bin",
         keda_webhooks=c / f"keda-v{KEDA_VERSION}" / "validation_webhooks.yaml",
+        prometheus_adapter=c / f"prometheus-adapter-v{PROMETHEUS_ADAPTER_VERSION}" / "bin" / "adapter",
     )
 
 

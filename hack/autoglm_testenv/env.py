@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoglm_testenv import cluster, cold_start, config, kafka, keda, procs, prometheus
+from autoglm_testenv import cluster, cold_start, config, custom_metrics, kafka, keda, procs, prometheus
 
 PORT_NAMES = (
     "etcd", "etcd_peer", "etcd_metrics", "apiserver", "controller_manager", "scheduler", "kwok",
-    "kafka", "kafka_controller", "prometheus", *keda.PORT_NAMES,
+    "kafka", "kafka_controller", "prometheus", *keda.PORT_NAMES, *custom_metrics.PORT_NAMES,
 )
 
 
@@ -204,6 +204,7 @@ def up(root: Path | None = None) -> Env:
         cluster.wait_ready(base, env.ports, env.admin_token, env.pids)
         _install_cluster_contents(env, bins)
         _start_keda(env, bins)
+        _start_custom_metrics(env, bins)
         procs.wait_until(
             "prometheus", lambda: procs.http_ok(f"{env.prometheus_url}/-/ready"), 60, env.pids["prometheus"], env.logs / "prometheus.log"
         )
@@ -242,12 +243,29 @@ def _start_keda(env: Env, bins: config.Binaries) -> None:
     procs.wait_until("keda-webhooks serving", lambda: keda.listening(env.ports["keda_webhooks"]), 60,
                      env.pids["keda-webhooks"], env.logs / "keda-webhooks.log")
 
+    _wait_available(env, keda.APISERVICE, "keda-adapter")
+
+
+def _start_custom_metrics(env: Env, bins: config.Binaries) -> None:
+    """prometheus-adapter as the custom metrics API (HPA mode); returns once its APIServices are Available."""
+    name = custom_metrics.PROCESS
+    env.pids[name] = custom_metrics.start(bins, Path(env.root), env.ports["prometheus_adapter"], env.prometheus_url,
+                                          env.kubeconfig)
+    env.save()
+    objects = custom_metrics.registration(env.ca_file.read_bytes(), env.ports["prometheus_adapter"])
+    env.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    for apiservice in custom_metrics.APISERVICES:
+        _wait_available(env, apiservice, name)
+
+
+def _wait_available(env: Env, apiservice: str, process: str) -> None:
+    """Wait until the API server reaches the aggregated API `apiservice` served by `process`."""
     def available() -> bool:
-        conditions = env.kubectl_json("get", "apiservice", keda.APISERVICE)["status"].get("conditions", [])
+        conditions = env.kubectl_json("get", "apiservice", apiservice)["status"].get("conditions", [])
         return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
 
-    procs.wait_until(f"APIService {keda.APISERVICE} Available (keda-adapter)", available, 90, env.pids["keda-adapter"],
-                     env.logs / "keda-adapter.log")
+    procs.wait_until(f"APIService {apiservice} Available ({process})", available, 90, env.pids[process],
+                     env.logs / f"{process}.log")
 
 
 def down(env: Env, keep_data: bool = False) -> None:
