@@ -18,7 +18,9 @@ it would be for pods that share the load evenly.
 from __future__ import annotations
 
 import argparse
+import http.server
 import sys
+import threading
 import time
 from typing import Any
 
@@ -73,14 +75,31 @@ class PodMetrics:
 
 
 def serve_pod_metrics(namespace: str, name: str, engine: str, metric: str, port: int) -> None:
-    """Serve `PodMetrics` on 127.0.0.1:`port` from a background thread."""
+    """Serve `PodMetrics` on 127.0.0.1:`port` from a background thread, always in the text format
+    0.0.4 (as the engine does): prometheus_client's own server would answer Prometheus' OpenMetrics
+    request with the name escaped (`vllm_num_requests_running`), not the engine's series name."""
     import kubernetes
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
     kubernetes.config.load_kube_config()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PodMetrics(kubernetes.client.CoreV1Api(), namespace, name, engine, metric))
-    start_http_server(port, addr="127.0.0.1", registry=registry)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = generate_latest(registry)
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass  # one line a second per scrape would bury the poller's own lines
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
 def follow(namespace: str, name: str, engine: str, slots_per_pod: int, interval: float) -> None:
