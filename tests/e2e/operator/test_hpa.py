@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from operator_support import apply, audit_offset, example, wait_for, wait_for_condition, writes_by
+import autoscaling_support
+from autoscaling_support import floor_becomes_ready_pods, hold_requests, replicas_managers, replicas_writes
+from operator_support import apply, audit_offset, example, wait_for, wait_for_condition
 
-from autoglm_operator.api.timestamps import from_epoch, parse_time
 from autoglm_testenv import Env, config, custom_metrics, procs
 
 pytestmark = pytest.mark.e2e
@@ -42,8 +40,7 @@ def hpa_cr(namespace: str, prometheus: str) -> dict[str, Any]:
 
 
 def hpa(testenv: Env, namespace: str) -> dict[str, Any]:
-    found = testenv.kubectl("get", "hpa", NAME, "-n", namespace, "-o", "json", check=False)
-    return json.loads(found.stdout) if found.returncode == 0 else {}
+    return autoscaling_support.hpa(testenv, namespace, NAME)
 
 
 def hpa_condition(found: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -51,8 +48,7 @@ def hpa_condition(found: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def deployment(testenv: Env, namespace: str) -> dict[str, Any]:
-    rev = testenv.kubectl_json("get", "agd", NAME, "-n", namespace)["status"]["currentRevision"]
-    return testenv.kubectl_json("get", "deployment", f"{NAME}-{rev}", "-n", namespace)
+    return autoscaling_support.current_deployment(testenv, namespace, NAME)
 
 
 def pod_metrics(testenv: Env, namespace: str) -> dict[str, float]:
@@ -64,17 +60,6 @@ def pod_metrics(testenv: Env, namespace: str) -> dict[str, float]:
     if found.returncode != 0:
         return {}
     return {i["describedObject"]["name"]: float(parse_quantity(i["value"])) for i in json.loads(found.stdout)["items"]}
-
-
-def write_floor(kube: Any, namespace: str, floor: int) -> None:
-    """status.forecast as the predictor writes it (its own actuation.write)."""
-    import kubernetes
-
-    from autoglm_predictor.pipeline import actuation
-
-    actuation.write(kubernetes.client.CustomObjectsApi(kube), namespace, NAME, actuation.ForecastStatus(
-        horizon_seconds=360, predicted=floor * float(PER_REPLICA), floor=floor, updated_at=from_epoch(time.time()),
-        error=None))
 
 
 @pytest.fixture
@@ -100,18 +85,6 @@ def capacity(testenv: Env, tmp_path: Path) -> Iterator[Callable[[str, str], None
         print(f"--- capacity log ---\n{procs.log_tail(tmp_path / 'capacity.log', 40)}")
 
 
-def hold(url: str, count: int) -> None:
-    """Keep `count` requests in flight on the engine (each decodes for minutes; they end with it)."""
-    def one() -> None:
-        try:
-            requests.post(f"{url}/v1/completions", json={"prompt": "hi", "max_tokens": 32768}, timeout=600)
-        except requests.RequestException:
-            pass  # the engine was stopped at the end of the test
-
-    for _ in range(count):
-        threading.Thread(target=one, daemon=True).start()
-
-
 def test_the_floor_then_the_load_scale_the_deployment_through_the_custom_metrics_api(
         testenv: Env, kube, namespace: str, operator, sim_engine, capacity) -> None:
     testenv.set_cold_start(namespace, COLD_START)
@@ -125,19 +98,10 @@ def test_the_floor_then_the_load_scale_the_deployment_through_the_custom_metrics
              .get("status") == "True", 90)
     since = audit_offset(testenv)
 
-    write_floor(kube, namespace, 3)
-    wait_for("the floor as the HPA's minReplicas", lambda: hpa(testenv, namespace)["spec"]["minReplicas"] == 3, 30)
-    scaled = wait_for("the HPA scaling the Deployment to the floor",
-                      lambda: (lambda d: d if d["spec"]["replicas"] == 3 else None)(deployment(testenv, namespace)), 30)
-    assert scaled.get("status", {}).get("readyReplicas", 0) < 3, "new pods serve only after their cold start"
-    wait_for("3 Ready pods", lambda: deployment(testenv, namespace).get("status", {}).get("readyReplicas") == 3, 60)
-    pods = testenv.kubectl_json("get", "pods", "-n", namespace, "-l", f"autoglm.io/instance={NAME}")["items"]
-    waited = sorted(parse_time(next(c for c in p["status"]["conditions"] if c["type"] == "Ready")["lastTransitionTime"])
-                    .timestamp() - parse_time(p["metadata"]["creationTimestamp"]).timestamp() for p in pods)
-    assert len(waited) == 3 and waited[0] >= COLD_START - 1, f"seconds from creation to Ready: {waited}"
+    pods = floor_becomes_ready_pods(testenv, kube, namespace, NAME, NAME, 3, PER_REPLICA, COLD_START)
 
     # 20 requests in flight: 20/3 per Ready pod against a target of 4 -> ceil(20 / 4) = 5 replicas.
-    hold(engine.url, 20)
+    hold_requests(engine.url, 20)
     served = wait_for("the load per pod in the custom metrics API",
                       lambda: (lambda m: m if len(m) == 3 and abs(sum(m.values()) - 20) < 0.01 else None)(
                           pod_metrics(testenv, namespace)), 60)
@@ -151,9 +115,6 @@ def test_the_floor_then_the_load_scale_the_deployment_through_the_custom_metrics
     assert hpa(testenv, namespace)["status"]["desiredReplicas"] == 5
 
     # The HPA owns the replicas: the operator wrote no Deployment (nor its scale) meanwhile.
-    writes = [f"{w['verb']} {w['objectRef'].get('name')}/{w['objectRef'].get('subresource', '')}"
-              for w in writes_by(testenv, operator.user, since) if w["objectRef"].get("resource") == "deployments"]
-    assert writes == []
-    managers = {e["manager"] for e in deployment(testenv, namespace)["metadata"].get("managedFields", [])
-                if "f:replicas" in e.get("fieldsV1", {}).get("f:spec", {})}
+    assert replicas_writes(testenv, operator.user, since) == []
+    managers = replicas_managers(deployment(testenv, namespace))
     assert "autoglm-operator" not in managers, managers

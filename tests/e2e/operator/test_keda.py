@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
-from operator_support import apply, audit_offset, example, wait_for, wait_for_condition, writes_by
+import autoscaling_support
+from autoscaling_support import floor_becomes_ready_pods, hold_requests, replicas_managers, replicas_writes
+from operator_support import apply, audit_offset, example, wait_for, wait_for_condition
 
-from autoglm_operator.api.timestamps import from_epoch, parse_time
 from autoglm_testenv import Env
 
 pytestmark = pytest.mark.e2e
@@ -36,14 +34,12 @@ def keda_cr(namespace: str, prometheus: str, per_replica: float = 4, **predictiv
     return cr
 
 
-def hpa(testenv: Env, namespace: str) -> dict[str, Any] | None:
-    found = testenv.kubectl("get", "hpa", HPA, "-n", namespace, "-o", "json", check=False)
-    return json.loads(found.stdout) if found.returncode == 0 else None
+def hpa(testenv: Env, namespace: str) -> dict[str, Any]:
+    return autoscaling_support.hpa(testenv, namespace, HPA)
 
 
 def deployment(testenv: Env, namespace: str) -> dict[str, Any]:
-    rev = testenv.kubectl_json("get", "agd", NAME, "-n", namespace)["status"]["currentRevision"]
-    return testenv.kubectl_json("get", "deployment", f"{NAME}-{rev}", "-n", namespace)
+    return autoscaling_support.current_deployment(testenv, namespace, NAME)
 
 
 def scaled_object_ready(testenv: Env, namespace: str) -> bool:
@@ -53,22 +49,6 @@ def scaled_object_ready(testenv: Env, namespace: str) -> bool:
         return False
     conditions = json.loads(found.stdout).get("status", {}).get("conditions", [])
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def write_floor(kube: Any, namespace: str, floor: int) -> None:
-    """status.forecast as the predictor writes it (its own actuation.write)."""
-    import kubernetes
-
-    from autoglm_predictor.pipeline import actuation
-
-    actuation.write(kubernetes.client.CustomObjectsApi(kube), namespace, NAME, actuation.ForecastStatus(
-        horizon_seconds=360, predicted=floor * 4.0, floor=floor, updated_at=from_epoch(time.time()), error=None))
-
-
-def replicas_writes(testenv: Env, user: str, since: int) -> list[str]:
-    """`user`'s writes to Deployments (the object or its scale) since `since`."""
-    return [f"{w['verb']} {w['objectRef'].get('name')}/{w['objectRef'].get('subresource', '')}"
-            for w in writes_by(testenv, user, since) if w["objectRef"].get("resource") == "deployments"]
 
 
 def test_the_floor_becomes_the_hpa_minimum_then_ready_pods_after_the_cold_start(testenv: Env, kube, namespace: str,
@@ -81,43 +61,16 @@ def test_the_floor_becomes_the_hpa_minimum_then_ready_pods_after_the_cold_start(
     wait_for("the ScaledObject Ready in KEDA", lambda: scaled_object_ready(testenv, namespace), 60)
     since = audit_offset(testenv)
 
-    write_floor(kube, namespace, 3)
-    wait_for("the floor as the HPA's minReplicas", lambda: hpa(testenv, namespace)["spec"]["minReplicas"] == 3, 30)
-    scaled = wait_for("the HPA scaling the Deployment to the floor",
-                      lambda: (lambda d: d if d["spec"]["replicas"] == 3 else None)(deployment(testenv, namespace)), 30)
-    assert scaled.get("status", {}).get("readyReplicas", 0) < 3, "new pods serve only after their cold start"
-    wait_for("3 Ready pods", lambda: deployment(testenv, namespace).get("status", {}).get("readyReplicas") == 3, 60)
-
-    pods = testenv.kubectl_json("get", "pods", "-n", namespace, "-l", f"autoglm.io/instance={NAME}")["items"]
-    waited = sorted(parse_time(next(c for c in p["status"]["conditions"] if c["type"] == "Ready")["lastTransitionTime"]).timestamp()
-                    - parse_time(p["metadata"]["creationTimestamp"]).timestamp() for p in pods)
-    assert len(waited) == 3 and waited[0] >= COLD_START - 1, f"seconds from creation to Ready: {waited}"
+    floor_becomes_ready_pods(testenv, kube, namespace, NAME, HPA, 3, 4.0, COLD_START)
 
     # KEDA's HPA owns the replicas: the operator wrote no Deployment (nor its scale) meanwhile.
     assert replicas_writes(testenv, operator.user, since) == []
-    managers = {e["manager"] for e in deployment(testenv, namespace)["metadata"].get("managedFields", [])
-                if "f:replicas" in e.get("fieldsV1", {}).get("f:spec", {})}
+    managers = replicas_managers(deployment(testenv, namespace))
     assert "autoglm-operator" not in managers, managers
 
 
-@pytest.fixture
-def held_requests() -> Iterator[Any]:
-    """Factory: keep N requests in flight on an engine (each decodes for minutes); they end with the engine."""
-    def hold(url: str, count: int) -> None:
-        def one() -> None:
-            try:
-                requests.post(f"{url}/v1/completions", json={"prompt": "hi", "max_tokens": 32768}, timeout=600)
-            except requests.RequestException:
-                pass  # the engine was stopped at the end of the test
-
-        for _ in range(count):
-            threading.Thread(target=one, daemon=True).start()
-
-    yield hold
-
-
 def test_a_threshold_change_does_not_drop_replicas_to_the_minimum(testenv: Env, kube, namespace: str, operator,
-                                                                  sim_engine, held_requests) -> None:
+                                                                  sim_engine) -> None:
     """kedacore/keda#4578: replicas fell to minReplicaCount while KEDA replaced the HPA's metric on a
     trigger change. The Deployment's spec.replicas is read ten times a second across the change."""
     import kubernetes
@@ -126,7 +79,7 @@ def test_a_threshold_change_does_not_drop_replicas_to_the_minimum(testenv: Env, 
     apply(testenv, cr)
     rev = wait_for_condition(testenv, namespace, NAME, "Ready", "True", timeout=90)["status"]["currentRevision"]
     engine = sim_engine(namespace=namespace, deployment=NAME, revision=rev)
-    held_requests(engine.url, 12)  # 12 in flight / 4 per replica = 3 replicas
+    hold_requests(engine.url, 12)  # 12 in flight / 4 per replica = 3 replicas
     wait_for("the HPA at 3 replicas from the load", lambda: deployment(testenv, namespace)["spec"]["replicas"] == 3, 60)
 
     seen: list[int] = []
