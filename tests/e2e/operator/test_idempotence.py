@@ -45,22 +45,25 @@ def _steady_state(testenv: Env, operator, resources: int, resyncs: int = 4) -> t
     `resources`, once it was quiet: (writes, reconciles, seconds). Waits on the reconcile count, not
     on a time (a loaded machine resyncs late, never less). A window in which the cluster itself
     changed proves nothing, and another is taken: a node's heartbeat lapsed (every pod turned
-    NotReady), or a pod of the namespace changed (a GPU another test freed let a Pending pod run)."""
+    NotReady), a pod of the namespace changed (a GPU another test freed let a Pending pod run), or
+    an autoscaler reported (KEDA or the HPA controller set a condition the status follows)."""
     for _ in range(3):
         since = wait_until_quiet(testenv, operator.user, quiet_seconds=3)
-        pods, started = _pod_versions(testenv, operator.namespace), time.time()
+        pods, started = _cluster_versions(testenv, operator.namespace), time.time()
         before = operator.metric("autoglm_operator_reconciles_total")
         wait_for(f"{resyncs * resources} reconciles", lambda: operator.metric("autoglm_operator_reconciles_total") - before
                  >= resyncs * resources, 30 * resyncs)
         writes = describe(writes_by(testenv, operator.user, since))
-        if not node_readiness_changed_since(testenv, started) and _pod_versions(testenv, operator.namespace) == pods:
+        if not node_readiness_changed_since(testenv, started) and _cluster_versions(testenv, operator.namespace) == pods:
             break
     return writes, operator.metric("autoglm_operator_reconciles_total") - before, time.time() - started
 
 
-def _pod_versions(testenv: Env, namespace: str) -> dict[str, str]:
-    return {pod["metadata"]["name"]: pod["metadata"]["resourceVersion"]
-            for pod in testenv.kubectl_json("get", "pods", "-n", namespace)["items"]}
+def _cluster_versions(testenv: Env, namespace: str) -> dict[tuple[str, str], str]:
+    """What others write in the namespace (pods; autoscalers' status from KEDA and the HPA controller)."""
+    kinds = "pods,horizontalpodautoscalers,scaledobjects.keda.sh"
+    return {(obj["kind"], obj["metadata"]["name"]): obj["metadata"]["resourceVersion"]
+            for obj in testenv.kubectl_json("get", kinds, "-n", namespace)["items"]}
 
 
 def test_values_the_api_server_normalises_are_not_drift(testenv: Env, namespace: str, operator) -> None:
