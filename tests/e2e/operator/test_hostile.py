@@ -13,6 +13,8 @@ The batches are drawn by hypothesis with derandomize (the same specs on every ru
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -38,9 +40,11 @@ pytestmark = pytest.mark.e2e
 DRY_RUN_SPECS = 200
 OPERATOR_SPECS = 16
 OPERATOR_REFUSED_SPECS = 4  # so the InvalidSpec path always runs too
-# The test cluster serves Istio, KEDA and KubeEdge; without KubeEdge edge groups become Deployments.
-WITH_KUBEEDGE = Capabilities(keda=True, istio=True, kubeedge=True)
-WITHOUT_KUBEEDGE = Capabilities(keda=True, istio=True, kubeedge=False)
+# The test cluster serves Istio, KEDA, KubeEdge, the Gateway API (standard channel: mirror percent) and
+# InferencePool, so the operator there accepts every provider; without KubeEdge edge groups become Deployments.
+WITH_KUBEEDGE = Capabilities(keda=True, istio=True, kubeedge=True, gateway_api=True, inference_pool=True,
+                             mirror_percent=True)
+WITHOUT_KUBEEDGE = dataclasses.replace(WITH_KUBEEDGE, kubeedge=False)
 
 
 def _create(client: DynamicClient, obj: dict[str, Any], namespace: str | None, dry_run: bool) -> dict[str, Any]:
