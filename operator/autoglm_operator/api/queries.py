@@ -75,6 +75,11 @@ def queue_depth(s: Signals, sel: str, window: str) -> str:
     return f"avg(avg_over_time({s.waiting}{{{sel}}}[{window}]))"
 
 
+def in_flight(s: Signals, sel: str) -> str:
+    """Requests running or queued now, summed over the pods: what a retiring revision still serves."""
+    return f"sum({s.running}{{{sel}}}) + sum({s.waiting}{{{sel}}})"
+
+
 def engine_queries(namespace: str, name: str, engine: str, rate_window: str) -> dict[str, str]:
     """Context published beside the load (record fields): those the engine's metrics allow."""
     s = PROFILES[engine].signals

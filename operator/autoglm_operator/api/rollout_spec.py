@@ -110,7 +110,8 @@ class Rollout:
     )
     failure_limit: int = spec_field("Failed analyses that roll the canary back.", default=2, minimum=1, maximum=100)
     drain_delay_seconds: int = spec_field(
-        "How long a retired revision keeps running after traffic left it (in-flight streams).",
+        "Longest a retired revision keeps running after traffic left it, for its requests in flight: it is deleted "
+        "as soon as Prometheus reports none (its engine's running and waiting gauges), at the latest after this.",
         default=60, minimum=0, maximum=86400,
     )
     analysis: Analysis = spec_field("Checks per step.", default_factory=Analysis)

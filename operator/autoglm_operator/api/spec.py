@@ -305,11 +305,12 @@ class Runtime:
         minimum=60,
         maximum=7200,
     )
-    drain_seconds: int = spec_field(
-        "Seconds a stopping pod keeps serving in-flight streams after leaving the endpoints.",
-        default=30,
+    drain_seconds: int | None = spec_field(
+        "Longest a stopping pod waits, after leaving the endpoints, until its engine reports no running or queued "
+        "request (its preStop hook); unset: traffic.timeoutSeconds, the longest a stream lasts; 0: no wait.",
+        default=None,
         minimum=0,
-        maximum=3600,
+        maximum=86400,
     )
 
     RULES: ClassVar[tuple[Rule, ...]] = (

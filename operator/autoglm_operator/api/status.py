@@ -62,10 +62,15 @@ class RolloutRecord:
 
 @dataclasses.dataclass(frozen=True)
 class Retiring:
-    """A revision that no longer takes traffic and is deleted after the drain delay."""
+    """A revision that no longer takes traffic: deleted once Prometheus reports no request in flight on it, or at
+    the end of its drain budget (rollout/canary.py `retirement`)."""
 
     revision: str = spec_field("Revision whose Deployment is retired.")
-    at: str = spec_field("When its Deployment is deleted.", format="date-time")
+    at: str = spec_field("When its Deployment is deleted at the latest (spec.rollout.drainDelaySeconds after since).",
+                         format="date-time")
+    since: str | None = spec_field("When its traffic left it.", default=None, format="date-time")
+    in_flight: float | None = spec_field(
+        "Requests running or queued on it at the last reading (Prometheus); absent: none yet.", default=None, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +101,8 @@ class Canary:
     last_action: str | None = spec_field(
         "The autoglm.io/rollout-action annotation value last consumed (action:nonce).", default=None
     )
-    retiring: list[Retiring] | None = spec_field("Revisions deleted once their drain delay ends.", default=None)
+    retiring: list[Retiring] | None = spec_field(
+        "Revisions that lost their traffic, deleted once drained or when their drain budget ends.", default=None)
     history: list[RolloutRecord] | None = spec_field("The last rollouts, newest first.", default=None)
 
 

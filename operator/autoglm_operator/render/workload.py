@@ -12,12 +12,14 @@ API server's canonical form (api.quantity), so what is applied is what the serve
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from autoglm_operator.api.engines import MODEL_DIR, PORT, PROFILES, Launch
 from autoglm_operator.api.labels import REVISION_LABEL, deployment_name, metadata, pod_selector
 from autoglm_operator.api.quantity import canonical_quantity
 from autoglm_operator.api.schema import resource_form
+from autoglm_operator.render.drain_hook import SETTLE_SECONDS
 from autoglm_operator.api.spec import (
     CACHE_DIR,
     EDGE_NODE_LABEL,
@@ -33,7 +35,12 @@ from autoglm_operator.api.spec import (
     VolumeMount,
 )
 
-__all__ = ["CACHE_DIR", "EDGE_NODE_LABEL", "GPU_PRODUCT_LABEL", "GPU_RESOURCE", "deployment", "env_entry", "pod_spec"]
+__all__ = ["CACHE_DIR", "EDGE_NODE_LABEL", "GPU_PRODUCT_LABEL", "GPU_RESOURCE", "deployment", "drain_hook",
+           "env_entry", "pod_spec", "termination_grace_seconds"]
+
+# Seconds kubelet leaves the engine between SIGTERM (the hook's end) and SIGKILL, to stop its workers.
+STOP_SECONDS = 30
+DRAIN_HOOK_SOURCE = Path(__file__).with_name("drain_hook.py").read_text()
 
 
 def deployment(inst: Instance, revision: str) -> dict[str, Any]:
@@ -75,7 +82,7 @@ def pod_spec(inst: Instance) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": runtime.drain_seconds + 30,
+        "terminationGracePeriodSeconds": termination_grace_seconds(inst),
         "securityContext": security,
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": _node_terms(inst)}},
         "tolerations": [
@@ -253,7 +260,32 @@ def _container(inst: Instance, sources: dict[str, str]) -> dict[str, Any]:
     }
     if runtime.env_from:
         container["envFrom"] = [_env_from(source) for source in runtime.env_from]
-    if runtime.drain_seconds:
-        # Keep serving in-flight streams while endpoints and Istio stop sending new requests.
-        container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(runtime.drain_seconds)]}}}
+    hook = drain_hook(inst)
+    if hook:
+        container["lifecycle"] = {"preStop": {"exec": {"command": hook}}}
     return container
+
+
+def _drain_budget(inst: Instance) -> int:
+    """Seconds a stopping pod waits for its requests to end: runtime.drainSeconds, or when unset the
+    route's timeout (traffic.timeoutSeconds), the longest a stream can last before the proxy cuts it."""
+    drain = inst.spec.runtime.drain_seconds
+    return inst.spec.traffic.timeout_seconds if drain is None else drain
+
+
+def drain_hook(inst: Instance) -> list[str] | None:
+    """The engine container's preStop command (drain_hook.py: settle, then wait until the engine's
+    running and waiting gauges read 0 or the drain budget ends); None with a drain budget of 0."""
+    budget = _drain_budget(inst)
+    if not budget:
+        return None
+    signals = PROFILES[inst.spec.runtime.engine].signals
+    return ["python3", "-c", DRAIN_HOOK_SOURCE, str(SETTLE_SECONDS), str(budget), f"http://127.0.0.1:{PORT}/metrics",
+            signals.running, signals.waiting]
+
+
+def termination_grace_seconds(inst: Instance) -> int:
+    """The pod's terminationGracePeriodSeconds: kubelet's SIGKILL comes this long after the deletion,
+    so it covers the hook's settle time and drain budget, and then the engine's own stop."""
+    budget = _drain_budget(inst)
+    return (SETTLE_SECONDS + budget if budget else 0) + STOP_SECONDS

@@ -162,10 +162,14 @@ class PrometheusAnalyzer:
         self._connect = connect or query_client
         self._clients: dict[str, Any] = {}
 
-    def run(self, address: str, inst: Instance, analysis: Analysis, canary: str, stable: str, interval: int) -> list[Check]:
+    def _client(self, address: str) -> Any:
         client = self._clients.get(address)
         if client is None:
             client = self._clients[address] = self._connect(address)
+        return client
+
+    def run(self, address: str, inst: Instance, analysis: Analysis, canary: str, stable: str, interval: int) -> list[Check]:
+        client = self._client(address)
         checks = []
         unreachable: str | None = None
         for q in queries(inst, analysis, canary, stable, interval):
@@ -189,6 +193,20 @@ class PrometheusAnalyzer:
                 continue
             checks.append(judge(q, value, base, analysis.max_relative_degradation))
         return checks
+
+
+    def in_flight(self, address: str, inst: Instance, revision: str) -> float | None:
+        """Requests running or queued on `revision` now (api.queries.in_flight), for its retirement;
+        None when Prometheus has no series for it, answers NaN or fails (logged): the retirement then
+        waits for its drain budget instead (rollout/canary.py `retirement`)."""
+        client = self._client(address)
+        query = promql.in_flight(PROFILES[inst.spec.runtime.engine].signals, selector(inst, revision))
+        try:
+            return _clean(promql.instant_value(client.custom_query(query)))
+        except Exception as exc:  # noqa: BLE001 - no reading: the drain budget decides
+            log.warning("requests in flight on %s/%s revision %s: %s", inst.namespace, inst.name, revision,
+                        query_failure(address, exc))
+            return None
 
 
 class QuietQueryRetries(logging.Filter):

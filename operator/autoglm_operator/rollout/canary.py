@@ -12,6 +12,16 @@ Phases (status.canary.phase):
     Progressing at step `step`: mirror or weight as the step says; one analysis per interval
     Paused      spec.rollout.paused: weights held, no analysis, no step timer
     Promoted    the canary became the stable revision; the old stable drains, then is deleted
+
+Retiring (status.canary.retiring): a revision that lost its traffic (the old stable after a
+promotion, a canary after a rollback, abort or supersession) keeps its Deployment until Prometheus
+reports no request in flight on it (the engine's running and waiting gauges, `Observed.in_flight`),
+read once the route change has had SETTLE_SECONDS to reach the proxies, or until its drain budget
+(spec.rollout.drainDelaySeconds) ends, whichever comes first (`retirement`). No reading (Prometheus
+unreachable, no series) is not "drained": the budget decides then, so a retirement never waits for
+ever. Deleting the Deployment then stops each pod through its preStop drain hook
+(render/drain_hook.py), which waits on the engine itself, so streams survive a stale or absent
+Prometheus too; this wait keeps the revision visible in the status while it drains.
     RolledBack  analysis failed failureLimit times or the startup budget ran out: 100/0, mirror off
     Aborted     like RolledBack, by a user's `abort`
 """
@@ -25,6 +35,7 @@ from typing import Any
 from autoglm_operator.api.rollout_spec import Rollout
 from autoglm_operator.api.schema import camel
 from autoglm_operator.api.status import Phase
+from autoglm_operator.render.drain_hook import SETTLE_SECONDS
 from autoglm_operator.render.routing import Route
 from autoglm_operator.api.timestamps import format_time, parse_time
 from autoglm_operator.status.conditions import Event, Verdict
@@ -131,6 +142,9 @@ class Observed:
     canary_ready: bool  # the desired revision's Deployment is fully Ready
     action: str | None = None  # the autoglm.io/rollout-action annotation, as found
     analysis: Sequence[Check] | None = None  # measured now; only when analysis_due() said so
+    # Requests in flight (running + waiting) per retiring revision, as Prometheus reports them now;
+    # only for the revisions drain_checks() named, None where no reading could be had.
+    in_flight: Mapping[str, float | None] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +182,26 @@ def analysis_due(rollout: Rollout, canary: Mapping[str, Any] | None, desired: st
     return elapsed is not None and elapsed >= rollout.interval_seconds
 
 
+def retirement(entry: Mapping[str, Any], in_flight: float | None, now: datetime) -> str | None:
+    """Why a retiring revision's Deployment is deleted now: "drained" (no request in flight, read at
+    least SETTLE_SECONDS after its traffic left, when new requests no longer reach it), "budget"
+    (its deadline `at` passed, or is unreadable), or None: it keeps draining. `entry` is a
+    status.canary.retiring item; one without `since` (written before it existed) counts as settled."""
+    deadline = read_time(entry.get("at"))
+    if deadline is None or deadline <= now:
+        return "budget"
+    since = read_time(entry.get("since"))
+    settled = since is None or (now - since).total_seconds() >= SETTLE_SECONDS
+    return "drained" if settled and in_flight == 0 else None
+
+
+def drain_checks(canary: Mapping[str, Any] | None, now: datetime) -> list[str]:
+    """The retiring revisions whose requests in flight this reconcile must read (`Observed.in_flight`):
+    those past their settle time and before their deadline."""
+    return [e["revision"] for e in CanaryState.from_status(canary).retiring
+            if retirement(e, 0, now) == "drained"]
+
+
 def step_traffic(rollout: Rollout, step: int) -> tuple[int, int]:
     """(weight, mirror) of a step."""
     s = rollout.steps[step]
@@ -202,8 +236,27 @@ class _Machine:
 
     def retire(self, revision: str) -> None:
         retiring = [e for e in self.c.retiring if e["revision"] != revision]
-        retiring.append({"revision": revision, "at": self.at(self.r.drain_delay_seconds)})
+        retiring.append({"revision": revision, "since": format_time(self.now), "at": self.at(self.r.drain_delay_seconds)})
         self.c.retiring = retiring
+
+    def follow_drains(self) -> None:
+        """Delete the retiring revisions that drained or ran out of budget (`retirement`); record the
+        latest reading of the others (status.canary.retiring[].inFlight)."""
+        kept = []
+        for entry in self.c.retiring:
+            revision = entry["revision"]
+            reading = self.obs.in_flight.get(revision)
+            why = retirement(entry, reading, self.now)
+            if why == "drained":
+                self.event("Normal", "RevisionRetired", f"revision {revision} retired: drained (no request in flight)")
+            elif why == "budget":
+                left = entry.get("inFlight")
+                said = "an unknown number of" if left is None else f"{left:g}"
+                self.event("Warning", "RevisionRetired", f"revision {revision} retired: its drain budget "
+                           f"({self.r.drain_delay_seconds}s) ended with {said} request(s) in flight at the last reading")
+            else:
+                kept.append({**entry, "inFlight": reading} if reading is not None else entry)
+        self.c.retiring = kept
 
     def unretire(self, revision: str) -> None:
         self.c.retiring = [e for e in self.c.retiring if e["revision"] != revision]
@@ -253,13 +306,13 @@ class _Machine:
         self.set_traffic(0, 0)
         c.step = c.step_started_at = c.no_data_intervals = None
         self.record(Phase.PROMOTED.value, message)
-        self.event("Normal", "CanaryPromoted", f"canary {new} promoted ({message}); {old} retires after "
-                                               f"{self.r.drain_delay_seconds}s")
+        self.event("Normal", "CanaryPromoted", f"canary {new} promoted ({message}); {old} retires once drained, "
+                                               f"within {self.r.drain_delay_seconds}s")
 
     # -- the transitions -------------------------------------------------------------------
     def run(self) -> Decision:
         obs, c = self.obs, self.c
-        c.retiring = [e for e in c.retiring if (read_time(e.get("at")) or self.now) > self.now]
+        self.follow_drains()
         action = self.take_action()
         if obs.stable is None or (obs.stable != obs.desired and not obs.stable_serving and c.phase not in ACTIVE):
             # Nothing serves (new resource, or the old revision is gone or never got Ready): no one to protect.

@@ -19,7 +19,7 @@ from typing import Any
 from autoglm_operator.api.spec import Instance
 from autoglm_operator.rollout.analysis import PrometheusAnalyzer, prometheus_address
 from autoglm_operator.render.routing import Route
-from autoglm_operator.rollout.canary import ACTION_ANNOTATION, Observed, analysis_due, decide, without_rollout
+from autoglm_operator.rollout.canary import ACTION_ANNOTATION, Observed, analysis_due, decide, drain_checks, without_rollout
 from autoglm_operator.rollout.switch import revisions_to_keep, serving_revision
 from autoglm_operator.status.conditions import Event, Verdict, status_patch
 from autoglm_operator.status.readiness import revision_ready, serves_nothing
@@ -78,6 +78,8 @@ def plan(
         stable_rev = (previous or {}).get("stable") or current or desired
         analysis = analyzer.run(prometheus_address(inst), inst, rollout.analysis, desired, stable_rev,
                                 rollout.interval_seconds)
+    in_flight = {revision: analyzer.in_flight(prometheus_address(inst), inst, revision)
+                 for revision in drain_checks(previous, now)}
     decision = decide(rollout, previous, Observed(
         now=now,
         name=inst.name,
@@ -88,6 +90,7 @@ def plan(
         canary_ready=revision_ready(deployments.get(desired)),
         action=(resource["metadata"].get("annotations") or {}).get(ACTION_ANNOTATION),
         analysis=analysis,
+        in_flight=in_flight,
     ))
     canary = UNCHANGED if decision.canary == previous else decision.canary
     return Plan(

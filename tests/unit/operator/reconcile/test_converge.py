@@ -340,6 +340,9 @@ class _FailingCanary:
     def run(self, *_: Any) -> list[Check]:
         return [Check("successRate", "Fail", 0.5, 1.0, "below 0.95")]
 
+    def in_flight(self, *_: Any) -> float | None:
+        return None  # no reading: a retiring revision waits for its drain budget
+
 
 def test_the_status_series_count_each_analysis_and_rollback_once_and_go_with_the_resource(make_cr):
     """reconcile/metrics.py from the converge's writes: a resync counts nothing, the analysis that

@@ -11,7 +11,7 @@ from autoglm_operator.api.engines import PROFILES, check_user_args
 from autoglm_operator.api.schema import InvalidSpec
 from autoglm_operator.render.desired import validate
 from autoglm_operator.render.edge import render_edge
-from autoglm_operator.render.workload import deployment
+from autoglm_operator.render.workload import DRAIN_HOOK_SOURCE, SETTLE_SECONDS, STOP_SECONDS, deployment
 
 
 def _container(dep: dict) -> dict:
@@ -75,13 +75,29 @@ def test_probes_sized_for_weight_loading(make_instance):
     assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] >= 3600
     assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "45"]
-    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 45
     assert dep["spec"]["progressDeadlineSeconds"] > 3600
 
 
+@pytest.mark.parametrize("engine", sorted(PROFILES))
+def test_prestop_runs_the_drain_hook_on_the_engine_gauges_with_the_drain_budget(make_instance, engine):
+    dep = deployment(make_instance(runtime={"engine": engine, "drainSeconds": 45}), "r")
+    command = _container(dep)["lifecycle"]["preStop"]["exec"]["command"]
+    signals = PROFILES[engine].signals
+    assert command[:3] == ["python3", "-c", DRAIN_HOOK_SOURCE]
+    assert command[3:] == [str(SETTLE_SECONDS), "45", "http://127.0.0.1:8000/metrics", signals.running, signals.waiting]
+    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == SETTLE_SECONDS + 45 + STOP_SECONDS
+
+
+def test_drain_budget_defaults_to_the_route_timeout(make_instance):
+    dep = deployment(make_instance(traffic={"timeoutSeconds": 900}), "r")
+    assert _container(dep)["lifecycle"]["preStop"]["exec"]["command"][4] == "900"
+    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == SETTLE_SECONDS + 900 + STOP_SECONDS
+
+
 def test_no_prestop_without_drain(make_instance):
-    assert "lifecycle" not in _container(deployment(make_instance(runtime={"drainSeconds": 0}), "r"))
+    dep = deployment(make_instance(runtime={"drainSeconds": 0}), "r")
+    assert "lifecycle" not in _container(dep)
+    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == STOP_SECONDS
 
 
 def test_replicas_only_without_autoscaling(make_instance):

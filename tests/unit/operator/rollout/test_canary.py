@@ -10,8 +10,9 @@ from autoglm_operator.api.rollout_spec import Rollout
 from autoglm_operator.api.schema import parse
 from autoglm_operator.api.status import Phase
 from autoglm_operator.rollout.canary import (
-    CanaryState, Check, Observed, analysis_due, decide, parse_action, without_rollout,
+    CanaryState, Check, Observed, analysis_due, decide, drain_checks, parse_action, retirement, without_rollout,
 )
+from autoglm_operator.render.drain_hook import SETTLE_SECONDS
 from autoglm_operator.api.timestamps import format_time
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -79,11 +80,13 @@ def test_healthy_canary_walks_every_step_then_promotes_and_drains_the_old_stable
     d = drv.at(42)
     assert d.stable == "new" and d.canary["phase"] == "Promoted" and d.route.canary is None
     assert d.route.revisions == ["new"] and d.keep == {"new", "old"}, "old stable drains first"
-    assert d.canary["retiring"] == [{"revision": "old", "at": format_time(T0 + timedelta(seconds=72))}]
+    assert d.canary["retiring"] == [{"revision": "old", "since": format_time(T0 + timedelta(seconds=42)),
+                                     "at": format_time(T0 + timedelta(seconds=72))}]
     assert d.canary["history"][0]["result"] == "Promoted" and d.verdict is None
-    d = drv.at(80, desired="new")
+    d = drv.at(80, desired="new")  # no reading of its requests: the drain budget decides
     assert d.keep == {"new"} and "retiring" not in d.canary
-    assert drv.events == ["CanaryStarted", "CanaryStep", "CanaryStep", "CanaryStep", "CanaryStep", "CanaryPromoted"]
+    assert drv.events == ["CanaryStarted", "CanaryStep", "CanaryStep", "CanaryStep", "CanaryStep", "CanaryPromoted",
+                          "RevisionRetired"]
 
 
 def test_failing_analysis_rolls_back_at_the_failure_limit_with_the_check_and_value():
@@ -377,4 +380,47 @@ def test_a_rollback_stays_while_the_spec_keeps_asking_for_the_failed_revision():
     drv.at(10, SLOW)
     for t in (11, 100, 1000):  # resyncs and unrelated edits (same revision): the same attempt, no restart
         d = drv.at(t)
-        assert d.canary["phase"] == "RolledBack" and not d.events
+        assert d.canary["phase"] == "RolledBack"
+        assert [e.reason for e in d.events] == (["RevisionRetired"] if t == 100 else []), "only the canary's retirement"
+
+
+def _promoted_at_42() -> Driver:
+    drv = Driver(rollout())
+    for t in (0, 2, 12, 22, 32, 42):
+        drv.at(t)
+    assert drv.status["phase"] == "Promoted"
+    return drv
+
+
+def test_the_old_stable_retires_once_prometheus_reports_it_drained_after_the_settle_time():
+    drv = _promoted_at_42()
+    assert drain_checks(drv.status, T0 + timedelta(seconds=42 + SETTLE_SECONDS - 1)) == [], "routes still settling"
+    assert drain_checks(drv.status, T0 + timedelta(seconds=42 + SETTLE_SECONDS)) == ["old"]
+    d = drv.at(42 + SETTLE_SECONDS, desired="new", in_flight={"old": 3.0})
+    assert d.keep == {"new", "old"} and d.canary["retiring"][0]["inFlight"] == 3.0, "still serving three streams"
+    d = drv.at(50, desired="new", in_flight={"old": None})  # Prometheus gave no answer: keep the last reading
+    assert d.keep == {"new", "old"} and d.canary["retiring"][0]["inFlight"] == 3.0
+    d = drv.at(52, desired="new", in_flight={"old": 0.0})
+    assert d.keep == {"new"} and "retiring" not in d.canary
+    assert drv.events[-1] == "RevisionRetired" and "drained" in d.events[-1].message
+
+
+def test_a_retirement_never_outlives_its_budget():
+    drv = _promoted_at_42()
+    drv.at(60, desired="new", in_flight={"old": 2.0})
+    d = drv.at(72, desired="new", in_flight={"old": 2.0})
+    assert d.keep == {"new"} and d.events[-1].type == "Warning"
+    assert "budget (30s) ended with 2 request(s) in flight" in d.events[-1].message
+
+
+@pytest.mark.parametrize(("entry", "reading", "seconds", "why"), [
+    ({"at": "2025-01-01T12:01:00Z", "since": "2025-01-01T12:00:00Z"}, 0.0, 4, None),  # settling
+    ({"at": "2025-01-01T12:01:00Z", "since": "2025-01-01T12:00:00Z"}, 0.0, 5, "drained"),
+    ({"at": "2025-01-01T12:01:00Z", "since": "2025-01-01T12:00:00Z"}, 1.0, 30, None),
+    ({"at": "2025-01-01T12:01:00Z", "since": "2025-01-01T12:00:00Z"}, None, 30, None),
+    ({"at": "2025-01-01T12:01:00Z", "since": "2025-01-01T12:00:00Z"}, 1.0, 60, "budget"),
+    ({"at": "2025-01-01T12:01:00Z"}, 0.0, 1, "drained"),  # written before `since` existed
+    ({"at": "not a time"}, 1.0, 1, "budget"),
+])
+def test_retirement(entry, reading, seconds, why):
+    assert retirement({"revision": "old", **entry}, reading, T0 + timedelta(seconds=seconds)) == why
