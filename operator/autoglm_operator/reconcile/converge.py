@@ -47,6 +47,7 @@ from autoglm_operator.status.conditions import Event, failed_status, invalid_sta
 EventSink = Callable[[Mapping[str, Any], Event], None]
 
 log = logging.getLogger("autoglm.reconcile")
+GONE = "gone"  # the converge's result when the resource no longer exists (or is being deleted)
 
 
 def _log(message: str, **fields: Any) -> None:
@@ -116,10 +117,15 @@ class Reconciler:
         self._coalescer = Coalescer()
         self._analyzer = analyzer or PrometheusAnalyzer()
 
-    def request(self, namespace: str, name: str) -> None:
-        self._coalescer.run((namespace, name), lambda: self.converge(namespace, name))
+    def request(self, namespace: str, name: str) -> str | None:
+        """The result of the last converge this call ran (`converge`); None when a converge already
+        running for the resource took the request over (it runs once more)."""
+        results: list[str] = []
+        ran = self._coalescer.run((namespace, name), lambda: results.append(self.converge(namespace, name)))
+        return results[-1] if ran else None
 
-    def converge(self, namespace: str, name: str) -> None:
+    def converge(self, namespace: str, name: str) -> str:
+        """changed, unchanged, invalid, refused or GONE (the autoglm_operator_reconciles_total result)."""
         started = time.monotonic()
         result = "error"
         try:
@@ -127,6 +133,7 @@ class Reconciler:
         finally:
             metrics.RECONCILES.labels(result=result).inc()
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+        return result
 
     def _converge(self, namespace: str, name: str) -> str:
         resource = self._cluster.get_resource(namespace, name)
@@ -136,7 +143,7 @@ class Reconciler:
                 # converge still running, which could otherwise re-apply them after a delete.
                 edge_sync.delete_node_groups(self._cluster, namespace, name)
             metrics.STATUS.forget(namespace, name)
-            return "gone"  # the garbage collector removes the children through their owner reference
+            return GONE  # the garbage collector removes the children through their owner reference
         served = self._discovery.served()
         capabilities = self._discovery.capabilities()
         previous = resource.get("status") or {}

@@ -5,6 +5,10 @@ reconcile then renders a ScaledObject instead of an HPA (and prunes the HPA), or
 Discovery reads need no RBAC and are not audited as writes. Whether HTTPRoute's RequestMirror filter
 has `percent` is read from the served schema (the API server's OpenAPI v3 document of the group,
 built from the installed CRD; `/openapi/*` is readable by every authenticated user).
+
+Every discovery read has a deadline (REQUEST_TIMEOUT): the Kubernetes client waits forever by
+default, and a converge holds the discovery lock while it reads, so one hung API server
+connection would stall every converge behind it.
 """
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ from kubernetes.client.exceptions import ApiException
 
 from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.reconcile.kinds import DISCOVERED_KINDS, HTTP_ROUTE, Kind, capabilities_of
+
+# (connect, read) seconds of each discovery request, the client's `_request_timeout`: a discovery
+# document answers in milliseconds; a read that takes longer fails the converge, which is retried.
+REQUEST_TIMEOUT = (5.0, 30.0)
 
 
 class Discovery:
@@ -62,7 +70,8 @@ class Discovery:
     def _resources(self, api_version: str) -> set[str]:
         group, _, version = api_version.rpartition("/")
         try:
-            listing = self._objects.get_api_resources(group, version) if group else self._core.get_api_resources()
+            listing = (self._objects.get_api_resources(group, version, _request_timeout=REQUEST_TIMEOUT) if group
+                       else self._core.get_api_resources(_request_timeout=REQUEST_TIMEOUT))
         except ApiException as exc:
             if exc.status == 404:
                 return set()
@@ -74,7 +83,7 @@ class Discovery:
         method, url, headers, body, post = self._api.param_serialize(
             "GET", f"/openapi/v3/apis/{HTTP_ROUTE.api_version}", auth_settings=["BearerToken"],
             header_params={"Accept": "application/json"})
-        response = self._api.call_api(method, url, headers, body, post)
+        response = self._api.call_api(method, url, headers, body, post, _request_timeout=REQUEST_TIMEOUT)
         response.read()
         if response.status == 404:
             return False

@@ -136,10 +136,13 @@ def recorded_counts(before: Mapping[str, Any], after: Mapping[str, Any], analyse
 class StatusMetrics(Collector):
     """The per-resource series, held as the last status each resource recorded and published at
     scrape time (a custom collector): forgetting a resource drops all its series at once, so a
-    deleted resource leaves none behind."""
+    deleted resource leaves none behind. A standby replica of a kopf peering (`stand_by`) publishes
+    none: it no longer converges, so its last values would go stale beside the active replica's
+    (both are scraped; rules would see two truths)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._standing_by = False
         self._series: dict[tuple[str, str], StatusSeries] = {}
         self._results: dict[tuple[str, str], Tally[tuple[str, str]]] = {}
         self._rollbacks: dict[tuple[str, str], int] = {}
@@ -152,6 +155,8 @@ class StatusMetrics(Collector):
         counts = recorded_counts(before, after, analysed)
         series = status_series(after, spec)
         with self._lock:
+            if self._standing_by:
+                return  # a converge that began before this replica stood by
             self._series[key] = series
             self._results.setdefault(key, Tally()).update(counts.results)
             self._rollbacks[key] = self._rollbacks.get(key, 0) + counts.rollbacks
@@ -162,6 +167,17 @@ class StatusMetrics(Collector):
         with self._lock:
             for held in (self._series, self._results, self._rollbacks):
                 held.pop(key, None)
+
+    def stand_by(self, standing_by: bool) -> None:
+        """This replica stops (True) or resumes (False) being the active one (runtime/peering.py).
+        Standing by drops every resource's series and records none until it resumes; the
+        converges after a takeover publish them again (the counters restart from zero: a reset,
+        which `increase()` and `rate()` handle)."""
+        with self._lock:
+            self._standing_by = standing_by
+            if standing_by:
+                for held in (self._series, self._results, self._rollbacks):
+                    held.clear()
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         condition = GaugeMetricFamily("autoglm_deployment_condition",

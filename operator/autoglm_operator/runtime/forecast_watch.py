@@ -5,37 +5,39 @@ the operator itself patches other status fields; converging on each of those eve
 wasted work. So a converge is requested when the fresh floor (api.forecast.forecast_floor) differs
 from the one last seen, and once more just after the forecast goes stale (updatedAt + the
 staleness window), so a silent predictor's floor decays to the reactive minimum without waiting
-for the resync timer. One thread holds all the deadlines, in epoch seconds of its clock (what
-the thread's waits are measured in).
+for the resync timer. The expiry is a wall-clock time (updatedAt is one); it is scheduled
+(scheduler.py) as a delay from the wall clock's now.
 """
 from __future__ import annotations
 
-import contextvars
-import heapq
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from typing import Any
 
 from autoglm_operator.api.forecast import forecast_expiry, forecast_floor
 from autoglm_operator.api.timestamps import from_epoch
+from autoglm_operator.runtime.scheduler import Scheduler
 
 Key = tuple[str, str]
-log = logging.getLogger("autoglm.forecast")
 GRACE_SECONDS = 1.0  # converge this long after the expiry, so the reconciler's clock sees it stale
 
 
 class ForecastWatch:
-    def __init__(self, request: Callable[[str, str], None], clock: Callable[[], float] = time.time) -> None:
+    """`request(namespace, name)` converges; `wall_clock` is epoch seconds (the forecast's time
+    base), `clock` the scheduler's."""
+
+    def __init__(self, request: Callable[[str, str], None], executor: Executor, *,
+                 active: Callable[[], bool] = lambda: True, wall_clock: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._request = request
-        self._clock = clock
+        self._wall_clock = wall_clock
+        self._lock = threading.Lock()
         self._seen: dict[Key, int | None] = {}
-        self._deadline: dict[Key, float] = {}  # the current deadline per resource (older heap entries are ignored)
-        self._heap: list[tuple[float, Key]] = []
-        self._wake = threading.Condition()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
+        self._deadline: dict[Key, float] = {}  # the expiry (epoch seconds + grace) each resource is scheduled for
+        self.scheduler: Scheduler[Key] = Scheduler("forecast-expiry", self._expired, executor, active=active,
+                                                   clock=clock)
 
     def observe(self, namespace: str, name: str, body: Mapping[str, Any]) -> bool:
         """Record one watch event of the resource; True when a converge was requested for it."""
@@ -43,54 +45,33 @@ class ForecastWatch:
         spec, status = body.get("spec") or {}, body.get("status") or {}
         predictive = ((spec.get("autoscaling") or {}).get("predictive") or {}).get("enabled") is True
         forecast = status.get("forecast") if predictive else None
-        floor = forecast_floor(forecast, from_epoch(self._clock())) if predictive else None
+        now = self._wall_clock()
+        floor = forecast_floor(forecast, from_epoch(now)) if predictive else None
         expiry = forecast_expiry(forecast) if floor is not None else None
         deadline = None if expiry is None else expiry.timestamp() + GRACE_SECONDS
-        with self._wake:
+        with self._lock:
             changed = key in self._seen and self._seen[key] != floor
             self._seen[key] = floor
             if deadline is None:
                 self._deadline.pop(key, None)
+                self.scheduler.cancel(key)
             elif self._deadline.get(key) != deadline:
                 self._deadline[key] = deadline
-                heapq.heappush(self._heap, (deadline, key))
-                self._start()
-                self._wake.notify()
+                self.scheduler.reschedule(key, deadline - now)
         if changed:
             self._request(namespace, name)
         return changed
 
     def forget(self, namespace: str, name: str) -> None:
-        with self._wake:
+        with self._lock:
             self._seen.pop((namespace, name), None)
             self._deadline.pop((namespace, name), None)
+            self.scheduler.cancel((namespace, name))
 
-    def stop(self) -> None:
-        with self._wake:
-            self._stopped = True
-            self._wake.notify()
-
-    def _start(self) -> None:
-        if self._thread is None:
-            # In the context (contextvars) of the kopf handler that starts it: kopf.event, posted by
-            # the converges it requests, reads kopf's settings from there.
-            context = contextvars.copy_context()
-            self._thread = threading.Thread(target=context.run, args=(self._run,), name="forecast-expiry", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._stopped and (not self._heap or self._heap[0][0] > self._clock()):
-                    self._wake.wait(None if not self._heap else max(0.05, self._heap[0][0] - self._clock()))
-                if self._stopped:
-                    return
-                when, key = heapq.heappop(self._heap)
-                if self._deadline.get(key) != when:
-                    continue  # superseded by a newer heartbeat, or forgotten
-                del self._deadline[key]
-                self._seen[key] = None  # stale from now on
-            try:
-                self._request(*key)
-            except Exception:  # the resync timer retries; never let the expiry thread die
-                log.exception("converge after the forecast of %s/%s went stale failed", *key)
+    def _expired(self, key: Key) -> None:
+        with self._lock:
+            if self.scheduler.pending(key) or key not in self._deadline:
+                return  # a newer heartbeat moved the expiry after this run was due, or the resource went
+            del self._deadline[key]
+            self._seen[key] = None  # stale from now on
+        self._request(*key)

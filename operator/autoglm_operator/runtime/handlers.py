@@ -16,6 +16,7 @@ the reconciler's `kopf.event` calls for real transitions become Events, never ko
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -23,7 +24,7 @@ import kopf
 from autoglm_operator.api.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from autoglm_operator.api.spec import GROUP, PLURAL, VERSION
 from autoglm_operator.reconcile.children_cache import POD, ChildrenCache
-from autoglm_operator.reconcile.converge import Reconciler
+from autoglm_operator.reconcile.converge import GONE, Reconciler
 from autoglm_operator.reconcile.kinds import CHILD_KINDS, DEPLOYMENT
 from autoglm_operator.rollout.canary import ACTIVE
 from autoglm_operator.runtime.debounce import Debouncer
@@ -84,14 +85,15 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
     """`forget(uid)` is called once a resource is gone (for state kept per resource). A `cache`
     (the one the reconciler's Cluster reads) is fed from watches of every child kind and of pods.
     `active()` says whether this replica works now (peering.py): kopf pauses its own handlers, the
-    operator's ticks and forecast expiries ask."""
+    operator's own deadlines (scheduler.py: ticks, forecast expiries, debounced child events) ask."""
     registry = kopf.OperatorRegistry()
     on_resource: dict[str, Any] = {"registry": registry, "errors": kopf.ErrorsMode.TEMPORARY, "backoff": RETRY_SECONDS}
 
     def converge(namespace: str, name: str, **_: Any) -> None:
         reconciler.request(namespace, name)
 
-    children_settled = Debouncer(lambda key: reconciler.request(*key), CHILD_EVENT_DELAY, DEBOUNCED_WORKERS)
+    children_settled = Debouncer(lambda key: reconciler.request(*key), CHILD_EVENT_DELAY,
+                                 ThreadPoolExecutor(DEBOUNCED_WORKERS, thread_name_prefix="debounced"), active=active)
 
     async def child_changed(namespace: str, labels: Mapping[str, str], body: Mapping[str, Any], type: str | None,
                             child_kind: str = "", **_: Any) -> None:
@@ -103,47 +105,61 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
         if instance and news:
             children_settled.request((namespace, instance))
 
-    def tick(key: tuple[str, str], what: Tick) -> None:
-        if not active():
-            return
+    def tick(key: tuple[str, str], what: Tick) -> bool:
+        """False when the resource is gone though no DELETED event said so (a watch that lost its
+        rights in a namespace being deleted): its state here goes as on DELETED."""
         if what is Tick.RESYNC and cache is not None:
             cache.expire(*key)
-        reconciler.request(*key)
+        if reconciler.request(*key) != GONE:
+            return True
+        gone(*key)
+        return False
 
     # A failed resync (the API server unreachable) runs again after RETRY_SECONDS, not a whole
     # resync interval later (kopf's timers retried after 60 s by default: a canary stalled a minute).
-    ticks = Periodic(tick, resync_seconds, ROLLOUT_TICK_SECONDS, PERIODIC_WORKERS, retry_seconds=RETRY_SECONDS)
+    ticks = Periodic(tick, resync_seconds, ROLLOUT_TICK_SECONDS,
+                     ThreadPoolExecutor(PERIODIC_WORKERS, thread_name_prefix="periodic"),
+                     active=active, retry_seconds=RETRY_SECONDS)
+    # Stale-forecast converges, one at a time as before (they are rare: one per silent predictor).
+    forecasts = ForecastWatch(reconciler.request, ThreadPoolExecutor(1, thread_name_prefix="forecast-expiry"),
+                              active=active)
+    schedulers = (children_settled.scheduler, ticks.scheduler, forecasts.scheduler)
+
+    def gone(namespace: str, name: str) -> None:
+        """Drop what is kept per resource (not kopf's own state: that is per uid, see resource_seen)."""
+        ticks.forget(namespace, name)
+        forecasts.forget(namespace, name)
+        children_settled.forget((namespace, name))
+        if cache is not None:
+            cache.forget(namespace, name)
 
     def sweep(**_: Any) -> None:
         """NodeGroups of resources deleted while no operator ran (no finalizer waits for one)."""
         reconciler.sweep_edge()
 
+    def start_ticks(**_: Any) -> None:
+        for scheduler in schedulers:
+            scheduler.start()
+
     def stop_ticks(**_: Any) -> None:
-        """No resync may start while kopf closes its loop (kopf.event would fail in it)."""
-        ticks.stop()
+        """No scheduled converge may start while kopf closes its loop (kopf.event would fail in it)."""
+        for scheduler in schedulers:
+            scheduler.stop()
 
     kopf.on.login(registry=registry)(kopf.login_via_client)
     kopf.on.startup(registry=registry)(sweep)
+    kopf.on.startup(registry=registry)(start_ticks)
     kopf.on.cleanup(registry=registry)(stop_ticks)
     kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
     kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
     kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)
-    def expired(namespace: str, name: str) -> None:
-        if active():
-            reconciler.request(namespace, name)
-
-    forecasts = ForecastWatch(expired)
-
     def resource_seen(namespace: str, name: str, body: Mapping[str, Any], type: str | None, **_: Any) -> None:
         """Every watch event of a resource: its ticks (periodic.py); status.forecast (the
         predictor's) changed the floor, or will go stale: converge then (forecast_watch.py); gone:
         one more converge deletes its cluster-scoped NodeGroups (none can be owned by it)."""
         if type == "DELETED":
-            ticks.forget(namespace, name)
-            forecasts.forget(namespace, name)
+            gone(namespace, name)
             forget(body["metadata"]["uid"])
-            if cache is not None:
-                cache.forget(namespace, name)
             reconciler.delete_edge(namespace, name)
         else:
             ticks.observe(namespace, name, rolling_out(body.get("status") or {}))

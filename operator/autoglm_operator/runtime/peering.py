@@ -19,6 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from autoglm_operator.api.timestamps import parse_time
+from autoglm_operator.runtime.logs import retry_later
 
 log = logging.getLogger("autoglm.peering")
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
@@ -45,11 +46,14 @@ def outranked(peerings: Iterable[Mapping[str, Any]], priority: int, now: datetim
 
 class PeeringGate:
     """`active()`: this replica works now. Re-read at most every CHECK_SECONDS; a read that fails
-    keeps the last answer (kopf itself decides what the watches do)."""
+    keeps the last answer (kopf itself decides what the watches do). `changed(active)` is called
+    on each change of the answer (a replica starts active), in the caller's thread."""
 
     def __init__(self, read: Callable[[], list[Mapping[str, Any]]], priority: int,
-                 clock: Callable[[], datetime], monotonic: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], datetime], monotonic: Callable[[], float] = time.monotonic,
+                 changed: Callable[[bool], None] = lambda active: None) -> None:
         self._read, self._priority, self._clock, self._monotonic = read, priority, clock, monotonic
+        self._changed = changed
         self._lock = threading.Lock()
         self._checked: float | None = None
         self._active = True
@@ -61,11 +65,13 @@ class PeeringGate:
                 try:
                     active = not outranked(self._read(), self._priority, self._clock())
                 except ApiException as exc:
-                    log.warning("peering object unreadable (%s %s): ticks keep their last state", exc.status, exc.reason)
+                    log.log(logging.DEBUG if retry_later(exc) else logging.WARNING,
+                            "peering object unreadable (%s %s): ticks keep their last state", exc.status, exc.reason)
                     active = self._active
                 if active != self._active:
                     log.info("ticks %s (peering)", "resumed" if active else "paused for a higher-priority replica")
-                self._active = active
+                    self._active = active
+                    self._changed(active)
             return self._active
 
 

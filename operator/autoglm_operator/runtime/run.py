@@ -10,11 +10,13 @@ import kubernetes
 import prometheus_client
 import urllib3
 
+from autoglm_operator.reconcile import metrics
 from autoglm_operator.reconcile.apply import Cluster
 from autoglm_operator.reconcile.children_cache import ChildrenCache
 from autoglm_operator.reconcile.converge import Reconciler
 from autoglm_operator.reconcile.discovery import Discovery
 from autoglm_operator.runtime.handlers import build_registry, forget_handled, post_event, settings
+from autoglm_operator.runtime.logs import quiet_retry_later
 from autoglm_operator.runtime.peering import PeeringGate, peering_reader
 
 
@@ -35,6 +37,7 @@ def run(options: Options) -> None:
     """Blocks until SIGINT/SIGTERM; kopf handles the signals and stops gracefully."""
     kopf.configure(log_format=kopf.LogFormat[options.log_format.upper()])
     logging.getLogger().setLevel(options.log_level.upper())
+    quiet_retry_later()  # the API server's 429s while it starts (logs.py)
     if options.log_level != "debug":
         # kopf reports every handler run ("Timer 'resync' succeeded") at INFO; keep its problems only.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
@@ -47,8 +50,10 @@ def run(options: Options) -> None:
     if options.metrics_port:
         prometheus_client.start_http_server(options.metrics_port)
     configured = settings()
+    # A standby replica publishes no per-resource series (reconcile/metrics.py StatusMetrics).
     gate = PeeringGate(peering_reader(api, options.peering, options.namespaces), options.priority,
-                       clock=lambda: datetime.now(timezone.utc)) if options.peering else None
+                       clock=lambda: datetime.now(timezone.utc),
+                       changed=lambda active: metrics.STATUS.stand_by(not active)) if options.peering else None
     kopf.run(
         registry=build_registry(reconciler, resync_seconds=options.resync_seconds,
                                 forget=lambda uid: forget_handled(configured, uid), cache=cache,

@@ -5,7 +5,7 @@ import pytest
 from kubernetes import client
 
 from autoglm_operator.api.capabilities import Capabilities
-from autoglm_operator.reconcile.discovery import Discovery, has_mirror_percent
+from autoglm_operator.reconcile.discovery import REQUEST_TIMEOUT, Discovery, has_mirror_percent
 from autoglm_operator.reconcile.kinds import DEPLOYMENT, HTTP_ROUTE, SCALED_OBJECT
 
 
@@ -61,3 +61,39 @@ def test_the_real_httproute_schema_has_mirror_percent(upstream_schemas):
     if schema is None:
         pytest.skip("no Gateway API CRDs in the cache: run hack/build-tools.sh crds")
     assert has_mirror_percent(schema)
+
+
+def test_every_discovery_read_has_a_deadline():
+    """A hung API server connection fails the read (and the converge, retried) instead of hanging discovery."""
+    timeouts: dict[str, object] = {}
+
+    class Listing:
+        resources = [client.V1APIResource(name="httproutes", kind="HTTPRoute", namespaced=True, singular_name="",
+                                          verbs=["get"])]
+
+    class Objects:
+        def get_api_resources(self, group: str, version: str, _request_timeout: object = None) -> Listing:
+            timeouts[f"{group}/{version}"] = _request_timeout
+            return Listing()
+
+    class Core:
+        def get_api_resources(self, _request_timeout: object = None) -> Listing:
+            timeouts["v1"] = _request_timeout
+            return Listing()
+
+    class Response:
+        status, data = 404, b""
+
+        def read(self) -> None:
+            pass
+
+    class Api(client.ApiClient):
+        def call_api(self, *args: object, _request_timeout: object = None, **kwargs: object) -> Response:
+            timeouts["openapi"] = _request_timeout
+            return Response()
+
+    discovery = Discovery(Api(), ttl_seconds=60)
+    discovery._objects, discovery._core = Objects(), Core()  # type: ignore[assignment]
+    assert discovery.capabilities().gateway_api
+    assert "openapi" in timeouts and len(timeouts) > 2
+    assert set(timeouts.values()) == {REQUEST_TIMEOUT}

@@ -138,3 +138,22 @@ def test_the_collector_publishes_the_recorded_status_and_forgets_a_deleted_resou
     metrics.forget("ml", "glm")
     published = {s.labels.get("autoglm_deployment") for family in registry.collect() for s in family.samples}
     assert published == {"other"}
+
+
+def test_a_standby_replica_publishes_no_per_resource_series_until_it_works_again():
+    """Two replicas of a peering are both scraped; only the active one's values are current."""
+    metrics, registry = StatusMetrics(), CollectorRegistry()
+    registry.register(metrics)
+
+    def published() -> set[str | None]:
+        return {s.labels.get("autoglm_deployment") for family in registry.collect() for s in family.samples}
+
+    metrics.record("ml", "glm", {}, {"conditions": [READY]})
+    assert published() == {"glm"}
+    metrics.stand_by(True)
+    assert published() == set()
+    metrics.record("ml", "glm", {}, {"conditions": [READY]})  # a converge that began before
+    assert published() == set()
+    metrics.stand_by(False)
+    metrics.record("ml", "other", {}, {"conditions": [PROGRESSING]})
+    assert published() == {"other"}, "the active replica's converges publish again"

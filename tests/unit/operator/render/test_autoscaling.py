@@ -8,9 +8,8 @@ import pytest
 from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS
 from autoglm_operator.api.queries import default_load_query
 from autoglm_operator.api.schema import InvalidSpec
-from autoglm_operator.api.timestamps import format_time, from_epoch
+from autoglm_operator.api.timestamps import format_time
 from autoglm_operator.render.autoscaling import autoscaler, autoscaling_status, min_replicas
-from autoglm_operator.runtime.forecast_watch import GRACE_SECONDS, ForecastWatch
 
 ON = {"enabled": True, "minReplicas": 2, "maxReplicas": 10, "target": {"perReplica": 6}, "scaleDownStabilizationSeconds": 900}
 
@@ -176,67 +175,3 @@ def test_predictive_crd_schema(repo):
     assert set(predictive["properties"]) == {"enabled", "quantile", "horizonSeconds", "maxFloor"}
     assert (predictive["properties"]["quantile"]["minimum"], predictive["properties"]["quantile"]["maximum"]) == (0.5, 0.99)
     assert any("maxFloor <= self.maxReplicas" in r["rule"] for r in autoscaling["x-kubernetes-validations"])
-
-
-# ---------------------------------------------------------------------------------------------
-# ForecastWatch: converge when the floor may change, and once when the forecast goes stale.
-
-
-def body(floor: int | None, updated: float, enabled: bool = True) -> dict:
-    status = {} if floor is None else {"forecast": {"recommendedMinReplicas": floor, "updatedAt": format_time(from_epoch(updated))}}
-    return {"spec": {"autoscaling": {"predictive": {"enabled": enabled}}}, "status": status}
-
-
-def test_watch_requests_only_floor_changes():
-    clock = [NOW.timestamp()]
-    requested: list[tuple[str, str]] = []
-    watch = ForecastWatch(lambda ns, n: requested.append((ns, n)), clock=lambda: clock[0])
-    try:
-        assert not watch.observe("ml", "glm", body(3, clock[0])), "first sight: the resume handler converges"
-        assert not watch.observe("ml", "glm", body(3, clock[0] + 60)), "heartbeat: same floor"
-        assert watch.observe("ml", "glm", body(5, clock[0] + 61))
-        assert watch.observe("ml", "glm", body(5, clock[0], enabled=False)), "kill switch: floor gone"
-        assert not watch.observe("ml", "glm", body(None, clock[0], enabled=False))
-        assert requested == [("ml", "glm")] * 2
-    finally:
-        watch.stop()
-
-
-def test_watch_converges_once_when_the_forecast_goes_stale():
-    import time
-
-    requested: list[tuple[str, str]] = []
-    # updatedAt (whole seconds) so old that the forecast expires 0.5 to 1.5 s from now; the converge follows GRACE_SECONDS later
-    updated = time.time() - STALENESS_WINDOW_SECONDS + 1.5
-    watch = ForecastWatch(lambda ns, n: requested.append((ns, n)))
-    try:
-        watch.observe("ml", "glm", body(4, updated))
-        watch.observe("ml", "other", body(4, updated))
-        watch.forget("ml", "other")
-        deadline = time.time() + 1.5 + GRACE_SECONDS + 3
-        while not requested and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        assert requested == [("ml", "glm")]
-        assert not watch.observe("ml", "glm", body(4, updated)), "known stale: nothing new"
-    finally:
-        watch.stop()
-
-
-def test_the_stale_forecast_converge_runs_in_the_context_of_the_handler_that_saw_it():
-    """kopf.event reads kopf's settings from context variables: a converge from the expiry thread posts Events too."""
-    import contextvars
-    import time
-
-    var: contextvars.ContextVar[str] = contextvars.ContextVar("kopf_settings")
-    seen: list[str] = []
-    var.set("kopf's settings")
-    watch = ForecastWatch(lambda ns, n: seen.append(var.get("missing")))
-    try:
-        watch.observe("ml", "glm", body(4, time.time() - STALENESS_WINDOW_SECONDS + 1.5))  # whole seconds: see above
-        deadline = time.time() + 1.5 + GRACE_SECONDS + 3
-        while not seen and time.time() < deadline:
-            time.sleep(0.05)
-        assert seen == ["kopf's settings"]
-    finally:
-        watch.stop()

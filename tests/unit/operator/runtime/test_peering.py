@@ -43,3 +43,22 @@ def test_the_gate_reads_at_most_every_few_seconds_and_keeps_its_answer_on_errors
     assert not gate.active(), "an unreadable peering object keeps the last answer"
     clock[0] += CHECK_SECONDS
     assert gate.active() and len(reads) == 3
+
+
+def test_the_gate_reports_each_change_of_its_answer() -> None:
+    """How a standby replica drops its per-resource metrics (run.py, reconcile/metrics.py)."""
+    answers: list[Any] = [[{"status": {"high": _peer(200, 1)}}], ApiException(status=429), [{"status": {}}], [{"status": {}}]]
+    clock = [0.0]
+    changes: list[bool] = []
+
+    def read() -> list[dict[str, Any]]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    gate = PeeringGate(read, 100, clock=lambda: NOW, monotonic=lambda: clock[0], changed=changes.append)
+    for _ in range(4):
+        gate.active()
+        clock[0] += CHECK_SECONDS
+    assert changes == [False, True]
