@@ -10,16 +10,29 @@ one revision of one deployment: its metrics carry `namespace`, `autoglm_deployme
 `autoglm_revision` labels. Faults (errors, extra TTFT) can be injected at start or at run time
 through POST /admin/config, to play a bad canary.
 
+Streams and pods (the stream-safe scale-in e2e): a request with `"stream": true` is answered as
+Server-Sent Events, one chunk per STREAM_CHUNK_SECONDS of decode, like vLLM's OpenAI server. Once
+told its Deployment's pods (POST /admin/pods `{"serving": [...], "present": [...]}`, from the
+termination runner, termination.py) the engine puts every request on one serving pod (Ready, not
+terminating; the one with the fewest requests, as a least-request balancer would) and answers 503
+when none serves; it publishes each pod's own running and waiting gauges at GET /pods/<pod>/metrics
+(what that pod's engine would publish on its localhost, for its preStop hook); and a pod that is no
+longer present has been stopped: its requests still in flight are cut (the connection is closed)
+and counted in `autoglm_testenv_streams_cut_total`. Until told, the engine serves as one pool.
+
     python -m autoglm_testenv.engine --port 8000 --deployment glm-chat --revision r1
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
+import math
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -27,12 +40,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from autoglm_operator.api.engines import PROFILES
+from autoglm_operator.api.engines import PROFILES, Signals
 
 # Bucket edges as vLLM publishes them, so histogram_quantile behaves the same on both.
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
 E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0)
 CHARS_PER_TOKEN = 4
+STREAM_CHUNK_SECONDS = 0.5  # modelled decode time per streamed chunk
 
 
 @dataclass
@@ -131,15 +145,77 @@ class Metrics:
         self.total.labels(**self.labels).inc()
 
 
+@dataclass
+class Flight:
+    """One request in flight on a pod: queued until it gets a batch slot; `cut` is set when its pod stops."""
+
+    pod: str
+    queued: bool = True
+    cut: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+
+class Pods:
+    """The Deployment's pods as the termination runner reports them, and the requests on each."""
+
+    def __init__(self) -> None:
+        self.serving: list[str] = []
+        self.flights: dict[str, list[Flight]] = {}  # every present pod, with its requests in flight
+
+    def update(self, serving: list[str], present: list[str]) -> list[Flight]:
+        """New pod sets; returns the flights of the pods that are gone (each is cut)."""
+        self.serving = [p for p in serving if p in present]
+        gone = [f for pod in set(self.flights) - set(present) for f in self.flights.pop(pod)]
+        for pod in present:
+            self.flights.setdefault(pod, [])
+        return gone
+
+    def admit(self) -> Flight | None:
+        """A new request on the serving pod with the fewest in flight (ties: by name); None when none serves."""
+        if not self.serving:
+            return None
+        pod = min(self.serving, key=lambda p: (len(self.flights[p]), p))
+        flight = Flight(pod)
+        self.flights[pod].append(flight)
+        return flight
+
+    def done(self, flight: Flight) -> None:
+        if flight in self.flights.get(flight.pod, []):
+            self.flights[flight.pod].remove(flight)
+
+    def exposition(self, pod: str, signals: Signals) -> str | None:
+        """The pod's running and waiting gauges in the text format, or None for a pod not present."""
+        flights = self.flights.get(pod)
+        if flights is None:
+            return None
+        waiting = sum(f.queued for f in flights)
+        return (f'{signals.running}{{pod="{pod}"}} {len(flights) - waiting}\n'
+                f'{signals.waiting}{{pod="{pod}"}} {waiting}\n')
+
+
 class Engine:
     def __init__(self, model: str, cfg: EngineConfig, identity: dict[str, str], engine: str = "vllm") -> None:
         self.model = model
         self.cfg = cfg
+        self.signals = PROFILES[engine].signals
         self.metrics = Metrics(model, identity, engine)
         self.running = 0
         self.waiting = 0
         self.kv_tokens = 0
         self.slots = asyncio.Condition()
+        self.pods: Pods | None = None  # None until the termination runner reports them
+        self.cuts = Counter("autoglm_testenv_streams_cut", "Requests in flight on a pod that stopped",
+                            list(identity), registry=self.metrics.registry).labels(**identity)
+        self.cuts.inc(0)
+
+    def set_pods(self, serving: list[str], present: list[str]) -> int:
+        """Follow the pods (POST /admin/pods); cuts the requests of pods gone and returns how many."""
+        if self.pods is None:
+            self.pods = Pods()
+        gone = self.pods.update(serving, present)
+        for flight in gone:
+            flight.cut.set()
+        self.cuts.inc(len(gone))
+        return len(gone)
 
     def _gauges(self) -> None:
         m, labels = self.metrics, self.metrics.labels
@@ -147,8 +223,10 @@ class Engine:
         m.waiting.labels(**labels).set(self.waiting)
         m.kv_usage.labels(**labels).set(min(1.0, self.kv_tokens / self.cfg.kv_cache_tokens))
 
-    async def generate(self, prompt_tokens: int, max_tokens: int) -> tuple[float, float]:
-        """Queue, prefill and decode one request; returns (ttft, e2e) in modelled seconds."""
+    async def generate(self, prompt_tokens: int, max_tokens: int, flight: Flight | None = None,
+                       emit: Callable[[int], Awaitable[None]] | None = None) -> tuple[float, float]:
+        """Queue, prefill and decode one request; returns (ttft, e2e) in modelled seconds. With
+        `emit`, decode is cut into STREAM_CHUNK_SECONDS chunks and emit(tokens) is awaited after each."""
         cfg = self.cfg
         start = time.monotonic()
         async with self.slots:
@@ -160,13 +238,22 @@ class Engine:
                 self.waiting -= 1
             self.running += 1
             self.kv_tokens += prompt_tokens + max_tokens
+            if flight is not None:
+                flight.queued = False
             self._gauges()
         try:
             prefill = cfg.service_seconds(prompt_tokens, 0)
             await asyncio.sleep(prefill / cfg.time_scale)
             ttft = (time.monotonic() - start) * cfg.time_scale
             decode = cfg.service_seconds(prompt_tokens, max_tokens, self.running) - prefill
-            await asyncio.sleep(decode / cfg.time_scale)
+            chunks = max(1, math.ceil(decode / STREAM_CHUNK_SECONDS)) if emit else 1
+            sent = 0
+            for i in range(1, chunks + 1):
+                await asyncio.sleep(decode / chunks / cfg.time_scale)
+                if emit is not None:
+                    tokens = max_tokens * i // chunks - sent
+                    sent += tokens
+                    await emit(tokens)
         finally:
             async with self.slots:
                 self.running -= 1
@@ -192,6 +279,75 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     return max(1, len(text) // CHARS_PER_TOKEN)
 
 
+async def _until_cut(work: Awaitable[Any], flight: Flight | None) -> bool:
+    """Run `work` unless the request's pod stops first (then `work` is cancelled); True when cut."""
+    task = asyncio.ensure_future(work)
+    if flight is None:
+        await task
+        return False
+    cut = asyncio.ensure_future(flight.cut.wait())
+    done, _ = await asyncio.wait({task, cut}, return_when=asyncio.FIRST_COMPLETED)
+    for pending in (task, cut):
+        pending.cancel()
+    if task in done:
+        task.result()
+        return False
+    return True
+
+
+def _abort(request: web.Request) -> None:
+    """The stopped pod's connection ends mid-answer, as a killed engine's does."""
+    if request.transport is not None:
+        request.transport.close()
+
+
+def _completion_id() -> str:
+    return f"cmpl-{uuid.uuid4().hex[:12]}"
+
+
+async def _whole(request: web.Request, engine: Engine, body: dict[str, Any], max_tokens: int,
+                 flight: Flight | None) -> web.StreamResponse:
+    handler = request.path
+    prompt_tokens = _prompt_tokens(body)
+    if await _until_cut(engine.generate(prompt_tokens, max_tokens, flight), flight):
+        _abort(request)
+        return web.Response(status=500)
+    engine.metrics.http_done(handler, 200)
+    chat = handler.endswith("chat/completions")
+    text = "ok " * max_tokens
+    choice = {"index": 0, "finish_reason": "length",
+              **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})}
+    return web.json_response({
+        "id": _completion_id(), "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()), "model": engine.model, "choices": [choice],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": max_tokens,
+                  "total_tokens": prompt_tokens + max_tokens},
+    })
+
+
+async def _stream(request: web.Request, engine: Engine, body: dict[str, Any], max_tokens: int,
+                  flight: Flight | None) -> web.StreamResponse:
+    """Server-Sent Events as vLLM's OpenAI server sends them: `data: <chunk>` per chunk, then `data: [DONE]`."""
+    chat = request.path.endswith("chat/completions")
+    ident, kind = _completion_id(), "chat.completion.chunk" if chat else "text_completion"
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+
+    async def emit(tokens: int) -> None:
+        text = "ok " * tokens
+        choice = {"index": 0, **({"delta": {"content": text}} if chat else {"text": text})}
+        chunk = {"id": ident, "object": kind, "created": int(time.time()), "model": engine.model, "choices": [choice]}
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+    if await _until_cut(engine.generate(_prompt_tokens(body), max_tokens, flight, emit), flight):
+        _abort(request)
+        return response
+    engine.metrics.http_done(request.path, 200)
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
 def build_app(engine: Engine) -> web.Application:
     async def completion(request: web.Request) -> web.StreamResponse:
         handler = request.path
@@ -213,19 +369,34 @@ def build_app(engine: Engine) -> web.Application:
             engine.metrics.http_done(handler, 500)
             engine.metrics.finished(ok=False)
             return web.json_response({"error": {"message": "injected failure", "type": "server_error"}}, status=500)
-        prompt_tokens = _prompt_tokens(body)
-        await engine.generate(prompt_tokens, max_tokens)
-        engine.metrics.http_done(handler, 200)
-        chat = handler.endswith("chat/completions")
-        text = "ok " * max_tokens
-        choice = {"index": 0, "finish_reason": "length",
-                  **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})}
-        return web.json_response({
-            "id": f"cmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()), "model": engine.model, "choices": [choice],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": max_tokens,
-                      "total_tokens": prompt_tokens + max_tokens},
-        })
+        flight = engine.pods.admit() if engine.pods is not None else None
+        if engine.pods is not None and flight is None:
+            engine.metrics.http_done(handler, 503)
+            return web.json_response({"error": {"message": "no serving pod", "type": "unavailable"}}, status=503)
+        try:
+            return await (_stream if body.get("stream") else _whole)(request, engine, body, max_tokens, flight)
+        finally:
+            if flight is not None and engine.pods is not None:
+                engine.pods.done(flight)
+
+    async def pod_metrics(request: web.Request) -> web.Response:
+        text = engine.pods.exposition(request.match_info["pod"], engine.signals) if engine.pods is not None else None
+        if text is None:
+            return web.Response(status=404, text="no such pod")
+        return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def pods_get(_: web.Request) -> web.Response:
+        pods = engine.pods
+        return web.json_response(None if pods is None else {
+            "serving": pods.serving, "inFlight": {pod: len(f) for pod, f in pods.flights.items()}})
+
+    async def pods_set(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            serving, present = [str(p) for p in body["serving"]], [str(p) for p in body["present"]]
+        except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+            return web.json_response({"error": f"want {{serving: [...], present: [...]}}: {exc}"}, status=400)
+        return web.json_response({"cut": engine.set_pods(serving, present)})
 
     async def models(_: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": engine.model, "object": "model", "owned_by": "autoglm"}]})
@@ -254,6 +425,9 @@ def build_app(engine: Engine) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/admin/config", admin_get)
     app.router.add_post("/admin/config", admin_set)
+    app.router.add_get("/admin/pods", pods_get)
+    app.router.add_post("/admin/pods", pods_set)
+    app.router.add_get("/pods/{pod}/metrics", pod_metrics)
     return app
 
 

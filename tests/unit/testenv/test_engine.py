@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -84,3 +85,58 @@ def test_bad_requests_get_400(body: bytes) -> None:
         return (await client.post("/v1/completions", data=body)).status
 
     assert _run(EngineConfig(), scenario) == 400
+
+
+def test_a_stream_arrives_in_chunks_then_done() -> None:
+    async def scenario(client: TestClient, _: Engine) -> str:
+        resp = await client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 40, "stream": True})
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        return await resp.text()
+
+    text = _run(EngineConfig(decode_tokens_per_s=40, batch_slowdown=0, time_scale=4), scenario)
+    chunks = [line for line in text.splitlines() if line.startswith("data: ")]
+    assert chunks[-1] == "data: [DONE]" and len(chunks) == 3, "1 s of decode in 0.5 s chunks"
+    assert sum(json.loads(c[6:])["choices"][0]["text"].count("ok") for c in chunks[:-1]) == 40
+
+
+def test_streams_go_to_serving_pods_and_are_cut_when_their_pod_stops() -> None:
+    async def scenario(client: TestClient, engine: Engine) -> dict[str, Any]:
+        await client.post("/admin/pods", json={"serving": ["p0", "p1"], "present": ["p0", "p1"]})
+        body = {"prompt": "hi", "max_tokens": 400, "stream": True}
+        streams = [asyncio.ensure_future(client.post("/v1/completions", json=body)) for _ in range(4)]
+        responses = [await s for s in streams]
+        await asyncio.sleep(0.2)
+        per_pod = {pod: (await (await client.get(f"/pods/{pod}/metrics")).text()) for pod in ("p0", "p1")}
+        # p1 terminates: it takes no new stream but keeps its own
+        await client.post("/admin/pods", json={"serving": ["p0"], "present": ["p0", "p1"]})
+        late = await client.post("/v1/completions", json=body)
+        state = await (await client.get("/admin/pods")).json()
+        cut = await (await client.post("/admin/pods", json={"serving": ["p0"], "present": ["p0"]})).json()
+        broken = 0
+        for resp in responses:
+            try:
+                text = await resp.text()
+                broken += "[DONE]" not in text
+            except Exception:  # noqa: BLE001 - a cut connection
+                broken += 1
+        late.close()
+        metrics = await (await client.get("/metrics")).text()
+        none = await client.get("/pods/p1/metrics")
+        return {"per_pod": per_pod, "state": state, "cut": cut, "broken": broken, "metrics": metrics,
+                "gone": none.status}
+
+    out = _run(EngineConfig(decode_tokens_per_s=100, batch_slowdown=0, max_running=3), scenario)
+    assert 'vllm:num_requests_running{pod="p0"} 2' in out["per_pod"]["p0"]
+    assert 'vllm:num_requests_running{pod="p1"} 1' in out["per_pod"]["p1"], "3 slots: one of p1's queued"
+    assert 'vllm:num_requests_waiting{pod="p1"} 1' in out["per_pod"]["p1"]
+    assert out["state"]["inFlight"] == {"p0": 3, "p1": 2}, "the late stream went to the serving pod"
+    assert out["cut"] == {"cut": 2} and out["broken"] == 2 and out["gone"] == 404
+    assert _value(out["metrics"], "autoglm_testenv_streams_cut_total") == 2
+
+
+def test_no_serving_pod_is_503() -> None:
+    async def scenario(client: TestClient, _: Engine) -> int:
+        await client.post("/admin/pods", json={"serving": [], "present": ["p0"]})
+        return (await client.post("/v1/completions", json={"prompt": "hi"})).status
+
+    assert _run(EngineConfig(), scenario) == 503

@@ -46,21 +46,34 @@ def test_every_keda_process_listens_on_loopback_or_a_port_of_its_own() -> None:
     assert f"--metrics-service-address=127.0.0.1:{PORTS['keda_grpc']}" in argvs["keda-adapter"]
 
 
+DELETING = {"key": ".metadata.deletionTimestamp", "operator": "Exists"}
 STAGES = [{"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name},
-           "spec": {"resourceRef": {"kind": "Pod"}, "next": {}}} for name in ("pod-complete", "pod-ready")]
+           "spec": {"resourceRef": {"kind": "Pod"}, "selector": {"matchExpressions": [DELETING]}, "next": {}}}
+          for name in ("pod-complete", "pod-ready", "pod-delete")]
 
 
 def test_only_the_pod_ready_stage_waits_for_the_pods_delay_annotation() -> None:
-    complete, ready = cold_start.pod_stages(STAGES)
+    complete, ready, _, _ = cold_start.pod_stages(STAGES)
     assert complete == STAGES[0]
     assert ready["spec"]["delay"] == {"durationMilliseconds": 0, "durationFrom": {
         "expressionFrom": '.metadata.annotations["pod-ready.stage.kwok.x-k8s.io/delay"]'}}
     assert "delay" not in STAGES[1]["spec"], "the input is not changed"
 
 
-def test_stages_without_pod_ready_are_refused() -> None:
-    with pytest.raises(ValueError, match="pod-ready"):
-        cold_start.pod_stages(STAGES[:1])
+def test_opted_in_pods_are_deleted_at_their_deletion_timestamp_the_others_at_once() -> None:
+    *_, graceful, instant = cold_start.pod_stages(STAGES)
+    opted_in = '.metadata.annotations["testenv.autoglm.io/termination"]'
+    assert graceful["metadata"]["name"] == cold_start.GRACEFUL_DELETE_STAGE
+    assert graceful["spec"]["selector"]["matchExpressions"] == [DELETING, {"key": opted_in, "operator": "Exists"}]
+    assert graceful["spec"]["delay"]["durationFrom"] == {"expressionFrom": ".metadata.deletionTimestamp"}
+    assert instant["metadata"]["name"] == "pod-delete" and "delay" not in instant["spec"]
+    assert instant["spec"]["selector"]["matchExpressions"] == [DELETING, {"key": opted_in, "operator": "DoesNotExist"}]
+
+
+def test_stages_without_pod_ready_or_pod_delete_are_refused() -> None:
+    for missing in (1, 2):
+        with pytest.raises(ValueError, match="pod-ready and pod-delete"):
+            cold_start.pod_stages(STAGES[:missing] + STAGES[missing + 1:])
 
 
 @pytest.mark.parametrize(("seconds", "value"), [(20, "20s"), (2.5, "2.5s"), (0, None)])
@@ -79,6 +92,7 @@ def test_the_policy_copies_the_namespace_annotation_onto_new_pods() -> None:
     assert policy["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE"]
     expression = policy["spec"]["mutations"][0]["applyConfiguration"]["expression"]
     assert cold_start.KWOK_DELAY_ANNOTATION in expression and cold_start.NAMESPACE_ANNOTATION in expression
+    assert cold_start.TERMINATION_ANNOTATION in policy["spec"]["mutations"][1]["applyConfiguration"]["expression"]
 
 
 def _deployment(ready: int | None) -> SimpleNamespace:
