@@ -119,6 +119,20 @@ def _act(testenv: Env, namespace: str, action: str) -> None:
                     f"autoglm.io/rollout-action={action}:{uuid.uuid4().hex[:6]}")
 
 
+def _switch(testenv: Env, namespace: str, cr: dict[str, Any], model: str, engines: dict[str, str], stable: str,
+            canary: str, action: str, retired: str) -> None:
+    """Start a canary of `model` (its one step: 50%), wait until both revisions stream, then `action`
+    it (promote or abort) and wait until the revision that lost its traffic is retired, pods and all."""
+    cr["spec"]["model"]["name"] = model
+    apply(testenv, cr)
+    wait_for("streams on both revisions", lambda: sum(_in_flight(engines[canary]).values()) >= 2
+             and sum(_in_flight(engines[stable]).values()) >= 2, 120)
+    _act(testenv, namespace, action)
+    wait_for(f"revision {retired} retired and its pod stopped", lambda: not _pods(testenv, namespace, retired)
+             and resource(testenv, namespace, NAME)["status"].get("currentRevision") == (canary if action == "promote" else stable),
+             150)
+
+
 @pytest.fixture
 def kubelet_termination(testenv: Env, namespace: str) -> None:
     """The namespace's pods stop the kubelet way (cold_start.py); refuses an environment started before that existed."""
@@ -168,26 +182,14 @@ def test_long_streams_survive_scale_in_promotion_and_rollback(
                             "-p", json.dumps({"spec": {"replicas": 1}}))
             wait_for("two pods stopped", lambda: len(_pods(testenv, namespace, stable)) == 1, 120)
 
-            # 2. A canary at 50%, promoted by the user while both revisions stream.
+            # 2. A canary at 50%, promoted by the user while both revisions stream: the old stable retires.
             cr["spec"]["replicas"] = 1
-            cr["spec"]["model"]["name"] = MODELS[1]
-            apply(testenv, cr)
-            wait_for("streams on both revisions", lambda: sum(_in_flight(engines[promoted]).values()) >= 2
-                     and sum(_in_flight(engines[stable]).values()) >= 2, 120)
-            _act(testenv, namespace, "promote")
-            wait_for("the old stable retired and its pod stopped",
-                     lambda: resource(testenv, namespace, NAME)["status"].get("currentRevision") == promoted
-                     and not _pods(testenv, namespace, stable), 150)
-
-            # 3. A canary at 50%, rolled back (aborted) by the user while both revisions stream.
-            cr["spec"]["model"]["name"] = MODELS[2]
-            apply(testenv, cr)
-            wait_for("streams on both revisions", lambda: sum(_in_flight(engines[rolled_back]).values()) >= 2
-                     and sum(_in_flight(engines[promoted]).values()) >= 2, 120)
-            _act(testenv, namespace, "abort")
-            wait_for("the rolled-back canary retired and its pod stopped",
-                     lambda: not _pods(testenv, namespace, rolled_back), 150)
+            _switch(testenv, namespace, cr, MODELS[1], engines, stable, promoted, "promote", retired=stable)
+            # 3. Another canary at 50%, rolled back (aborted) by the user while both stream: the canary retires.
+            _switch(testenv, namespace, cr, MODELS[2], engines, promoted, rolled_back, "abort", retired=rolled_back)
         cut = sum(_cut(url) for url in engines.values())
+        retired = [e["message"] for e in testenv.kubectl_json("get", "events", "-n", namespace, "--field-selector",
+                                                              f"involvedObject.name={NAME},reason=RevisionRetired")["items"]]
         print(f"\nstreams [{mode}]: {load.completed} completed, {load.broken} broken at the client, {cut:g} cut by a "
               f"stopping pod, {load.refused} refused; {time.monotonic() - started:.0f}s")
     finally:
@@ -198,3 +200,4 @@ def test_long_streams_survive_scale_in_promotion_and_rollback(
     else:
         assert cut == 0 and load.broken == 0, f"{cut:g} streams cut, {load.broken} broken"
         assert load.completed >= STREAMS
+        assert len(retired) == 2 and all("drained" in m for m in retired), retired
