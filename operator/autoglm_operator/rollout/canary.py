@@ -252,8 +252,10 @@ class _Machine:
             elif why == "budget":
                 left = entry.get("inFlight")
                 said = "an unknown number of" if left is None else f"{left:g}"
-                self.event("Warning", "RevisionRetired", f"revision {revision} retired: its drain budget "
-                           f"({self.r.drain_delay_seconds}s) ended with {said} request(s) in flight at the last reading")
+                # Normal: each pod still drains through its own preStop hook (render/drain_hook.py).
+                self.event("Normal", "RevisionRetired", f"revision {revision} retired: its drain budget "
+                           f"({self.r.drain_delay_seconds}s) ended with {said} request(s) in flight at the last "
+                           f"reading; its pods drain on their own")
             else:
                 kept.append({**entry, "inFlight": reading} if reading is not None else entry)
         self.c.retiring = kept

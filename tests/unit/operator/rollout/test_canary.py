@@ -409,7 +409,7 @@ def test_a_retirement_never_outlives_its_budget():
     drv = _promoted_at_42()
     drv.at(60, desired="new", in_flight={"old": 2.0})
     d = drv.at(72, desired="new", in_flight={"old": 2.0})
-    assert d.keep == {"new"} and d.events[-1].type == "Warning"
+    assert d.keep == {"new"} and d.events[-1].reason == "RevisionRetired"
     assert "budget (30s) ended with 2 request(s) in flight" in d.events[-1].message
 
 
