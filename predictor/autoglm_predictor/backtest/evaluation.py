@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from autoglm_predictor.backtest.frontier import Comparison, Frontier, Point, compare, frontier
-from autoglm_predictor.forecast.calibration import DEFAULT_RATE, calibrate
+from autoglm_predictor.forecast.calibration import DEFAULT_RATE, calibrate, relative_scale
 from autoglm_predictor.forecast.forecasters import Forecaster, LinearAR, Persistence, SeasonalNaive
 from autoglm_predictor.forecast.policy import PolicyConfig, PolicyInput, decide, initial_state
 from autoglm_predictor.forecast.scores import Accuracy, accuracy, naive_scale
@@ -120,10 +120,10 @@ def calibrated(scenario: Scenario, data: Data, forecasts: np.ndarray, forecaster
     """The forecasts with the upper quantile tracked online (forecast/calibration.py); a copy."""
     out = forecasts.copy()
     if scenario.calibration_rate > 0:
-        upper = forecaster.quantile_index(scenario.quantile)
-        out[:, :, upper] = calibrate(forecasts[:, :, upper], data.all_buckets.to_numpy(), len(data.buckets.train),
-                                     scenario.quantile, naive_scale(data.buckets.train.to_numpy()),
-                                     scenario.calibration_rate)
+        upper, median = forecaster.quantile_index(scenario.quantile), forecaster.quantile_index(0.5)
+        out[:, :, upper] = calibrate(forecasts[:, :, upper], forecasts[:, :, median], data.all_buckets.to_numpy(),
+                                     len(data.buckets.train), scenario.quantile,
+                                     relative_scale(data.buckets.train.to_numpy()), scenario.calibration_rate)
     return out
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from autoglm_predictor import traces as sample_traces
 from autoglm_predictor.backtest import scenarios
+from autoglm_predictor.forecast.calibration import DEFAULT_RATE
 
 # The NASA trace shipped with the package, so the default works from any directory and any install.
 DEFAULT_TRACE = str(sample_traces.NASA_PER_MINUTE)
@@ -48,9 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backtest.add_argument("--break-even-cold-start", default="0s",
                           help="below this cold start the policy keeps no floor (reactive scaling alone)")
     _scenario_argument(backtest, "--cold-start", "time for a new pod to become Ready")
-    backtest.add_argument("--calibration-rate", type=float, default=0.05,
-                          help="online quantile tracking of the upper forecast: offset step per miss, in units of "
-                               "the training series' mean one-bucket change (0: off)")
+    backtest.add_argument("--calibration-rate", type=float, default=DEFAULT_RATE,
+                          help="online quantile tracking of the upper forecast: log-factor step per miss, in units of "
+                               "the training series' mean one-bucket change over its mean level (0: off)")
     backtest.add_argument("--ttft-slo", default="3s", help="per-request TTFT SLO of the fluid queue")
     backtest.add_argument("--base-ttft", default="0.5s", help="the engine's TTFT without queueing")
     backtest.add_argument("--sync-period", default="15s", help="HPA sync period")
@@ -96,9 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predictor.add_argument("--break-even-cold-start", type=float, default=0.0,
                            help="seconds: deployments whose pods start faster get no floor (reactive scaling alone; "
                                 "the backtest's cold-start sweep measures it)")
-    predictor.add_argument("--calibration-rate", type=float, default=0.0,
-                           help="online quantile tracking of the upper forecast, as the backtest's --calibration-rate "
-                                "(0: off, the live default: its offset learned at a surge kept troughs a replica high)")
+    predictor.add_argument("--calibration-rate", type=float, default=DEFAULT_RATE,
+                           help="online quantile tracking of the upper forecast, as the backtest's --calibration-rate (0: off)")
     predictor.set_defaults(func=predictor_command)
 
 

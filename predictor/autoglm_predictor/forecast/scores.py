@@ -23,6 +23,18 @@ class Accuracy:
     pinball: float  # at the upper quantile
 
 
+# Float rounding, not a shortfall: least squares reproduces the deterministic staged ramp only to
+# ~1e-11 of loads of 60-600 per bucket, and counting those as misses reported 19-47 of 62 buckets
+# "exceeded" for an exact forecast.
+EXCEED_RTOL = 1e-9
+
+
+def exceeds(actual: np.ndarray | float, forecast: np.ndarray | float) -> np.ndarray:
+    """Where demand exceeded the forecast by more than float rounding (elementwise booleans)."""
+    actual, forecast = np.asarray(actual, dtype=float), np.asarray(forecast, dtype=float)
+    return actual > forecast + EXCEED_RTOL * np.maximum(np.abs(actual), 1.0)
+
+
 def pinball_loss(actual: np.ndarray, forecast: np.ndarray, q: float) -> float:
     error = actual - forecast
     return float(np.mean(np.maximum(q * error, (q - 1) * error)))
@@ -50,7 +62,7 @@ def accuracy(actual: np.ndarray, median: np.ndarray, upper: np.ndarray, q: float
         rmse=float(np.sqrt(np.mean(error**2))),
         smape=float(100 * np.mean(smape)),
         mase=mae / scale,
-        under_rate=float(100 * np.mean(a > u)),
+        under_rate=float(100 * np.mean(exceeds(a, u))),
         pinball=pinball_loss(a, u, q),
     )
 

@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from autoglm_predictor.forecast.calibration import LiveCalibration
+from autoglm_predictor.forecast.calibration import DEFAULT_RATE, LiveCalibration
 from autoglm_predictor.forecast.models import LADDER, DeploymentModel, ModelSettings, lstm_available
 from autoglm_predictor.forecast.policy import PolicyConfig, PolicyInput, PolicyState, decide
 from autoglm_operator.api.forecast import STALENESS_WINDOW
@@ -70,11 +70,8 @@ class PredictorSettings:
     refresh_seconds: float = 30.0
     history_seconds: int = 8 * 86400  # kept per deployment, and re-read from Kafka on assignment
     break_even_cold_start_seconds: float = 0.0  # faster-starting deployments get no floor (forecast/policy.py)
-    # Online quantile tracking of the upper forecast (forecast/calibration.py), 0 = off. Off by default
-    # live: its additive offset, learned at a surge's misses and undone 19x slower by hits at q0.95,
-    # kept the trough floor one replica above the minimum in the daily-cycle e2e (1 of 2 fresh-clone
-    # runs); a level-relative tracker is the next step (docs/forecasting.md#calibration).
-    calibration_rate: float = 0.0
+    # Online quantile tracking of the upper forecast (forecast/calibration.py, as the backtest), 0 = off.
+    calibration_rate: float = DEFAULT_RATE
     models: ModelSettings = field(default_factory=ModelSettings)
 
 
@@ -449,7 +446,7 @@ class Predictor:
         if self.settings.calibration_rate > 0:
             if state.calibration is None or state.calibration.quantile != state.target.quantile:
                 state.calibration = LiveCalibration(state.target.quantile, self.settings.calibration_rate)
-            upper = state.calibration.apply(buckets, upper, bucket)
+            upper = state.calibration.apply(buckets, upper, values[:, quantiles.index(0.5)], bucket)
             state.answered = (fitted.kind, state.calibration.describe())
         else:
             state.answered = (fitted.kind, "none")

@@ -68,6 +68,7 @@ def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
     audit_start = audit_offset(testenv)
     floors: list[tuple[float, int, str | None, float | None]] = []
     answered: set[tuple[str | None, str]] = set()  # (forecaster, calibration kind) of fresh forecasts
+    calibrations: list[str] = []  # status.forecast.calibration of fresh forecasts, in order
     scaled: list[tuple[float, int]] = []  # (time, ScaledObject minReplicaCount)
     restarted = False
     injected = False
@@ -79,6 +80,7 @@ def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
                            forecast.get("predicted")))
             if forecast.get("error") is None and forecast.get("predicted") is not None:
                 answered.add((forecast.get("forecaster"), str(forecast.get("calibration")).split(" ")[0]))
+                calibrations.append(str(forecast.get("calibration")))
         scaled_object = scaled_object_of(api, namespace, name)
         if scaled_object:
             scaled.append((time.time(), scaled_object["spec"]["minReplicaCount"]))
@@ -118,12 +120,12 @@ def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
         return [f for t, f, *_ in floors if t <= when][-1]
 
     # The forecast says who answered and how its quantile was calibrated (the backtest's tracker).
-    # Live calibration is off by default (pipeline/predictor.py: PredictorSettings.calibration_rate).
-    assert answered and {c for _, c in answered} == {"none"}, answered
-    assert {f for f, _ in answered} <= {"linear-ar", "persistence"} and ("linear-ar", "none") in answered
+    # Live calibration is on by default (pipeline/predictor.py: PredictorSettings.calibration_rate).
+    assert answered and {c for _, c in answered} == {"relative-quantile-tracking"}, answered
+    assert {f for f, _ in answered} <= {"linear-ar", "persistence"} and any(f == "linear-ar" for f, _ in answered)
 
     trough = [f for t, f, *_ in floors if day_start <= t <= surge - 2 * LEAD]
-    assert trough and min(trough) == 1, f"floor never back at the minimum in the trough: {trough}"
+    assert trough and min(trough) == 1, f"floor never back at the minimum in the trough: {trough}; calibration {calibrations[-3:]}"
     assert floor_at(surge - LEAD) >= surge_level, (
         f"surge at +{surge - day_start:.1f}s into the day needs {surge_level}, floor one lead time before was "
         f"{floor_at(surge - LEAD)}; see {tmp_path / 'daily_cycle.png'}")
