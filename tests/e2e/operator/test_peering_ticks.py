@@ -13,6 +13,11 @@ pytestmark = pytest.mark.e2e
 RECONCILES = "autoglm_operator_reconciles_total"
 
 
+def ready(replica) -> float:
+    """The replica's per-resource series that says glm-chat is Ready (1), absent: 0."""
+    return replica.metric("autoglm_deployment_condition", autoglm_deployment="glm-chat", type="Ready", status="True")
+
+
 def test_a_replica_outranked_later_stops_its_ticks(testenv: Env, namespace: str, operator) -> None:
     testenv.kubectl("apply", "--server-side", "-f", str(config.REPO_DIR / "crds" / "kopf-peering.yaml"))
     apply(testenv, {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "autoglm", "namespace": namespace}})
@@ -22,6 +27,7 @@ def test_a_replica_outranked_later_stops_its_ticks(testenv: Env, namespace: str,
     apply(testenv, example("01-minimal.yaml", namespace))
     wait_for_condition(testenv, namespace, "glm-chat", "Ready", "True")
     wait_for("the low replica resyncing", lambda: low.metric(RECONCILES) >= 3, 30)
+    assert ready(low) == 1
 
     high = operator.sibling("operator-high", "--peering=autoglm", "--priority=200")
     high.start()
@@ -35,3 +41,6 @@ def test_a_replica_outranked_later_stops_its_ticks(testenv: Env, namespace: str,
     paused_at = low.metric(RECONCILES)
     high_did(4)
     assert low.metric(RECONCILES) == paused_at, "the outranked replica kept resyncing"
+    # Only the working replica publishes per-resource series (reconcile/metrics.py stand_by).
+    assert ready(high) == 1
+    assert ready(low) == 0, "the outranked replica still publishes its last status"
