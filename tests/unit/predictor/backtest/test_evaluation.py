@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autoglm_predictor.backtest.evaluation import (ColdStart, Data, Scenario, break_even_cold_start, closed_loop,
-                                                   reactive_frontier)
+from autoglm_predictor.backtest.evaluation import (FLOOR_UTILISATION, ColdStart, Data, Scenario, break_even_cold_start,
+                                                   closed_loop, floors, lead_forecasts, prepare, reactive_frontier)
 from autoglm_predictor.backtest.frontier import Comparison, Frontier, Point
 from autoglm_predictor.forecast.series import Split
 from autoglm_predictor.forecast.simulator import ClusterConfig
@@ -49,3 +49,23 @@ def test_a_forecast_floor_beats_reactive_at_equal_cost_on_a_step_and_backs_off_b
     backed = replace(scenario, break_even_cold_start_seconds=300.0)  # pods start faster than it: no floor
     reactive_like = closed_loop(backed, data, {"perfect": upper}, 1.0, include_static=False)
     assert reactive_like["perfect floor"].outcome == reactive_like["reactive"].outcome
+
+
+def test_a_bucket_is_its_peak_step_and_the_floor_covers_it_at_full_capacity():
+    # Per-minute steps, 5-minute buckets: a bucket with minutes 60, 60, 300, 60, 60 must be
+    # covered at 300 a minute, i.e. 1500 per bucket, not at its total of 540.
+    index = pd.date_range("2026-01-01", periods=20, freq="1min")
+    raw = pd.Series([60.0, 60, 300, 60, 60] * 4, index=index)
+    cluster = ClusterConfig(step_seconds=60, capacity_per_replica=60, max_replicas=10, cold_start_seconds=60,
+                            sync_period_seconds=60, target_utilisation=0.5)
+    scenario = Scenario(step=pd.Timedelta("1min"), bucket=pd.Timedelta("5min"), horizon=2, report_horizons=(1,),
+                        quantile=0.95, cluster=cluster, pipeline_lag_steps=0, calibration_rate=0.0)
+    data = prepare(raw, scenario, "2026-01-01 00:10", None, None)
+    assert data.buckets.train.tolist() == [1500.0, 1500.0] and data.steps.test.tolist() == [60.0, 60, 300, 60, 60] * 2
+    # A perfect forecast of the peak: the floor is 5 replicas (300 / 60 at utilisation 1), not 10
+    # (reactive's target 0.5, which reactive still scales to above it), and every request is served.
+    upper = np.full((2, 2), 1500.0)
+    demand = data.steps.test.to_numpy()
+    assert floors(scenario, FLOOR_UTILISATION, demand, *lead_forecasts(scenario, upper, len(demand))).max() == 5
+    floor = closed_loop(scenario, data, {"perfect": upper}, 0.5, include_static=False)["perfect floor"]
+    assert floor.outcome.slo_attainment_pct == pytest.approx(100.0)
