@@ -28,7 +28,7 @@ class ForecastWatch:
     """`request(namespace, name)` converges; `wall_clock` is epoch seconds (the forecast's time
     base), `clock` the scheduler's."""
 
-    def __init__(self, request: Callable[[str, str], None], executor: Executor, *,
+    def __init__(self, request: Callable[[str, str], object], executor: Executor, *,
                  active: Callable[[], bool] = lambda: True, wall_clock: Callable[[], float] = time.time,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._request = request
