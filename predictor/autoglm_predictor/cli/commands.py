@@ -40,8 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _scenario_argument(backtest, "--step", "decision step of the simulated control loop")
     _scenario_argument(backtest, "--report-horizons", "horizons to score (comma-separated)")
     _scenario_argument(backtest, "--capacity", "requests one replica serves within the base TTFT, e.g. 15/min or 2/s")
-    backtest.add_argument("--target", type=float, default=0.8, help="reactive target utilisation")
-    backtest.add_argument("--sweep", default="0.6,0.7,0.75,0.8,0.9", help="target utilisations for the trade-off curve")
+    backtest.add_argument("--target", type=float, default=0.8,
+                          help="reactive target utilisation (the floor covers its forecast at utilisation 1)")
+    backtest.add_argument("--sweep", default="0.6,0.7,0.75,0.8,0.9",
+                          help="reactive target utilisations for the trade-off curve (above the same floor)")
     backtest.add_argument("--reactive-targets", default="0.1,0.2,0.3,0.4,0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95",
                           help="reactive target utilisations whose Pareto points form the tuned reactive frontier")
     backtest.add_argument("--cold-starts", default="20s,100s,300s",
