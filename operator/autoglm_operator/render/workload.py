@@ -19,7 +19,6 @@ from autoglm_operator.api.engines import MODEL_DIR, PORT, PROFILES, Launch
 from autoglm_operator.api.labels import REVISION_LABEL, deployment_name, metadata, pod_selector
 from autoglm_operator.api.quantity import canonical_quantity
 from autoglm_operator.api.schema import resource_form
-from autoglm_operator.render.drain_hook import SETTLE_SECONDS
 from autoglm_operator.api.spec import (
     CACHE_DIR,
     EDGE_NODE_LABEL,
@@ -34,6 +33,7 @@ from autoglm_operator.api.spec import (
     Volume,
     VolumeMount,
 )
+from autoglm_operator.render.drain_hook import SETTLE_SECONDS
 
 __all__ = ["CACHE_DIR", "EDGE_NODE_LABEL", "GPU_PRODUCT_LABEL", "GPU_RESOURCE", "deployment", "drain_hook",
            "env_entry", "pod_spec", "termination_grace_seconds"]

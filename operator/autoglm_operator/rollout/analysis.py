@@ -194,7 +194,6 @@ class PrometheusAnalyzer:
             checks.append(judge(q, value, base, analysis.max_relative_degradation))
         return checks
 
-
     def in_flight(self, address: str, inst: Instance, revision: str) -> float | None:
         """Requests running or queued on `revision` now (api.queries.in_flight), for its retirement;
         None when Prometheus has no series for it, answers NaN or fails (logged): the retirement then

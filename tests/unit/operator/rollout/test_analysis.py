@@ -254,3 +254,16 @@ def test_prometheus_address_falls_back_to_autoscaling(make_instance):
     assert prometheus_address(make_instance(rollout={})) == "http://prometheus-operated.monitoring.svc:9090"
     inst = make_instance(rollout={"analysis": {"prometheusAddress": "http://prom:9090"}})
     assert prometheus_address(inst) == "http://prom:9090"
+
+
+def test_requests_in_flight_on_a_revision_add_its_running_and_waiting_gauges(inst):
+    prom = FakeProm({"num_requests_running": [{"metric": {}, "value": [0, "3"]}]})
+    assert PrometheusAnalyzer(lambda url: prom).in_flight("http://p:9090", inst, "old") == 3.0
+    assert prom.asked == ['sum(vllm:num_requests_running{namespace="ml",autoglm_deployment="glm",autoglm_revision="old"}) '
+                          '+ sum(vllm:num_requests_waiting{namespace="ml",autoglm_deployment="glm",autoglm_revision="old"})']
+
+
+@pytest.mark.parametrize("answer", [[], [{"metric": {}, "value": [0, "NaN"]}], ConnectionRefusedError(111, "refused")])
+def test_no_reading_of_requests_in_flight_is_none_never_zero(inst, answer):
+    """No series, NaN, or Prometheus unreachable: the retirement waits for its budget instead."""
+    assert PrometheusAnalyzer(lambda url: FakeProm({"vllm": answer})).in_flight("http://p:9090", inst, "old") is None
