@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from autoglm_operator.reconcile.converge import Coalescer, Reconciler
+from autoglm_operator.reconcile.converge import GONE, Coalescer, Reconciler
 from autoglm_operator.api.capabilities import Capabilities
 from autoglm_operator.reconcile.kinds import CHILD_KINDS, HORIZONTAL_POD_AUTOSCALER, SCALED_OBJECT, Kind, capabilities_of
 from autoglm_operator.rollout.canary import Check
@@ -188,7 +188,7 @@ def test_a_new_model_switches_once_ready_then_the_old_revision_goes_and_writes_s
 def test_a_deleted_resource_is_left_to_the_garbage_collector(make_cr):
     reconciler, cluster, _ = _setup(make_cr)
     cluster.resource["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    reconciler.converge("ml", "glm")
+    assert reconciler.request("ml", "glm") == GONE, "what makes the ticks drop it (runtime/handlers.py)"
     assert cluster.writes == []
 
 
