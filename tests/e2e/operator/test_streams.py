@@ -193,6 +193,10 @@ def test_long_streams_survive_scale_in_promotion_and_rollback(
         print(f"\nstreams [{mode}]: {load.completed} completed, {load.broken} broken at the client, {cut:g} cut by a "
               f"stopping pod, {load.refused} refused; {time.monotonic() - started:.0f}s")
     finally:
+        # The pods go through the runner too: without it kwok would hold them (and their GPUs) until
+        # their grace period ends, into the next tests.
+        testenv.kubectl("delete", "autoglmdeployment", NAME, "-n", namespace, "--wait=false", check=False)
+        wait_for("every pod stopped", lambda: not testenv.kubectl_json("get", "pods", "-n", namespace)["items"], 120)
         procs.stop(runner_pid)
         print(f"--- termination runner log ---\n{procs.log_tail(tmp_path / 'termination.log', 60)}")
     if baseline:
