@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autoglm_predictor.forecast.forecasters import BOUND_FACTOR
-from autoglm_predictor.forecast.scores import exceeds
+from autoglm_predictor.forecast.scores import exceeds, naive_scale
 
 DEFAULT_RATE = 0.05
 MAX_LOG_FACTOR = math.log(BOUND_FACTOR)
@@ -50,14 +50,11 @@ class CalibrationError(ValueError):
 
 
 def relative_scale(history: np.ndarray) -> float:
-    """Mean absolute one-bucket change over the mean level of `history` (NaN = missing); 1 when
-    either is unknown or zero (an idle or constant history gives no better unit)."""
+    """`scores.naive_scale` (the mean absolute one-bucket change) over the mean level of `history`
+    (NaN = missing); 1 for an idle or unknown level."""
     values = np.asarray(history, dtype=float)
-    changes = np.abs(np.diff(values))
-    if not np.isfinite(changes).any() or not np.isfinite(values).any():
-        return 1.0
-    level, change = float(np.nanmean(values)), float(np.nanmean(changes))
-    return change / level if level > 0 and change > 0 else 1.0
+    level = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
+    return naive_scale(values) / level if level > 0 else 1.0
 
 
 @dataclass
