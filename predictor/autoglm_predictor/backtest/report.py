@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from autoglm_predictor.backtest.evaluation import Backtest, Data, Scenario
+from autoglm_predictor.backtest.evaluation import FLOOR_UTILISATION, Backtest, Data, Scenario
 from autoglm_predictor.backtest.frontier import Comparison, Frontier
 
 PLOT_DAYS = 2  # demand-vs-capacity plots show the first days of the test period; minutes blur beyond
@@ -111,14 +111,16 @@ def markdown(title: str, settings: dict[str, object], scenario: Scenario, result
              "MAE/RMSE/sMAPE/MASE score the median; the under-prediction rate and pinball loss score the "
              f"q{scenario.quantile:g} forecast the floor uses. MASE is scaled by the training set's "
              "one-bucket naive error.", "", accuracy_table(scenario, result), "",
-             f"## Closed loop (target utilisation {scenario.cluster.target_utilisation:.2f})", "",
+             f"## Closed loop (reactive target utilisation {scenario.cluster.target_utilisation:.2f}; "
+             f"floors at utilisation {FLOOR_UTILISATION:g})", "",
              closed_loop_table(result), "",
              "## Against tuned reactive scaling", "",
              "Reactive swept over its target utilisation; its Pareto points form the frontier, "
              "interpolated linearly between points and never extrapolated.", "", frontier_table(result), "",
              "Every policy above against that frontier (missed / reactive's missed < 1 and GPU-h / "
              "reactive's < 1 mean the policy is better):", "", comparison_table(result), "",
-             "## Trade-off: sweeping the target utilisation", "", sweep_table(result), ""]
+             "## Trade-off: sweeping reactive's target utilisation (above the same floors)", "",
+             sweep_table(result), ""]
     if result.cold_starts:
         even = result.break_even_cold_start_seconds
         parts += ["## Cold-start sweep", "", f"The default policy ({result.default_policy}) at the scenario target "
