@@ -70,6 +70,9 @@ def run_render(args: argparse.Namespace) -> int:
         with (sys.stdin if args.filename == "-" else open(args.filename, encoding="utf-8")) as stream:
             cr = yaml.safe_load(stream)
         objects = desired_objects(cr or {}, args.capabilities)
+    except OSError as err:  # a missing or unreadable file: one line, as for an invalid one
+        print(f"autoglm render: cannot read {args.filename}: {err.strerror}", file=sys.stderr)
+        return EXIT_INVALID
     except MissingCapability as err:
         print(f"autoglm render: {args.filename} needs what --capabilities does not list ({', '.join(err.needs)}): {err}",
               file=sys.stderr)

@@ -49,6 +49,12 @@ def test_invalid_spec_exits_2_with_the_field(tmp_path, make_cr, capsys):
     assert "minReplicas must be <= autoscaling.maxReplicas" in captured.err
 
 
+def test_a_missing_file_exits_2_with_one_line(tmp_path, capsys):
+    missing = tmp_path / "nope.yaml"
+    assert main(["render", "-f", str(missing)]) == 2
+    assert capsys.readouterr().err == f"autoglm render: cannot read {missing}: No such file or directory\n"
+
+
 def test_unknown_capability_blames_the_flag_and_names_every_valid_one(repo, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["render", "-f", str(repo / "manifests/examples/01-minimal.yaml"), "--capabilities", "keda,linkerd"])
