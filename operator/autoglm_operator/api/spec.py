@@ -883,4 +883,5 @@ def check_capabilities(spec: Spec, *, keda: bool, istio: bool) -> None:
         ]
         used = [path for path, value in wanted if value]
         if used:
-            raise MissingCapability(f"{', '.join(used)} need Istio, which is not installed", "istio")
+            verb = "needs" if len(used) == 1 else "need"
+            raise MissingCapability(f"{', '.join(used)} {verb} Istio, which is not installed", "istio")

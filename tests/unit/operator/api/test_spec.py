@@ -163,6 +163,9 @@ def test_istio_features_need_istio(make_instance):
     check_capabilities(spec, keda=False, istio=True)
     with pytest.raises(InvalidSpec, match="spec.traffic.hosts, spec.security.allowedNamespaces need Istio"):
         check_capabilities(spec, keda=False, istio=False)
+    one = make_instance(rollout={}).spec
+    with pytest.raises(InvalidSpec, match="^spec.rollout needs Istio, which is not installed$"):
+        check_capabilities(one, keda=False, istio=False)
 
 
 def test_defaults_need_no_istio(make_instance):
