@@ -247,7 +247,9 @@ class Reconciler:
         if change.patch is not None:
             meta = resource["metadata"]
             self._cluster.patch_status(meta["namespace"], meta["name"], change.patch)
-            _log("status", resource=f"{meta['namespace']}/{meta['name']}", phase=change.phase)
+            # The fields written, so a line repeating the phase still says what moved (replicas, floor, ...).
+            _log("status", resource=f"{meta['namespace']}/{meta['name']}", phase=change.phase,
+                 changed=",".join(sorted(change.patch)))
         self._recorded(resource, recorded, change.patch or {}, analysed)
         self._post_events(resource, change.events)
 

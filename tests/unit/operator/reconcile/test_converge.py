@@ -101,6 +101,15 @@ def test_first_converge_creates_everything_then_nothing_is_written(make_cr):
     assert cluster.writes == []
 
 
+def test_the_status_log_line_names_the_fields_written(make_cr, caplog):
+    reconciler, cluster, _ = _setup(make_cr)
+    with caplog.at_level("INFO", logger="autoglm.reconcile"):
+        reconciler.converge("ml", "glm")
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("status ")]
+    assert line == f"status resource=ml/glm phase={cluster.resource['status']['phase']} " \
+                   f"changed={','.join(sorted(cluster.resource['status']))}"
+
+
 def test_a_child_changed_by_someone_else_is_applied_again(make_cr):
     reconciler, cluster, _ = _setup(make_cr)
     reconciler.converge("ml", "glm")
