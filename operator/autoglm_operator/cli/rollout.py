@@ -110,6 +110,8 @@ def describe(cr: dict[str, Any]) -> str:
 def run_rollout(args: argparse.Namespace) -> int:
     from kubernetes import client, config  # only this command needs a cluster
 
+    from autoglm_operator.reconcile.apply import server_message
+
     try:
         config.load_kube_config()
         namespace = args.namespace or config.list_kube_config_contexts()[1]["context"].get("namespace", "default")
@@ -127,7 +129,8 @@ def run_rollout(args: argparse.Namespace) -> int:
             cr = api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name,
                                                     action_patch(args.verb), _content_type="application/merge-patch+json")
     except client.ApiException as exc:
-        print(f"autoglm rollout {args.verb}: {namespace}/{args.name}: {exc.status} {exc.reason}", file=sys.stderr)
+        # The API server's words: `autoglmdeployments.autoglm.io "x" not found`, or who may not do what.
+        print(f"autoglm rollout {args.verb}: {namespace}/{args.name}: {server_message(exc)}", file=sys.stderr)
         return 1
     if args.verb != "status":
         print(f"{args.verb} requested for {namespace}/{args.name}")
