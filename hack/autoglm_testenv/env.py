@@ -166,7 +166,8 @@ class Env:
             f"  kubeconfig: {self.kubeconfig}",
             f"  prometheus targets dir: {self.prometheus_targets}",
             f"  logs: {self.logs}",
-            f"Use it:  export KUBECONFIG={self.kubeconfig}; kubectl get nodes",
+            # `env` also puts the cached kubectl, helm and autoglm on PATH: a new machine may have no kubectl.
+            'Use it:  eval "$(hack/testenv env)"; kubectl get nodes   (from the checkout: KUBECONFIG, kubectl, helm, autoglm)',
         ]
         return "\n".join(lines)
 
