@@ -146,10 +146,11 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
         for scheduler in schedulers:
             scheduler.stop()
 
+    # Ids: kopf logs "Activity '<id>' succeeded", else the qualname ('build_registry.<locals>.sweep').
     kopf.on.login(registry=registry)(kopf.login_via_client)
-    kopf.on.startup(registry=registry)(sweep)
-    kopf.on.startup(registry=registry)(start_ticks)
-    kopf.on.cleanup(registry=registry)(stop_ticks)
+    kopf.on.startup(registry=registry, id="sweep-node-groups")(sweep)
+    kopf.on.startup(registry=registry, id="start-ticks")(start_ticks)
+    kopf.on.cleanup(registry=registry, id="stop-ticks")(stop_ticks)
     kopf.on.resume(GROUP, VERSION, PLURAL, id="converge-resume", **on_resource)(converge)
     kopf.on.create(GROUP, VERSION, PLURAL, id="converge-create", **on_resource)(converge)
     kopf.on.update(GROUP, VERSION, PLURAL, id="converge-update", **on_resource)(converge)

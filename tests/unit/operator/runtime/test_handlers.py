@@ -20,3 +20,11 @@ def test_no_handler_makes_kopf_put_a_finalizer_on_resources() -> None:
     holding = [h.id for h in registry._changing.get_all_handlers() if h.requires_finalizer]
     assert not holding, f"these handlers make kopf add a finalizer: {holding}"
     assert isinstance(registry, kopf.OperatorRegistry)
+
+
+def test_activities_have_ids_a_reader_understands() -> None:
+    """kopf logs "Activity '<id>' succeeded" at start and stop; without an id that is the function's
+    qualname, 'build_registry.<locals>.sweep', in every normal run's log."""
+    registry = build_registry(_Reconciler(), resync_seconds=2)  # type: ignore[arg-type]
+    ids = sorted(h.id for h in registry._activities.get_all_handlers())
+    assert ids == ["login_via_client", "start-ticks", "stop-ticks", "sweep-node-groups"]
