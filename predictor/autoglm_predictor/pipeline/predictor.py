@@ -112,6 +112,21 @@ def restored_policy(target: Target, written: ForecastStatus | None, now: float) 
     return PolicyState(written.floor)
 
 
+def no_samples_reason(newest_sample: float, now: float, started_at: float, stale_after_seconds: float) -> str:
+    """Why there is no forecast when the newest sample (epoch seconds) is older than stale-after.
+
+    Within one stale-after period of the predictor's start the collector may simply not have
+    published yet (`make demo` starts both at once, and the history replayed from Kafka ends where
+    the previous run stopped), so that is not yet blamed on a dependency. After it, the samples
+    really stopped: the collector, Prometheus or Kafka is down (tests/e2e/predictor/test_faults.py).
+    The floor decays alike in both cases; only the words differ.
+    """
+    since = format_time(from_epoch(newest_sample))
+    if now - started_at <= stale_after_seconds:
+        return f"no load samples since {since} yet: waiting for the collector's first step after start"
+    return f"no load samples since {since} (collector, Prometheus or Kafka down?)"
+
+
 def newest(*statuses: ForecastStatus | None) -> ForecastStatus | None:
     """The latest of what this process wrote and what the API server listed (either may lag)."""
     known = [s for s in statuses if s is not None]
@@ -132,6 +147,7 @@ class Predictor:
                  clock: Callable[[], float] = time.time) -> None:
         self.settings, self.kafka_settings, self.kube_api = settings, kafka, kube_api
         self.metrics, self.clock = metrics, clock
+        self.started_at = clock()
         self.lock = threading.Lock()
         self.targets: dict[str, Target] = {}
         self.states: dict[str, DeploymentState] = {}
@@ -423,7 +439,8 @@ class Predictor:
             return [], "no load samples received yet", None
         sample_ts = latest[0]
         if now - sample_ts > self.settings.stale_after_seconds:
-            return [], f"no load samples since {format_time(from_epoch(sample_ts))} (collector, Prometheus or Kafka down?)", sample_ts
+            reason = no_samples_reason(sample_ts, now, self.started_at, self.settings.stale_after_seconds)
+            return [], reason, sample_ts
         bucket = self.settings.models.bucket_seconds
         buckets = history.buckets(bucket)
         self._score(key, state, buckets)

@@ -11,6 +11,7 @@ from autoglm_predictor.pipeline.connections import KafkaSettings, SettingsError,
 from autoglm_predictor.pipeline.history import History
 from autoglm_predictor.pipeline.lead_time import DEFAULT_COLD_START_SECONDS, horizon_buckets, lead_time_seconds
 from autoglm_predictor.pipeline.targets import target_from, targets_from
+from autoglm_predictor.pipeline.predictor import no_samples_reason
 
 
 def cr(predictive=None, status=None, **scaling):
@@ -138,3 +139,11 @@ def test_live_policy_backs_off_below_the_break_even_cold_start_and_status_says_w
     wire = status_patch(answered)["status"]["forecast"]
     assert (wire["forecaster"], wire["calibration"]) == ("linear-ar", "quantile-tracking q0.95 rate 0.05")
     assert ForecastStatus.from_status(wire) == answered
+
+
+def test_old_samples_blame_a_dependency_only_after_a_stale_after_period_since_start():
+    started, newest = 10_000.0, 9_000.0  # the history replayed from Kafka ends before the start
+    early = no_samples_reason(newest, now=started + 60, started_at=started, stale_after_seconds=180)
+    late = no_samples_reason(newest, now=started + 181, started_at=started, stale_after_seconds=180)
+    assert "waiting for the collector" in early and "down?" not in early
+    assert late.startswith("no load samples since") and "(collector, Prometheus or Kafka down?)" in late
