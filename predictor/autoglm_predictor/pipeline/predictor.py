@@ -50,7 +50,7 @@ from autoglm_operator.api.timestamps import format_time, from_epoch
 from autoglm_predictor.pipeline import actuation
 from autoglm_predictor.pipeline import records
 from autoglm_predictor.pipeline.actuation import ForecastStatus
-from autoglm_predictor.pipeline.connections import KafkaSettings, ensure_topics
+from autoglm_predictor.pipeline.connections import KafkaSettings, ensure_topics, quiet_first_join
 from autoglm_predictor.pipeline.history import History
 from autoglm_predictor.pipeline.lead_time import DEFAULT_COLD_START_SECONDS, horizon_buckets, lead_time_seconds
 from autoglm_predictor.pipeline.metrics import PredictorMetrics
@@ -179,6 +179,7 @@ class Predictor:
                 predictor.assigned = set(assigned)
 
         options = self.kafka_settings.client_options()
+        quiet_first_join()
         ensure_topics(self.kafka_settings, [self.kafka_settings.topic, self.kafka_settings.dead_letter_topic])
         # kafka-python 3 defaults to a 45 s session (KIP-735): a crashed replica's partitions would
         # sit unowned that long, floors unchanged. 10 s moves them promptly (broker minimum is 6 s).

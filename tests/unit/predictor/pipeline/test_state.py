@@ -1,3 +1,4 @@
+import logging
 import math
 
 import pytest
@@ -7,7 +8,7 @@ from autoglm_predictor.forecast.models import ModelSettings, choose
 from autoglm_predictor.pipeline import actuation
 from autoglm_operator.api.timestamps import from_epoch
 from autoglm_predictor.pipeline.actuation import ForecastStatus, should_write, status_patch
-from autoglm_predictor.pipeline.connections import KafkaSettings, SettingsError, from_environment
+from autoglm_predictor.pipeline.connections import FirstJoinCoordinatorAtDebug, KafkaSettings, SettingsError, from_environment
 from autoglm_predictor.pipeline.history import History
 from autoglm_predictor.pipeline.lead_time import DEFAULT_COLD_START_SECONDS, horizon_buckets, lead_time_seconds
 from autoglm_predictor.pipeline.targets import target_from, targets_from
@@ -147,3 +148,19 @@ def test_old_samples_blame_a_dependency_only_after_a_stale_after_period_since_st
     late = no_samples_reason(newest, now=started + 181, started_at=started, stale_after_seconds=180)
     assert "waiting for the collector" in early and "down?" not in early
     assert late.startswith("no load samples since") and "(collector, Prometheus or Kafka down?)" in late
+
+
+def test_a_fresh_groups_not_coordinator_is_debug_but_a_later_coordinator_loss_warns(caplog):
+    from kafka.errors import NotCoordinatorError, RequestTimedOutError
+
+    logger = logging.getLogger("test.kafka.coordinator")  # the filter as on kafka-python's logger
+    logger.addFilter(FirstJoinCoordinatorAtDebug())
+    dead = "Marking the coordinator dead (node %s) for group %s: %s."
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logger.warning(dead, 1, "g", NotCoordinatorError())
+        logger.warning(dead, 1, "other", RequestTimedOutError())
+        logger.info("Successfully joined group %s %s", "g", "generation 1")
+        logger.warning(dead, 1, "g", NotCoordinatorError())
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == ["Marking the coordinator dead (node 1) for group other: [Error 7] RequestTimedOutError.",
+                      "Marking the coordinator dead (node 1) for group g: [Error 16] NotCoordinatorError."]
