@@ -87,7 +87,16 @@ class Scaler:
 # tf.data input without that map avoids it but trained measurably worse forecasters (issue 16),
 # so the C++ log is quiet below FATAL instead: a failing op still raises a Python exception with
 # its message. TF_CPP_MIN_LOG_LEVEL=0 in the environment brings everything back for debugging.
+# That level does not reach one line: at import, tensorflow-cpu 2.21's port.cc logs "oneDNN custom
+# operations are on ..." (twice, measured) before its C++ logging reads the
+# level, and absl prefixes it with "WARNING: All log messages before absl::InitializeLog() is
+# called are written to STDERR". TF_ENABLE_ONEDNN_OPTS=0 (the switch that message names) turns the
+# oneDNN custom ops off, so nothing is logged at import at all (measured: `import tensorflow` then
+# prints nothing; tests/unit/predictor/forecast/test_lstm.py checks it, and its training tests pass).
+# This module is the only one importing TensorFlow, and only inside functions, so both values are
+# set before any import in this process and inherited by any subprocess it starts.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def configure_tensorflow(seed: int, threads: int):

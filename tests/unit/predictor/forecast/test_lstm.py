@@ -5,6 +5,9 @@ import pytest
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 from autoglm_predictor.forecast.forecasters import BOUND_FACTOR, BOUND_MARGIN, ForecastError, LinearAR, Persistence
 from autoglm_predictor.forecast.lstm import LSTMForecaster, LSTMSettings, choose_base
@@ -124,3 +127,11 @@ def test_forecasts_stay_within_the_bound_on_a_history_it_never_saw(trained):
     assert np.isfinite(forecast).all() and (forecast >= 0).all()
     assert forecast[0].max() <= BOUND_MARGIN  # only zeros seen before origin 30
     assert forecast[1].max() <= BOUND_FACTOR * 2.0 + BOUND_MARGIN
+
+
+def test_importing_tensorflow_through_this_module_prints_nothing():
+    # A fresh interpreter (TensorFlow logs at its first import only), without the caller's TF_* values.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    done = subprocess.run([sys.executable, "-c", "import autoglm_predictor.forecast.lstm, tensorflow"],
+                          env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert done.stderr == "" and done.stdout == ""  # no "absl::InitializeLog", no "oneDNN custom operations"
