@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from autoglm_predictor.backtest.evaluation import FLOOR_UTILISATION, Backtest, Data, Scenario
+from autoglm_predictor.backtest.evaluation import FLOOR_UTILISATION, STATIC_PEAK, Backtest, Data, Scenario
 from autoglm_predictor.backtest.frontier import Comparison, Frontier
 
 PLOT_DAYS = 2  # demand-vs-capacity plots show the first days of the test period; minutes blur beyond
@@ -143,7 +143,7 @@ def plot(scenario: Scenario, data: Data, result: Backtest, directory: Path) -> l
     directory.mkdir(parents=True, exist_ok=True)
     demand = data.steps.test
     shown = demand.index < demand.index[0] + pd.Timedelta(days=PLOT_DAYS)
-    names = [n for n in result.replays if n != "static peak"]
+    names = [n for n in result.replays if n != STATIC_PEAK]
     fig, axes = plt.subplots(len(names), 1, figsize=(12, 2.2 * len(names)), sharex=True, squeeze=False)
     for ax, name in zip(axes[:, 0], names):
         capacity = result.replays[name].trajectory.ready * scenario.cluster.capacity_per_replica

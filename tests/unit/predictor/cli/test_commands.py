@@ -60,7 +60,7 @@ def test_backtest_help_shows_every_default(capsys, monkeypatch):
     assert "(default: None)" not in text and text.count("(default:") >= 30
 
 
-def test_the_staged_ramp_scenario_tests_the_last_days_ramp_on_its_own_fleet(tmp_path):
+def test_the_staged_ramp_scenario_tests_the_last_days_ramp_on_its_own_fleet(tmp_path, capsys):
     out = tmp_path / "ramp.json"
     code = run(["backtest", "--scenario", "staged-ramp", "--ramp-days", "3", "--no-lstm", "--sweep", "0.8",
                 "--reactive-targets", "0.6,0.8", "--cold-starts", "", "--report", str(tmp_path / "r"), "--json", str(out)])
@@ -71,6 +71,7 @@ def test_the_staged_ramp_scenario_tests_the_last_days_ramp_on_its_own_fleet(tmp_
     assert result["closed_loop"]["static peak"]["avg_replicas"] == 8  # the 10 req/s peak needs all 8
     assert result["closed_loop"]["static peak"]["slo_attainment_pct"] == 100
     assert result["cold_start_sweep"]["rows"] == {}
+    assert capsys.readouterr().err.count("closed loop at target 0.80") == 1  # the sweep reuses that replay
 
 
 def test_train_saves_a_model_and_tensorflow_logs_no_errors(generic_csv, tmp_path, capfd):
