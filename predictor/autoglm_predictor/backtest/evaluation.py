@@ -35,6 +35,12 @@ class ScenarioError(ValueError):
     """An inconsistent backtest scenario (message says which setting to change)."""
 
 
+def horizon_label(scenario: Scenario, h: int) -> str:
+    """`h` buckets ahead in the units a user writes: "5 min", or "90 s" when not whole minutes."""
+    seconds = int((scenario.bucket * h).total_seconds())
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Steps and buckets as Timedeltas; cluster capacity is in requests per decision step."""
@@ -56,7 +62,10 @@ class Scenario:
         if self.step <= pd.Timedelta(0) or self.bucket % self.step != pd.Timedelta(0):
             raise ScenarioError(f"bucket {self.bucket} must be a whole multiple of the step {self.step}")
         if not self.report_horizons or not all(1 <= h <= self.horizon for h in self.report_horizons):
-            raise ScenarioError(f"report horizons {self.report_horizons} must lie within the horizon ({self.horizon} buckets)")
+            shown = ", ".join(horizon_label(self, h) for h in self.report_horizons)
+            raise ScenarioError(f"report horizons {shown} must lie within the forecast horizon "
+                                f"({horizon_label(self, self.horizon)}): pass --report-horizons up to it "
+                                "or raise --horizon")
         if self.pipeline_lag_steps < 0:
             raise ScenarioError("pipeline lag must be >= 0")
         # The last bucket a lead window can reach, counted from the forecast's origin.

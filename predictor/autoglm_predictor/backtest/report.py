@@ -8,15 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from autoglm_predictor.backtest.evaluation import FLOOR_UTILISATION, STATIC_PEAK, Backtest, Data, Scenario
+from autoglm_predictor.backtest.evaluation import FLOOR_UTILISATION, STATIC_PEAK, Backtest, Data, Scenario, horizon_label
 from autoglm_predictor.backtest.frontier import Comparison, Frontier
 
 PLOT_DAYS = 2  # demand-vs-capacity plots show the first days of the test period; minutes blur beyond
-
-
-def horizon_label(scenario: Scenario, h: int) -> str:
-    seconds = int((scenario.bucket * h).total_seconds())
-    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def hours(value: float) -> str:

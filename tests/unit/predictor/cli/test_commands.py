@@ -88,7 +88,8 @@ def test_train_saves_a_model_and_tensorflow_logs_no_errors(generic_csv, tmp_path
     (["--capacity", "fast"], "capacity"),
     (["--horizon", "7min"], "whole number"),
     (["--horizon", "5min", "--report-horizons", "5min"], "does not cover the lead time"),
-    (["--horizon", "10min"], "report horizons"),
+    (["--horizon", "10min"], "report horizons 5 min, 15 min, 30 min must lie within the forecast horizon (10 min): "
+                             "pass --report-horizons"),
 ])
 def test_invalid_input_exits_with_a_message(generic_csv, tmp_path, capsys, extra, message):
     code = run(["backtest", "--trace", str(generic_csv), "--no-lstm", "--sweep", "0.8",
