@@ -19,17 +19,18 @@ DEFAULT_TRACE = str(sample_traces.NASA_PER_MINUTE)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this package's subcommands; each sets `func(args) -> int`."""
-    train = subparsers.add_parser("train", help="fit the LSTM forecaster on a trace and save it (.keras + .json)")
-    _data_arguments(train)
-    _model_arguments(train)
+    train = subparsers.add_parser("train", help="fit the LSTM forecaster on a trace and save it (.keras + .json)",
+                                  formatter_class=_ShowDefaults)
+    _data_arguments(train, ("trace",))  # no --scenario: the trace defaults
+    _model_arguments(train, ("trace",))
     train.add_argument("--out", required=True, help="model path ending in .keras (a .json sidecar is written beside it)")
     train.set_defaults(func=train_command)
 
     backtest = subparsers.add_parser(
         "backtest", help="forecast accuracy per horizon and closed-loop replay of every scaling policy",
         formatter_class=_ShowDefaults)
-    _data_arguments(backtest)
-    _model_arguments(backtest)
+    _data_arguments(backtest, scenarios.SCENARIOS)
+    _model_arguments(backtest, scenarios.SCENARIOS)
     backtest.add_argument("--scenario", choices=scenarios.SCENARIOS, default="trace",
                           help="trace: --trace on the NASA fleet; staged-ramp: llm-d's staged ramp (--ramp-*), which "
                                "changes the defaults marked 'staged-ramp:'")
@@ -104,21 +105,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predictor.set_defaults(func=predictor_command)
 
 
-def _data_arguments(parser: argparse.ArgumentParser) -> None:
+def _data_arguments(parser: argparse.ArgumentParser, shown: tuple[str, ...]) -> None:
+    """The trace and its split; `shown`: the scenarios whose defaults --help lists."""
     parser.add_argument("--trace", default=DEFAULT_TRACE,
                         help="CSV or .csv.gz with timestamp and requests (or value) columns (default: the shipped NASA trace)")
     parser.add_argument("--column", default=None, help="value column (default: requests, else value)")
     parser.add_argument("--train-start", default=None, help="first training timestamp (default: trace start)")
     parser.add_argument("--test-start", default=None, help="first test timestamp (default: after 70%% of the trace)")
     parser.add_argument("--test-end", default=None, help="end of the test period (exclusive; default: trace end)")
-    _scenario_argument(parser, "--bucket", "forecast aggregation: requests per bucket")
+    _scenario_argument(parser, "--bucket", "forecast aggregation: requests per bucket", shown=shown)
 
 
-def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    _scenario_argument(parser, "--horizon", "how far the forecast reaches (must cover the lead time)")
+def _model_arguments(parser: argparse.ArgumentParser, shown: tuple[str, ...]) -> None:
+    """The forecaster's; `shown`: the scenarios whose defaults --help lists."""
+    _scenario_argument(parser, "--horizon", "how far the forecast reaches (must cover the lead time)", shown=shown)
     parser.add_argument("--quantile", type=float, default=0.95,
                         help="upper quantile the scaling floor uses (it must cover minute peaks inside a bucket)")
-    _scenario_argument(parser, "--window", "LSTM input window")
+    _scenario_argument(parser, "--window", "LSTM input window", shown=shown)
     parser.add_argument("--units", type=int, default=64, help="LSTM units")
     parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (early stopping on the last 20%%)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the LSTM's weights and batches")
@@ -135,12 +138,17 @@ class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _scenario_argument(parser: argparse.ArgumentParser, option: str, text: str, kind=str) -> None:
+def _scenario_argument(parser: argparse.ArgumentParser, option: str, text: str, kind=str,
+                       shown: tuple[str, ...] = scenarios.SCENARIOS) -> None:
     """An option whose default depends on --scenario: absent from the namespace until
-    _scenario_defaults fills it, and --help lists the default of every scenario."""
+    _scenario_defaults fills it. --help lists the default of each scenario in `shown`, without the
+    scenario's name when it is the only one (a command without --scenario uses the trace's)."""
     name = option.lstrip("-").replace("-", "_")
-    shown = "; ".join(f"{scenario}: {values[name]}" for scenario, values in scenarios.DEFAULTS.items())
-    parser.add_argument(option, type=kind, default=argparse.SUPPRESS, help=f"{text} (default: {shown})")
+    if len(shown) == 1:
+        defaults = str(scenarios.DEFAULTS[shown[0]][name])
+    else:
+        defaults = "; ".join(f"{scenario}: {scenarios.DEFAULTS[scenario][name]}" for scenario in shown)
+    parser.add_argument(option, type=kind, default=argparse.SUPPRESS, help=f"{text} (default: {defaults})")
 
 
 def _scenario_defaults(args: argparse.Namespace) -> argparse.Namespace:

@@ -60,6 +60,14 @@ def test_backtest_help_shows_every_default(capsys, monkeypatch):
     assert "(default: None)" not in text and text.count("(default:") >= 30
 
 
+def test_train_help_shows_the_trace_defaults_only(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        run(["train", "--help"])  # train has no --scenario: it uses the trace's defaults
+    text = " ".join(capsys.readouterr().out.split())
+    assert "staged-ramp" not in text and "(default: 30min)" in text and "(default: 64)" in text
+
+
 def test_the_staged_ramp_scenario_tests_the_last_days_ramp_on_its_own_fleet(tmp_path, capsys):
     out = tmp_path / "ramp.json"
     code = run(["backtest", "--scenario", "staged-ramp", "--ramp-days", "3", "--no-lstm", "--sweep", "0.8",
