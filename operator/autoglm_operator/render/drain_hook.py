@@ -13,9 +13,12 @@ SGLang `sglang:num_running_reqs` and `sglang:num_queue_reqs`, TGI `tgi_batch_cur
 `tgi_queue_size`) or its BUDGET seconds end. A queued request counts: it is a stream that has not
 started yet, and SIGTERM would cut it all the same.
 
-The operator renders this file's source into the command (`python3 -c <source> SETTLE BUDGET URL
+The operator renders this file's code into the command (`python3 -c <program> SETTLE BUDGET URL
 METRIC...`, render/workload.py): the vLLM, SGLang and TGI images all ship python3, while curl or
-wget is not guaranteed, so the hook uses only the standard library and no operator code.
+wget is not guaranteed, so the hook uses only the standard library and no operator code. The
+program is this module without its docstrings and comments (ast.unparse), so editing them changes no
+pod; a code change changes every engine pod template, and so rolls every engine pod on the next
+operator upgrade (tests/unit/operator/render/test_drain_hook.py pins the command).
 
 Exit: always 0 (a failing hook only makes kubelet log an event and stop the container anyway).
 An engine that refuses the connection has stopped serving: nothing is left to wait for. An answer

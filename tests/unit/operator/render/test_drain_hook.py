@@ -1,6 +1,7 @@
 """The preStop drain hook (render/drain_hook.py) as pure code, and once as the command the pod runs."""
 from __future__ import annotations
 
+import hashlib
 import http.server
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from autoglm_operator.render.drain_hook import in_flight, next_step
-from autoglm_operator.render.workload import DRAIN_HOOK_SOURCE
+from autoglm_operator.render.workload import DRAIN_HOOK_SOURCE, _program, drain_hook
 
 VLLM = ["vllm:num_requests_running", "vllm:num_requests_waiting"]
 EXPOSITION = """# HELP vllm:num_requests_running Requests in the batch
@@ -72,9 +73,45 @@ def engine_metrics() -> Iterator[tuple[str, list[float]]]:
     server.shutdown()
 
 
+# sha256 of the default vLLM instance's preStop command, its arguments joined by NUL.
+PINNED_COMMAND_SHA256 = "fe4d8288ffbffe7b0358dee1b42dae2d8c0ec95c4a0a3fb5d310e7798a8a8e34"
+
+
+def test_the_rendered_command_is_pinned(make_instance):
+    command = drain_hook(make_instance())
+    assert command is not None
+    digest = hashlib.sha256("\0".join(command).encode()).hexdigest()
+    assert digest == PINNED_COMMAND_SHA256, (
+        "the engine container's preStop command changed: it is part of every engine pod template, so the "
+        "next operator upgrade rolls every engine pod (one model reload per pod). If that is intended, set "
+        f"PINNED_COMMAND_SHA256 = {digest!r} and say so in docs/operations.md's upgrade notes "
+        "(## Upgrades). A comment or docstring edit alone cannot cause this (they are not rendered); another "
+        "Python version's ast.unparse can: the operator image's Python (hack/images/Dockerfile) is the one that counts."
+    )
+
+
+def test_comments_and_docstrings_are_not_rendered():
+    plain = "import sys\n\ndef main():\n    return 0\nsys.exit(main())\n"
+    documented = ('"""Module."""\nimport sys  # why\n\n# note\ndef main():\n    """Doc."""\n'
+                  "    return 0  # zero\nsys.exit(main())\n")
+    assert _program(documented) == _program(plain)
+    assert '"""' not in DRAIN_HOOK_SOURCE and "Kubernetes" not in DRAIN_HOOK_SOURCE
+
+
 def _hook(url: str, budget: float) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", DRAIN_HOOK_SOURCE, "0", str(budget), url, *VLLM],
                             stdout=subprocess.PIPE, text=True)
+
+
+def test_the_rendered_command_runs_and_returns_on_an_idle_engine(make_instance, engine_metrics):
+    url, running = engine_metrics
+    running[0] = 0.0
+    command = drain_hook(make_instance())
+    assert command is not None
+    program, metrics = command[2], command[6:]
+    done = subprocess.run([sys.executable, "-c", program, "0", command[4], url, *metrics],
+                          capture_output=True, text=True, timeout=10, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "drain: drained (0.0 in flight)\n", "")
 
 
 def test_the_rendered_hook_returns_once_the_engine_drains(engine_metrics):
