@@ -74,7 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     from autoglm_predictor.pipeline import connections
 
-    collector = subparsers.add_parser("collector", help="publish per-deployment load from Prometheus to Kafka every step")
+    collector = subparsers.add_parser("collector", help="publish per-deployment load from Prometheus to Kafka every step",
+                                      formatter_class=_ShowDefaults)
     connections.add_arguments(collector)
     collector.add_argument("--metrics-port", type=int, default=9100, help="port of this process's /metrics (0: off)")
     collector.add_argument("--step-seconds", type=int, default=15, help="sampling step (records are aligned to it)")
@@ -83,7 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     collector.add_argument("--refresh-seconds", type=float, default=15.0, help="how often deployments are re-listed")
     collector.set_defaults(func=collector_command)
 
-    predictor = subparsers.add_parser("predictor", help="consume load records, forecast, write status.forecast floors")
+    predictor = subparsers.add_parser("predictor", help="consume load records, forecast, write status.forecast floors",
+                                      formatter_class=_ShowDefaults)
     connections.add_arguments(predictor)
     predictor.add_argument("--metrics-port", type=int, default=9101, help="port of this process's /metrics (0: off)")
     predictor.add_argument("--group", default="autoglm-predictor", help="Kafka consumer group (replicas share it)")

@@ -153,7 +153,7 @@ def ensure_topics(kafka: KafkaSettings, topics: Sequence[str], timeout_seconds: 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prometheus-url", default=None, help="overrides AUTOGLM_PROMETHEUS_URL")
     parser.add_argument("--kafka-bootstrap", default=None, help="overrides AUTOGLM_KAFKA_BOOTSTRAP")
-    parser.add_argument("--kafka-topic", default=None, help=f"overrides AUTOGLM_KAFKA_TOPIC (default {DEFAULT_TOPIC})")
+    parser.add_argument("--kafka-topic", default=None, help=f"overrides AUTOGLM_KAFKA_TOPIC (default: {DEFAULT_TOPIC})")
 
 
 def from_environment(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> tuple[PrometheusSettings, KafkaSettings]:

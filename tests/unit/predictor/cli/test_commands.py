@@ -68,6 +68,19 @@ def test_train_help_shows_the_trace_defaults_only(capsys, monkeypatch):
     assert "staged-ramp" not in text and "(default: 30min)" in text and "(default: 64)" in text
 
 
+@pytest.mark.parametrize("command, defaults", [
+    ("collector", ("(default: 9100)", "sampling step (records are aligned to it) (default: 15)", "(default: 1m)")),
+    ("predictor", ("(default: 9101)", "the collector's step (part of the lead time) (default: 15)",
+                   "(default: autoglm-predictor)", "(default: 180.0)")),
+])
+def test_pipeline_help_shows_defaults(capsys, monkeypatch, command, defaults):
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        run([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(default in text for default in defaults) and "(default: None)" not in text
+
+
 def test_the_staged_ramp_scenario_tests_the_last_days_ramp_on_its_own_fleet(tmp_path, capsys):
     out = tmp_path / "ramp.json"
     code = run(["backtest", "--scenario", "staged-ramp", "--ramp-days", "3", "--no-lstm", "--sweep", "0.8",
