@@ -480,7 +480,7 @@ VERIFIED: dict[str, How] = {
     "autoglm train --trace FILE [--bucket 5min] [--horizon 30min] [--window 3h] [--test-start DATE] --out model.keras":
         Usage(),
     "autoglm backtest --trace FILE [--test-start DATE] [--step 1min] [--capacity 15/min] [--target 0.8] "
-    "[--cold-start 5min] [--max-replicas 40] [--sweep 0.6,0.7,0.8,0.9] [--model model.keras] "
+    "[--cold-start 5min] [--max-replicas 40] [--sweep 0.6,0.7,0.75,0.8,0.9] [--model model.keras] "
     "[--report out/backtest] [--json out/backtest.json]": Usage(),
     "autoglm backtest --scenario staged-ramp [--ramp-rates 2,4,6,8,10,4,1] [--ramp-stage 6min] [--ttft-slo 3s] "
     "[--json out/ramp.json]": Usage(),
