@@ -77,28 +77,27 @@ class KafkaSettings:
 
 class FirstJoinCoordinatorAtDebug(logging.Filter):
     """Makes kafka-python's "Marking the coordinator dead (node N) for group G: [Error 16]
-    NotCoordinatorError." a DEBUG record until group G has joined once: a fresh consumer group asks
-    a broker that is not (yet) its coordinator, and this is how the client moves on to the right
-    one, every first start. Once the group has joined ("Successfully joined group G ..."), a
-    coordinator loss is news and stays a WARNING, as does any other error.
+    NotCoordinatorError." a DEBUG record until the consumer has joined its group once: a fresh
+    consumer group asks a broker that is not (yet) its coordinator, and this is how the client
+    moves on to the right one, every first start. After the join (`joined`, set by the consumer's
+    rebalance listener, which kafka-python calls on each completed join) a coordinator loss is news
+    and stays a WARNING, as does any other error. The join has to be told: kafka-python's own
+    "Successfully joined group" is an INFO record, never made while its loggers are at WARNING.
 
-    Both records come from kafka-python's `kafka.coordinator` logger (kafka/coordinator/base.py,
-    kafka-python 3.0: `coordinator_dead` with args (coordinator_id, group_id, error), and
-    `_handle_join_group_response` with args (group_id, generation)); a logger's filters see only
-    its own records, so it is installed there, as rollout/analysis.py `QuietQueryRetries` is on urllib3's.
+    The record comes from kafka-python's `kafka.coordinator` logger (kafka/coordinator/base.py,
+    kafka-python 3.0: `coordinator_dead` with args (coordinator_id, group_id, error)); a logger's
+    filters see only its own records, so it is installed there, as rollout/analysis.py
+    `QuietQueryRetries` is on urllib3's.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.joined: set[str] = set()
+        self.joined = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        message = str(record.msg)
-        if message.startswith("Successfully joined group") and args:
-            self.joined.add(str(args[0]))
-        elif (message.startswith("Marking the coordinator dead") and record.levelno > logging.DEBUG
-              and len(args) == 3 and str(args[1]) not in self.joined and "NotCoordinatorError" in str(args[2])):
+        if (not self.joined and record.levelno > logging.DEBUG and str(record.msg).startswith("Marking the coordinator dead")
+                and len(args) == 3 and "NotCoordinatorError" in str(args[2])):
             record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
@@ -107,10 +106,15 @@ class FirstJoinCoordinatorAtDebug(logging.Filter):
 _COORDINATOR_LOGGER = logging.getLogger("kafka.coordinator")
 
 
-def quiet_first_join() -> None:
-    """Install `FirstJoinCoordinatorAtDebug` once on kafka-python's coordinator logger."""
-    if not any(isinstance(f, FirstJoinCoordinatorAtDebug) for f in _COORDINATOR_LOGGER.filters):
-        _COORDINATOR_LOGGER.addFilter(FirstJoinCoordinatorAtDebug())
+def quiet_first_join() -> FirstJoinCoordinatorAtDebug:
+    """`FirstJoinCoordinatorAtDebug` on kafka-python's coordinator logger, installed once; the
+    caller sets its `joined` when the group has joined."""
+    for installed in _COORDINATOR_LOGGER.filters:
+        if isinstance(installed, FirstJoinCoordinatorAtDebug):
+            return installed
+    quiet = FirstJoinCoordinatorAtDebug()
+    _COORDINATOR_LOGGER.addFilter(quiet)
+    return quiet
 
 
 def ensure_topics(kafka: KafkaSettings, topics: Sequence[str], timeout_seconds: float = 10.0) -> list[str]:

@@ -168,6 +168,7 @@ class Predictor:
         from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 
         predictor = self
+        first_join = quiet_first_join()
 
         class Rebalance(ConsumerRebalanceListener):
             """Called by kafka-python during `poll` (it must not block): note the change, act after the poll."""
@@ -176,10 +177,10 @@ class Predictor:
                 """Nothing yet: if the partitions come back (a Kafka restart), their history is kept."""
 
             def on_partitions_assigned(self, assigned: Any) -> None:
+                first_join.joined = True  # from now on a lost coordinator is news
                 predictor.assigned = set(assigned)
 
         options = self.kafka_settings.client_options()
-        quiet_first_join()
         ensure_topics(self.kafka_settings, [self.kafka_settings.topic, self.kafka_settings.dead_letter_topic])
         # kafka-python 3 defaults to a 45 s session (KIP-735): a crashed replica's partitions would
         # sit unowned that long, floors unchanged. 10 s moves them promptly (broker minimum is 6 s).
