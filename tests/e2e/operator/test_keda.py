@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import autoscaling_support
 from autoscaling_support import floor_becomes_ready_pods, hold_requests, replicas_managers, replicas_writes
-from operator_support import apply, audit_offset, example, wait_for, wait_for_condition
+from operator_support import apply, audit_offset, example, resource, wait_for, wait_for_condition
 
 from autoglm_testenv import Env
 
@@ -173,7 +173,15 @@ def test_a_scaler_keda_cannot_run_makes_the_resource_degraded(testenv: Env, name
     found = wait_for_condition(testenv, namespace, NAME, "Degraded", "True", "AutoscalerFailed", timeout=60)
     ready = next(c for c in found["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "AutoscalerFailed"), ready
-    assert f"ScaledObject {NAME} not Ready" in ready["message"] and found["status"]["phase"] == "Degraded"
+    assert found["status"]["phase"] == "Degraded"
+
+    # KEDA's HPA may report the failed metric (FailedGetExternalMetric) before the operator has read the
+    # ScaledObject's own Ready=False: the message names every failing autoscaler once it has seen both.
+    def scaled_object_named() -> bool:
+        cr = resource(testenv, namespace, NAME)
+        message = next((c.get("message", "") for c in cr["status"]["conditions"] if c["type"] == "Ready"), "")
+        return f"ScaledObject {NAME} not Ready" in message
+    wait_for("the ScaledObject's failure in the Ready message", scaled_object_named, 60)
 
     # Pointed at a Prometheus that answers, KEDA takes it on and the resource serves plainly again.
     apply(testenv, keda_cr(namespace, testenv.prometheus_url))
