@@ -101,11 +101,13 @@ def test_the_floor_then_the_load_scale_the_deployment_through_the_custom_metrics
     pods = floor_becomes_ready_pods(testenv, kube, namespace, NAME, NAME, 3, PER_REPLICA, COLD_START)
 
     # 20 requests in flight: 20/3 per Ready pod against a target of 4 -> ceil(20 / 4) = 5 replicas.
+    # The HPA reads the same series and may add a pod (Ready one cold start later) before this poll
+    # sees them: the floor's pods carry the load, with any pod the HPA added, and no series is lost.
     hold_requests(engine.url, 20)
     served = wait_for("the load per pod in the custom metrics API",
-                      lambda: (lambda m: m if len(m) == 3 and abs(sum(m.values()) - 20) < 0.01 else None)(
+                      lambda: (lambda m: m if len(m) >= 3 and abs(sum(m.values()) - 20) < 0.01 else None)(
                           pod_metrics(testenv, namespace)), 60)
-    assert {p["metadata"]["name"] for p in pods} == set(served), served
+    assert {p["metadata"]["name"] for p in pods} <= set(served), served
     wait_for("the HPA scaling out to 5 on the load", lambda: deployment(testenv, namespace)["spec"]["replicas"] == 5, 60)
     wait_for("5 Ready pods", lambda: deployment(testenv, namespace).get("status", {}).get("readyReplicas") == 5, 60)
     current = wait_for("the HPA's reading at the target", lambda: next(
