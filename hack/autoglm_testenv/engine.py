@@ -207,6 +207,14 @@ class Engine:
                             list(identity), registry=self.metrics.registry).labels(**identity)
         self.cuts.inc(0)
 
+    async def configure(self, changes: dict[str, Any]) -> None:
+        """Apply EngineConfig `changes` (POST /admin/config; ValueError/TypeError on a bad one). More
+        batch slots admit queued requests at once, as a real engine's scheduler does at its next step:
+        the capacity poller raises them when pods turn Ready, often after requests already queue."""
+        self.cfg.update(changes)
+        async with self.slots:
+            self.slots.notify_all()
+
     def set_pods(self, serving: list[str], present: list[str]) -> int:
         """Follow the pods (POST /admin/pods); cuts the requests of pods gone and returns how many."""
         if self.pods is None:
@@ -412,7 +420,7 @@ def build_app(engine: Engine) -> web.Application:
 
     async def admin_set(request: web.Request) -> web.Response:
         try:
-            engine.cfg.update(await request.json())
+            await engine.configure(await request.json())
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(asdict(engine.cfg))

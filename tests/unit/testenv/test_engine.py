@@ -79,6 +79,26 @@ def test_fault_injection_at_run_time() -> None:
     assert 'status="5xx"' in text
 
 
+def test_more_batch_slots_admit_the_queued_requests_at_once() -> None:
+    async def scenario(client: TestClient, engine: Engine) -> tuple[int, int]:
+        held = [asyncio.ensure_future(client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 32768}))
+                for _ in range(5)]
+        while engine.running + engine.waiting < 5:
+            await asyncio.sleep(0.01)
+        queued = engine.waiting
+        await client.post("/admin/config", json={"max_running": 8})  # the poller: more pods Ready
+        for _ in range(200):  # no request ends meanwhile (each decodes for minutes)
+            if engine.waiting == 0:
+                break
+            await asyncio.sleep(0.01)
+        for request in held:
+            request.cancel()
+        return queued, engine.running
+
+    queued, running = _run(EngineConfig(max_running=2), scenario)
+    assert (queued, running) == (3, 5)
+
+
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"max_tokens": 0}', b'{"max_tokens": "lots"}'])
 def test_bad_requests_get_400(body: bytes) -> None:
     async def scenario(client: TestClient, _: Engine) -> int:
