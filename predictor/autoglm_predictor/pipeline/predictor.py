@@ -18,7 +18,8 @@ decision thread alone.
 
 Delivery is at least once: a decision round snapshots the ingested positions when it starts,
 and the Kafka thread commits a snapshot only after every write of that round succeeded
-(`offsets.OffsetLedger`). A restarted (or newly assigned) replica first re-reads
+(`offsets.OffsetLedger`); a write that meets 404 is no failure: the deployment was deleted, and
+it gets no decisions until a refresh lists it again (`Predictor.gone`). A restarted (or newly assigned) replica first re-reads
 `history_seconds` of the topic to rebuild its history, deciding only once it has caught up with
 the partition's end, so a replay neither leaves a gap nor writes an old floor. A partition that
 comes back in a rebalance (a Kafka restart makes the group rejoin) keeps its in-memory history
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pandas as pd
+from kubernetes.client import ApiException
 
 from autoglm_predictor.forecast.calibration import DEFAULT_RATE, LiveCalibration
 from autoglm_predictor.forecast.models import LADDER, DeploymentModel, ModelSettings, lstm_available
@@ -58,6 +60,9 @@ from autoglm_predictor.pipeline.offsets import OffsetLedger, effects_from_metada
 from autoglm_predictor.pipeline.targets import Target, list_targets
 
 log = logging.getLogger(__name__)
+# kubernetes.client.ApiException.status when the object (or its namespace) does not exist (Kubernetes
+# API conventions, "HTTP Status codes": 404 StatusNotFound).
+NOT_FOUND = 404
 
 
 @dataclass(frozen=True)
@@ -358,7 +363,9 @@ class Predictor:
             self.targets = targets
             self.refreshed_at = self.clock()
             for key, state in self.states.items():
-                if key in targets:  # a deployment no longer listed keeps its history but gets no writes
+                # A deployment no longer listed (or `gone`) keeps its history but gets no
+                # decisions (`tick` decides only for targets); listed again, they resume.
+                if key in targets:
                     state.target = targets[key]
 
     # --- decision thread ----------------------------------------------------------------------
@@ -390,7 +397,8 @@ class Predictor:
                 self.ledger.round_written(snapshot)
 
     def decide(self, key: str, state: DeploymentState, now: float) -> bool:
-        """One decision for one deployment; False when its status write failed."""
+        """One decision for one deployment; False when its status write failed. A 404 is no
+        failure: the deployment is `gone`, and the round's offsets may be committed."""
         started = time.perf_counter()
         with self.lock:
             if self.states.get(key) is not state:  # its partition moved away meanwhile
@@ -419,6 +427,9 @@ class Predictor:
         try:
             actuation.write(self.kube_api, target.namespace, target.name, status)
         except Exception as failure:
+            if isinstance(failure, ApiException) and failure.status == NOT_FOUND:
+                self.gone(key)
+                return True
             self.metrics.writes.labels("error").inc()
             log.warning("%s: writing status.forecast failed: %s", key, failure)
             return False
@@ -432,6 +443,18 @@ class Predictor:
                  "-" if predicted is None else f"{predicted:.1f}", lead, status.error or decision.reason,
                  1000 * (time.perf_counter() - started))
         return True
+
+    def gone(self, key: str) -> None:
+        """The status write met 404: the deployment or its namespace was deleted since the last
+        refresh. Dropped from the targets as a refresh that no longer lists it would, at once, so
+        no decision round writes (or warns, or holds back every partition's offsets) for it until
+        a refresh lists it again. What this process last wrote went with the object, so a
+        re-created one is written at its first decision."""
+        with self.lock:
+            self.targets.pop(key, None)
+            self.written.pop(key, None)
+        self.metrics.writes.labels("gone").inc()
+        log.info("%s: gone (404 on status write); no more decisions until it is listed again", key)
 
     def forecast(self, key: str, state: DeploymentState, history: History, lead: int,
                  now: float) -> tuple[list[float], str | None, float | None]:
