@@ -229,8 +229,25 @@ class LinearAR(PointForecaster):
             yield np.hstack([shared, *[gather(values, origins + step - s)[:, None] for s in self.seasons]])
 
     def _fit_point(self, values: np.ndarray) -> None:
-        # Seasons longer than half the history cannot be estimated; drop them rather than fail.
-        self.seasons = tuple(s for s in self.seasons if s >= self.horizon and 2 * s < len(values))
+        # Seasons longer than half the history cannot be estimated; drop them rather than fail. A
+        # seasonal lag also costs the rows of its first season: while those leave too few rows, the
+        # longest season is dropped and the fit goes on without it, so the season's arrival never
+        # turns an answering AR into a refusal (with a 20-bucket season the fit refused from 41 to
+        # 80 buckets and persistence's wide band held the e2e daily cycle's trough floor high).
+        seasons = tuple(s for s in self.seasons if s >= self.horizon and 2 * s < len(values))
+        while True:
+            self.seasons = seasons
+            try:
+                self._solve(values)
+                break
+            except ForecastError as refused:
+                if refused.reason != "too-few-rows" or not seasons:
+                    raise
+                seasons = tuple(s for s in seasons if s != max(seasons))
+        self._judge(values)
+
+    def _solve(self, values: np.ndarray) -> None:
+        """Least squares per horizon step; ForecastError("too-few-rows") under the row rule."""
         origins = np.arange(self.lags, len(values) - self.horizon + 1)
         self._coefficients = []
         for step, features in enumerate(self._features(values, origins)):
@@ -242,7 +259,6 @@ class LinearAR(PointForecaster):
                                     reason="too-few-rows")
             coefficients, *_ = np.linalg.lstsq(features[rows], target[rows], rcond=None)
             self._coefficients.append(coefficients)
-        self._judge(values)
 
     @classmethod
     def from_coefficients(cls, horizon: int, lags: int, seasons: Sequence[int], coefficients: Sequence[Sequence[float]],

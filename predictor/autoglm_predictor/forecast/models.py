@@ -3,7 +3,8 @@
 A new deployment must get useful floors within minutes, long before an LSTM can be trained:
 persistence as soon as one horizon of buckets exists, the linear AR on recent lags once a gap-free
 history would give it 4 complete rows per coefficient (67 buckets at a 4-bucket horizon; it adds
-the same-time-yesterday lag by itself after two seasons), and the LSTM once several seasons exist
+the same-time-yesterday lag by itself once two seasons exist and that lag's rows pass the same
+rule), and the LSTM once several seasons exist
 and TensorFlow is installed. A forecaster that refuses (gaps left too few rows, an explosive or
 out-of-bound fit, see forecasters.LinearAR; a non-finite forecast) hands over to the next one down
 the LADDER lstm -> linear AR -> persistence, and the log says so once per change. Fallbacks refit

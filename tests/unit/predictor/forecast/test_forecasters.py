@@ -52,6 +52,19 @@ def test_linear_ar_drops_seasons_longer_than_the_history():
     assert forecaster.seasons == (24,)
 
 
+def test_linear_ar_fits_without_a_season_until_its_rows_suffice():
+    # 70 buckets: the 12 lags alone have 70 - 12 - 4 + 1 = 55 complete rows for 13 coefficients
+    # (52 needed); the 20-bucket season (within half the history) leaves 47 for 14 (56 needed).
+    history = SINE[:70]
+    forecaster = LinearAR(horizon=4, lags=12, seasons=(20,))
+    forecaster.fit(history)
+    assert forecaster.seasons == ()
+    assert np.isfinite(forecaster.predict(history, [70])).all()
+    longer = LinearAR(horizon=4, lags=12, seasons=(20,))
+    longer.fit(SINE[:100])  # 100 - 4 - 20 + 1 = 77 rows >= 56
+    assert longer.seasons == (20,)
+
+
 def test_step_change_raises_the_upper_quantile_above_the_median():
     step = series([10.0] * 50 + [30.0] * 50 + [10.0] * 50 + [30.0] * 50)
     forecaster = Persistence(horizon=2, quantiles=(0.5, 0.95))
