@@ -23,11 +23,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from autoglm_operator.api.capabilities import Capabilities
+from autoglm_operator.api.kube_client import REQUEST_TIMEOUT
 from autoglm_operator.reconcile.kinds import DISCOVERED_KINDS, HTTP_ROUTE, Kind, capabilities_of
 
-# (connect, read) seconds of each discovery request, the client's `_request_timeout`: a discovery
-# document answers in milliseconds; a read that takes longer fails the converge, which is retried.
-REQUEST_TIMEOUT = (5.0, 30.0)
 
 
 class Discovery:

@@ -6,10 +6,10 @@ import logging
 from datetime import datetime, timezone
 
 import kopf
-import kubernetes
 import prometheus_client
 import urllib3
 
+from autoglm_operator.api.kube_client import api_client
 from autoglm_operator.reconcile import metrics
 from autoglm_operator.reconcile.apply import Cluster
 from autoglm_operator.reconcile.children_cache import ChildrenCache
@@ -41,7 +41,7 @@ def run(options: Options) -> None:
     if options.log_level != "debug":
         # kopf reports every handler run ("Timer 'resync' succeeded") at INFO; keep its problems only.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    api = _api_client()
+    api = api_client()
     if not api.configuration.verify_ssl:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # once here, not per request
         logging.getLogger("autoglm").warning("the API server's TLS certificate is not verified (kubeconfig says so)")
@@ -68,10 +68,3 @@ def run(options: Options) -> None:
     )
 
 
-def _api_client() -> kubernetes.client.ApiClient:
-    """In a pod: its ServiceAccount; elsewhere: the current kubeconfig context (as kopf's own login does)."""
-    try:
-        kubernetes.config.load_incluster_config()
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
-    return kubernetes.client.ApiClient()

@@ -178,11 +178,10 @@ def from_environment(args: argparse.Namespace, environ: Mapping[str, str] = os.e
 
 
 def kubernetes_api() -> Any:
-    """CustomObjectsApi from the in-cluster service account, else KUBECONFIG / ~/.kube/config."""
+    """CustomObjectsApi from the in-cluster service account, else KUBECONFIG / ~/.kube/config, whose
+    requests have a deadline (a hung API server must not stop the decision thread for good)."""
     import kubernetes
 
-    try:
-        kubernetes.config.load_incluster_config()
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
-    return kubernetes.client.CustomObjectsApi()
+    from autoglm_operator.api.kube_client import api_client
+
+    return kubernetes.client.CustomObjectsApi(api_client())

@@ -5,7 +5,8 @@ import pytest
 from kubernetes import client
 
 from autoglm_operator.api.capabilities import Capabilities
-from autoglm_operator.reconcile.discovery import REQUEST_TIMEOUT, Discovery, has_mirror_percent
+from autoglm_operator.api.kube_client import REQUEST_TIMEOUT
+from autoglm_operator.reconcile.discovery import Discovery, has_mirror_percent
 from autoglm_operator.reconcile.kinds import DEPLOYMENT, HTTP_ROUTE, SCALED_OBJECT
 
 
