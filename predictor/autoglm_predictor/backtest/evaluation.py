@@ -14,10 +14,10 @@ import pandas as pd
 
 from autoglm_predictor.backtest.frontier import Comparison, Frontier, Point, compare, frontier
 from autoglm_predictor.forecast.calibration import DEFAULT_RATE, calibrate, relative_scale
-from autoglm_predictor.forecast.forecasters import Forecaster, LinearAR, Persistence, SeasonalNaive
+from autoglm_predictor.forecast.forecasters import ForecastError, Forecaster, LinearAR, Persistence, SeasonalNaive
 from autoglm_predictor.forecast.policy import PolicyConfig, PolicyInput, decide, initial_state
 from autoglm_predictor.forecast.scores import Accuracy, accuracy, naive_scale
-from autoglm_predictor.forecast.series import Split, rescale_factor, resample, split
+from autoglm_predictor.forecast.series import Split, rescale_factor, resample, span, split
 from autoglm_predictor.forecast.simulator import ClusterConfig, Outcome, Trajectory, score, simulate
 
 DAY = pd.Timedelta(days=1)
@@ -28,6 +28,7 @@ DAY = pd.Timedelta(days=1)
 # peak bucket's 0.95 quantile the NASA linear-AR floor spent 1.29x the oracle's GPU-hours for
 # 0.02% violation minutes.
 FLOOR_UTILISATION = 1.0
+LAGS = 12  # the linear AR's recent lags (forecasting.md)
 STATIC_PEAK = "static peak"  # the policy of a fixed fleet sized for the training peak (closed_loop)
 
 
@@ -59,8 +60,12 @@ class Scenario:
     calibration_rate: float = DEFAULT_RATE  # online quantile tracking of the upper forecast; 0 = off
 
     def __post_init__(self) -> None:
+        if not 0 < self.quantile < 1:
+            raise ScenarioError(f"--quantile must lie in (0, 1), got {self.quantile}")
+        if not self.calibration_rate >= 0:
+            raise ScenarioError(f"--calibration-rate must be >= 0 (0: off), got {self.calibration_rate}")
         if self.step <= pd.Timedelta(0) or self.bucket % self.step != pd.Timedelta(0):
-            raise ScenarioError(f"bucket {self.bucket} must be a whole multiple of the step {self.step}")
+            raise ScenarioError(f"--bucket {span(self.bucket)} must be a whole multiple of --step {span(self.step)}")
         if not self.report_horizons or not all(1 <= h <= self.horizon for h in self.report_horizons):
             shown = ", ".join(horizon_label(self, h) for h in self.report_horizons)
             raise ScenarioError(f"report horizons {shown} must lie within the forecast horizon "
@@ -116,22 +121,57 @@ def prepare(raw: pd.Series, scenario: Scenario, test_start: str | None, test_end
         raw = raw * rescale_factor(resample(raw, scenario.step), p99_fraction, c.max_replicas, c.capacity_per_replica)
     buckets = resample(resample(raw, scenario.step), scenario.bucket, how="max") * scenario.steps_per_bucket
     bucket_split = split(buckets, test_start, test_end, train_start)
+    reach = max(scenario.report_horizons)
+    if len(bucket_split.test) < reach:
+        raise ScenarioError(f"the test period holds {len(bucket_split.test)} buckets of {span(scenario.bucket)}; "
+                            f"scoring the {horizon_label(scenario, reach)} horizon needs at least {reach}: move "
+                            "--test-start earlier or --test-end later")
     boundary = str(bucket_split.test.index[0])
     end = None if test_end is None else str(bucket_split.test.index[-1] + scenario.bucket)
     steps = split(resample(raw, scenario.step), boundary, end, str(bucket_split.train.index[0]))
     return Data(steps=steps, buckets=bucket_split)
 
 
+def seasons(bucket: pd.Timedelta, history: int) -> dict[str, int]:
+    """The daily and weekly seasons in buckets ("1 day" -> 288 at 5 minutes) that a `history` of that
+    many buckets holds twice; a season that is not a whole number of buckets (7-minute buckets) is
+    left out, since a lag off by a fraction of a bucket drifts through the cycle."""
+    lengths = {"1 day": DAY, "7 days": 7 * DAY}
+    return {label: int(length / bucket) for label, length in lengths.items()
+            if length % bucket == pd.Timedelta(0) and 2 * int(length / bucket) <= history}
+
+
 def baselines(scenario: Scenario, data: Data) -> list[Forecaster]:
-    """Persistence, seasonal-naive (1 and 7 days when the history holds two seasons), linear AR."""
+    """Persistence, seasonal-naive (1 and 7 days when the history holds two seasons), linear AR.
+
+    ScenarioError when the training period is shorter than the linear AR needs without gaps
+    (`LinearAR.min_history`): it is the default policy's forecaster without the LSTM.
+    """
     quantiles = tuple(sorted({0.5, scenario.quantile}))
     history = len(data.buckets.train)
-    seasons = {label: int(length / scenario.bucket) for label, length in (("1 day", DAY), ("7 days", 7 * DAY))}
-    usable = {label: s for label, s in seasons.items() if 2 * s <= history}
+    needed = LinearAR.min_history(scenario.horizon, LAGS)
+    if history < needed:
+        raise ScenarioError(f"the training period holds {history} buckets of {span(scenario.bucket)}; a "
+                            f"{horizon_label(scenario, scenario.horizon)} horizon needs at least {needed} "
+                            f"({span(needed * scenario.bucket)}): give a longer trace or a later --test-start, "
+                            "or a shorter --bucket or --horizon")
+    usable = seasons(scenario.bucket, history)
     forecasters: list[Forecaster] = [Persistence(scenario.horizon, quantiles)]
     forecasters += [SeasonalNaive(s, scenario.horizon, quantiles, label=f" ({label})") for label, s in usable.items()]
-    forecasters.append(LinearAR(scenario.horizon, lags=12, seasons=tuple(usable.values()), quantiles=quantiles))
+    forecasters.append(LinearAR(scenario.horizon, lags=LAGS, seasons=tuple(usable.values()), quantiles=quantiles))
     return forecasters
+
+
+def fit(forecasters: Sequence[Forecaster], data: Data) -> None:
+    """Fit each forecaster on the training buckets; a refused fit (gaps leave too few complete rows,
+    an explosive AR) becomes a ScenarioError that says how much of the training period is missing."""
+    train = data.buckets.train
+    for forecaster in forecasters:
+        try:
+            forecaster.fit(train)
+        except ForecastError as error:
+            raise ScenarioError(f"{forecaster.name} refused the training period ({len(train)} buckets, "
+                                f"{int(train.isna().sum())} of them missing): {error}") from None
 
 
 def test_forecasts(forecaster: Forecaster, data: Data) -> np.ndarray:

@@ -162,22 +162,62 @@ def _scenario_defaults(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def _buckets(duration: str, bucket) -> int:
+def _duration(text: str, option: str, zero: bool = False):
+    """A command-line duration (5min, 30s, 1h) as a Timedelta; ScenarioError naming `option` when it
+    has no unit (pandas would read "15" as 15 ns) or is negative, or zero unless `zero`."""
     import pandas as pd
 
-    count = pd.Timedelta(duration) / bucket
-    if count < 1 or count != int(count):
-        raise ValueError(f"{duration} is not a whole number of {bucket} buckets")
+    from autoglm_predictor.backtest.evaluation import ScenarioError
+
+    try:
+        value = pd.Timedelta(text) if text.strip() and not text.strip()[-1].isdigit() else None
+    except ValueError:
+        value = None
+    if value is None or value < pd.Timedelta(0) or (value == pd.Timedelta(0) and not zero):
+        raise ScenarioError(f"{option} {text!r} must be a {'non-negative' if zero else 'positive'} duration "
+                            "with a unit, such as 30s, 5min or 1h")
+    return value
+
+
+def _utilisations(text: str, option: str) -> list[float]:
+    """Comma-separated target utilisations in (0, 1] (empty items skipped); ScenarioError naming `option`."""
+    from autoglm_predictor.backtest.evaluation import ScenarioError
+
+    try:
+        values = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        values = [float("nan")]
+    if not all(0 < value <= 1 for value in values):
+        raise ScenarioError(f"{option} must be comma-separated target utilisations in (0, 1], got {text!r}")
+    return values
+
+
+def _buckets(duration: str, option: str, bucket) -> int:
+    """How many `bucket`s `duration` (the value of `option`) spans; it must be a whole number >= 1."""
+    from autoglm_predictor.backtest.evaluation import ScenarioError
+    from autoglm_predictor.forecast.series import span
+
+    count = _duration(duration, option) / bucket
+    if count != int(count):
+        raise ScenarioError(f"{option} {duration} is not a whole number of {span(bucket)} buckets (--bucket)")
     return int(count)
 
 
 def _lstm(args: argparse.Namespace, bucket, history_buckets: int):
-    from autoglm_predictor.forecast.lstm import LSTMForecaster, LSTMSettings
+    from autoglm_predictor.backtest import evaluation
+    from autoglm_predictor.forecast.lstm import MIN_WINDOWS, LSTMForecaster, LSTMSettings
+    from autoglm_predictor.forecast.series import span
 
-    seasons = tuple(s for s in (_buckets("1D", bucket), _buckets("7D", bucket)) if 2 * s <= history_buckets)
-    settings = LSTMSettings(horizon=_buckets(args.horizon, bucket), quantiles=tuple(sorted({0.5, args.quantile})),
-                            window=_buckets(args.window, bucket), seasons=seasons, units=args.units,
+    seasons = tuple(evaluation.seasons(bucket, history_buckets).values())
+    settings = LSTMSettings(horizon=_buckets(args.horizon, "--horizon", bucket), quantiles=tuple(sorted({0.5, args.quantile})),
+                            window=_buckets(args.window, "--window", bucket), seasons=seasons, units=args.units,
                             epochs=args.epochs, seed=args.seed, threads=args.threads)
+    needed = settings.window + settings.horizon - 1 + MIN_WINDOWS
+    if history_buckets < needed:
+        raise evaluation.ScenarioError(
+            f"the training period holds {history_buckets} buckets of {span(bucket)}; the LSTM's --window {args.window} "
+            f"and --horizon {args.horizon} need at least {needed}: give a longer trace or a later --test-start, or a "
+            "shorter --window, --horizon or --bucket")
     return LSTMForecaster(settings, progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
 
 
@@ -198,11 +238,12 @@ def _reporting_errors(command):
 def train_command(args: argparse.Namespace) -> int:
     import time
 
-    import pandas as pd
-
+    from autoglm_predictor.backtest.evaluation import ScenarioError
     from autoglm_predictor.forecast.series import load_trace, resample, split
 
-    bucket = pd.Timedelta(args.bucket)
+    if not args.out.endswith(".keras"):
+        raise ScenarioError(f"--out must end in .keras, got {args.out!r}")
+    bucket = _duration(args.bucket, "--bucket")
     buckets = split(resample(load_trace(args.trace, args.column), bucket), args.test_start, args.test_end, args.train_start)
     forecaster = _lstm(args, bucket, len(buckets.train))
     print(f"training on {len(buckets.train)} buckets of {args.bucket} "
@@ -215,48 +256,48 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def _capacity_per_step(capacity: str, step) -> float:
-    import pandas as pd
-
     amount, _, per = capacity.partition("/")
     try:
         value = float(amount)
-        unit = pd.Timedelta("1" + per if per and not per[0].isdigit() else per or "1min")
+        unit = _duration("1" + per if per and not per[0].isdigit() else per or "1min", "--capacity")
     except ValueError:
         raise ValueError(f"capacity must look like 15/min or 2/s, got {capacity!r}") from None
-    if value <= 0:
-        raise ValueError(f"capacity must be > 0, got {capacity!r}")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"capacity must be a positive number per unit of time, got {capacity!r}")
     return value * (step / unit)
 
 
 @_reporting_errors
 def backtest_command(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from autoglm_predictor.backtest import evaluation
     from autoglm_predictor.backtest import report
     from autoglm_predictor.forecast.series import load_trace
     from autoglm_predictor.forecast.simulator import ClusterConfig
 
-    step, bucket = pd.Timedelta(args.step), pd.Timedelta(args.bucket)
+    if args.save_model and not args.save_model.endswith(".keras"):
+        raise evaluation.ScenarioError(f"--save-model must end in .keras, got {args.save_model!r}")
+    step, bucket = _duration(args.step, "--step"), _duration(args.bucket, "--bucket")
     cluster = ClusterConfig(
         step_seconds=step.total_seconds(), capacity_per_replica=_capacity_per_step(args.capacity, step),
         max_replicas=args.max_replicas, min_replicas=args.min_replicas,
-        cold_start_seconds=pd.Timedelta(args.cold_start).total_seconds(), target_utilisation=args.target,
-        sync_period_seconds=pd.Timedelta(args.sync_period).total_seconds(),
-        scale_up_window_seconds=pd.Timedelta(args.scale_up_window).total_seconds(),
-        scale_down_window_seconds=pd.Timedelta(args.scale_down_window).total_seconds(),
-        ttft_slo_seconds=pd.Timedelta(args.ttft_slo).total_seconds(),
-        base_ttft_seconds=pd.Timedelta(args.base_ttft).total_seconds())
+        cold_start_seconds=_duration(args.cold_start, "--cold-start", zero=True).total_seconds(),
+        target_utilisation=args.target,
+        sync_period_seconds=_duration(args.sync_period, "--sync-period").total_seconds(),
+        scale_up_window_seconds=_duration(args.scale_up_window, "--scale-up-window", zero=True).total_seconds(),
+        scale_down_window_seconds=_duration(args.scale_down_window, "--scale-down-window", zero=True).total_seconds(),
+        ttft_slo_seconds=_duration(args.ttft_slo, "--ttft-slo").total_seconds(),
+        base_ttft_seconds=_duration(args.base_ttft, "--base-ttft", zero=True).total_seconds())
     scenario = evaluation.Scenario(
-        step=step, bucket=bucket, horizon=_buckets(args.horizon, bucket),
-        report_horizons=tuple(_buckets(h, bucket) for h in args.report_horizons.split(",")),
+        step=step, bucket=bucket, horizon=_buckets(args.horizon, "--horizon", bucket),
+        report_horizons=tuple(_buckets(h, "--report-horizons", bucket) for h in args.report_horizons.split(",")),
         quantile=args.quantile, cluster=cluster, pipeline_lag_steps=args.pipeline_lag,
-        break_even_cold_start_seconds=pd.Timedelta(args.break_even_cold_start).total_seconds(),
+        break_even_cold_start_seconds=_duration(args.break_even_cold_start, "--break-even-cold-start",
+                                                zero=True).total_seconds(),
         calibration_rate=args.calibration_rate)
     trace, test_start, test_end = args.trace, args.test_start, args.test_end
     if args.scenario == "staged-ramp":
         ramp = scenarios.Ramp(rates=scenarios.parse_rates(args.ramp_rates),
-                              stage_seconds=pd.Timedelta(args.ramp_stage).total_seconds(),
+                              stage_seconds=_duration(args.ramp_stage, "--ramp-stage").total_seconds(),
                               idle_rate=args.ramp_idle, days=args.ramp_days, step_seconds=step.total_seconds())
         raw = scenarios.staged_ramp(ramp)
         trace = f"staged-ramp: {scenarios.describe(ramp)}"
@@ -268,14 +309,13 @@ def backtest_command(args: argparse.Namespace) -> int:
     print(f"train {data.buckets.train.index[0]} .. {data.buckets.train.index[-1]}, "
           f"test {data.buckets.test.index[0]} .. {data.buckets.test.index[-1]}", file=sys.stderr)
     forecasters = evaluation.baselines(scenario, data)
-    for forecaster in forecasters:
-        forecaster.fit(data.buckets.train)
+    evaluation.fit(forecasters, data)
     costs: dict[str, object] = {}
     if not args.no_lstm:
         costs = _lstm_costs(args, bucket, data, forecasters)
-    targets = [float(t) for t in args.sweep.split(",") if t]
-    reactive_targets = [float(t) for t in args.reactive_targets.split(",") if t]
-    cold_starts = sorted({pd.Timedelta(c).total_seconds() for c in args.cold_starts.split(",") if c}
+    targets = _utilisations(args.sweep, "--sweep")
+    reactive_targets = _utilisations(args.reactive_targets, "--reactive-targets")
+    cold_starts = sorted({_duration(c, "--cold-starts", zero=True).total_seconds() for c in args.cold_starts.split(",") if c.strip()}
                          | ({cluster.cold_start_seconds} if args.cold_starts else set()))
     result = evaluation.backtest(scenario, data, forecasters, targets, reactive_targets, cold_starts,
                                  progress=lambda line: print(line, file=sys.stderr, flush=True))

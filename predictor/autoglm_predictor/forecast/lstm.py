@@ -42,6 +42,10 @@ BASES = ("auto", "linear-ar", "last")
 BASE_LAGS = 12
 
 
+# Fewer complete (window, horizon) training samples than this make no fit worth early stopping.
+MIN_WINDOWS = 20
+
+
 @dataclass(frozen=True)
 class LSTMSettings:
     horizon: int
@@ -241,8 +245,8 @@ class LSTMForecaster(Forecaster):
         if self.progress:
             self.progress(f"base: {self.scaler.base} ({self.scaler.base_choice})")
         sequence, aux, target = self._samples(history, self._origins(len(history)))
-        if len(target) < 20:
-            raise ForecastError(f"only {len(target)} complete training windows; need a longer history")
+        if len(target) < MIN_WINDOWS:
+            raise ForecastError(f"only {len(target)} complete training windows; need {MIN_WINDOWS} (a longer history)")
         self._model, self._inference = self._build(sequence.shape[-1], aux.shape[-1]), None
         self._compile(s.learning_rate)
         cut = int(len(target) * (1 - s.validation_fraction))

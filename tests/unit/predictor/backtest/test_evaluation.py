@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autoglm_predictor.backtest.evaluation import (FLOOR_UTILISATION, ColdStart, Data, Scenario, break_even_cold_start,
-                                                   closed_loop, floors, lead_forecasts, prepare, reactive_frontier)
+from autoglm_predictor.backtest.evaluation import (FLOOR_UTILISATION, ColdStart, Data, Scenario, ScenarioError,
+                                                   baselines, break_even_cold_start, closed_loop, fit, floors,
+                                                   lead_forecasts, prepare, reactive_frontier, seasons)
 from autoglm_predictor.backtest.frontier import Comparison, Frontier, Point
 from autoglm_predictor.forecast.series import Split
 from autoglm_predictor.forecast.simulator import ClusterConfig
@@ -69,3 +70,58 @@ def test_a_bucket_is_its_peak_step_and_the_floor_covers_it_at_full_capacity():
     assert floors(scenario, FLOOR_UTILISATION, demand, *lead_forecasts(scenario, upper, len(demand))).max() == 5
     floor = closed_loop(scenario, data, {"perfect": upper}, 0.5, include_static=False)["perfect floor"]
     assert floor.outcome.slo_attainment_pct == pytest.approx(100.0)
+
+
+def minute_scenario(**changes) -> Scenario:
+    """Minute steps in 5-minute buckets, a 30-minute horizon, scored at 5 and 30 minutes."""
+    cluster = ClusterConfig(step_seconds=60, capacity_per_replica=15, max_replicas=10, cold_start_seconds=300)
+    settings = dict(step=pd.Timedelta("1min"), bucket=pd.Timedelta("5min"), horizon=6, report_horizons=(1, 6),
+                    quantile=0.95, cluster=cluster)
+    return Scenario(**{**settings, **changes})
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"quantile": 1.0}, r"--quantile must lie in \(0, 1\), got 1.0"),
+    ({"quantile": float("nan")}, "--quantile must lie in"),
+    ({"calibration_rate": -1.0}, "--calibration-rate must be >= 0"),
+    ({"step": pd.Timedelta("2min")}, "--bucket 5min must be a whole multiple of --step 2min"),
+])
+def test_scenario_names_the_option_at_fault(changes, message):
+    with pytest.raises(ScenarioError, match=message):
+        minute_scenario(**changes)
+
+
+def minutes(count: int) -> pd.Series:
+    index = pd.date_range("2026-01-01", periods=count, freq="1min")
+    return pd.Series(np.random.default_rng(0).poisson(30, count), index=index, dtype=float)
+
+
+@pytest.mark.parametrize("count, test_start, message", [
+    # 70% of 3 hours trains on 25 buckets; the linear AR needs 12 lags + 6 - 1 + 4 x 13 = 69
+    (180, None, "the training period holds 25 buckets of 5min; a 30 min horizon needs at least 69"),
+    (1440, "2026-01-01 23:50", "the test period holds 2 buckets of 5min; scoring the 30 min horizon needs at least 6"),
+])
+def test_too_short_a_period_is_refused_before_any_fit(count, test_start, message):
+    scenario = minute_scenario()
+    with pytest.raises(ScenarioError, match=message):
+        baselines(scenario, prepare(minutes(count), scenario, test_start, None, None))
+
+
+@pytest.mark.parametrize("bucket, history, expected", [
+    ("5min", 2 * 288, {"1 day": 288}),
+    ("5min", 2 * 288 - 1, {}),
+    ("1h", 14 * 24, {"1 day": 24, "7 days": 168}),
+    ("7min", 10_000, {"7 days": 1440}),  # a day is not a whole number of 7-minute buckets; a week is
+])
+def test_seasons_are_whole_and_seen_twice(bucket, history, expected):
+    assert seasons(pd.Timedelta(bucket), history) == expected
+
+
+def test_a_refused_fit_says_how_much_of_the_training_period_is_missing():
+    scenario = minute_scenario()
+    raw = minutes(1440)
+    raw.iloc[:800:2] = np.nan  # the first 160 buckets miss a sample: 41 complete rows for 13 coefficients
+    data = prepare(raw, scenario, None, None, None)
+    with pytest.raises(ScenarioError, match=r"linear-AR refused the training period \(201 buckets, 160 of them missing\): "
+                                            "only .* complete training rows"):
+        fit(baselines(scenario, data), data)

@@ -111,12 +111,94 @@ def test_train_saves_a_model_and_tensorflow_logs_no_errors(generic_csv, tmp_path
     (["--horizon", "5min", "--report-horizons", "5min"], "does not cover the lead time"),
     (["--horizon", "10min"], "report horizons 5 min, 15 min, 30 min must lie within the forecast horizon (10 min): "
                              "pass --report-horizons"),
+    (["--horizon", "30"], "--horizon '30' must be a positive duration with a unit"),  # pandas: 30 ns
+    (["--horizon=-5min"], "--horizon '-5min' must be a positive duration"),
+    (["--bucket", "0s"], "--bucket '0s' must be a positive duration"),
+    (["--bucket", "30s"], "--bucket 30s must be a whole multiple of --step 1min"),
+    (["--cold-start=-1min"], "--cold-start '-1min' must be a non-negative duration"),
+    (["--cold-starts", "20s,soon"], "--cold-starts 'soon'"),
+    (["--quantile", "1.5"], "--quantile must lie in (0, 1)"),
+    (["--capacity", "0/min"], "capacity must be a positive number per unit of time"),
+    (["--capacity", "inf/min"], "capacity must be a positive number per unit of time"),
+    (["--min-replicas", "5", "--max-replicas", "2"], "min_replicas <= max_replicas"),
+    (["--sweep", "0.5,1.5"], "--sweep must be comma-separated target utilisations in (0, 1]"),
+    (["--reactive-targets", "0.5,x"], "--reactive-targets must be comma-separated target utilisations"),
+    (["--calibration-rate", "-1"], "--calibration-rate must be >= 0"),
+    (["--save-model", "model.h5"], "--save-model must end in .keras"),
+    (["--test-start", "2030-01-01"], "leaves no test period: the trace runs 2024-03-01 00:00:00 .. 2024-03-03 23:55:00"),
+    (["--test-start", "someday"], "--test-start 'someday' is not a date"),
+    (["--test-start", "2024-03-03T23:50"], "the test period holds 2 buckets of 5min"),
+    (["--test-start", "2024-03-01T02:00"], "the training period holds 24 buckets of 5min"),
+    (["--step", "7min", "--bucket", "7min"], "whole number of 7min buckets"),
 ])
 def test_invalid_input_exits_with_a_message(generic_csv, tmp_path, capsys, extra, message):
     code = run(["backtest", "--trace", str(generic_csv), "--no-lstm", "--sweep", "0.8",
                 "--report", str(tmp_path / "r"), *extra])
     assert code == 2
-    assert message in capsys.readouterr().err
+    assert message in one_error_line(capsys.readouterr().err, "backtest")
+
+
+def one_error_line(err: str, command: str) -> str:
+    """The command's error: one line, no traceback, after any progress lines."""
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and lines[-1].startswith(f"autoglm {command}: error: ")
+    return lines[-1]
+
+
+MINUTES = "\n".join(f"2024-03-01T{h:02d}:{m:02d}:00,{m % 7}" for h in range(24) for m in range(60))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "the file is empty"),
+    ("timestamp,value\n", "trace is empty"),
+    ("timestamp,value\n2024-03-01T00:00:00,5\n", "need at least two rows"),
+    ("time,value\n2024-03-01T00:00:00,5\n", "no 'timestamp' column"),
+    ("timestamp,value\n2024-03-01T00:00:00,5\n2024-03-01T00:01:00,5,6\n", "cannot be read as a CSV"),
+    ("timestamp,value\n" + MINUTES.replace(",3\n", ",x\n", 1), "non-numeric value 'x' at line 5"),
+    ("timestamp,value\n" + MINUTES.replace(",3\n", ",-3\n", 1), "negative value -3 at line 5"),
+    ("timestamp,value\n" + MINUTES.replace(",3\n", ",inf\n", 1), "infinite value inf at line 5"),
+    ("timestamp,value\n" + MINUTES.replace(",3\n", ",1e300\n", 1), "above 1e+15 requests per sample"),
+    ("timestamp,value\n" + MINUTES.replace("T00:04:00", "T00:03:00", 1), "duplicate timestamp 2024-03-01 00:03:00"),
+    ("timestamp,value\n" + MINUTES.replace("2024-03-01T00:02:00", "", 1), "unparseable timestamp '' at line 4"),
+    ("timestamp,value\n" + "\n".join(MINUTES.splitlines()[:2]), "the trace covers 2min, less than one 5min"),
+    ("timestamp,value\n" + "\n".join(f"2024-03-01T{h:02d}:00:00,5" for h in range(24)),
+     "step 1min is not a whole multiple of the trace's step 1h"),
+    ("timestamp,value\n" + "\n".join(f"2024-03-01T{h:02d}:{m:02d}:{s:02d},5" for (h, m), s in  # jittered
+                                     zip(np.ndindex(24, 60), np.random.default_rng(0).integers(0, 60, 1440))),
+     "irregular timestamps: only"),
+    ("timestamp,value\n" + "\n".join(f"{1709251200 + 60 * i}000,5" for i in range(100)), "epoch milliseconds"),
+])
+def test_odd_traces_exit_with_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "trace.csv"
+    path.write_text(text + "\n" if text else "")
+    assert run(["backtest", "--trace", str(path), "--no-lstm", "--report", str(tmp_path / "r")]) == 2
+    assert message in one_error_line(capsys.readouterr().err, "backtest")
+
+
+@pytest.mark.parametrize("stamp", [
+    lambda t: t.strftime("%Y-%m-%dT%H:%M:%S+05:30"),  # a UTC offset: kept as wall-clock time
+    lambda t: str(int(t.timestamp())),  # Unix epoch seconds (UTC)
+])
+def test_backtest_reads_offsets_and_epoch_seconds(tmp_path, stamp):
+    index = pd.date_range("2024-03-01", periods=1440, freq="1min", tz="UTC")
+    values = np.random.default_rng(0).poisson(30, len(index))
+    path = tmp_path / "trace.csv"
+    path.write_text("timestamp,value\n" + "\n".join(f"{stamp(t)},{v}" for t, v in zip(index, values)) + "\n")
+    out = tmp_path / "r.json"
+    code = run(["backtest", "--trace", str(path), "--no-lstm", "--sweep", "0.8", "--reactive-targets", "0.8",
+                "--cold-starts", "", "--report", str(tmp_path / "r"), "--json", str(out)])
+    assert code == 0
+    assert json.loads(out.read_text())["settings"]["train"].startswith("2024-03-01 00:00:00")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--out", "model.h5"], "--out must end in .keras"),
+    (["--out", "m.keras", "--test-start", "2024-03-01T03:00"], "the LSTM's --window 3h and --horizon 30min need at least 61"),
+    (["--out", "m.keras", "--window", "7min"], "--window 7min is not a whole number of 5min buckets"),
+])
+def test_train_refuses_before_training(generic_csv, capsys, extra, message):
+    assert run(["train", "--trace", str(generic_csv), *extra]) == 2
+    assert message in one_error_line(capsys.readouterr().err, "train")
 
 
 def test_missing_trace_exits_with_a_message(tmp_path, capsys):
