@@ -125,7 +125,8 @@ def prepare(raw: pd.Series, scenario: Scenario, test_start: str | None, test_end
     if len(bucket_split.test) < reach:
         raise ScenarioError(f"the test period holds {len(bucket_split.test)} buckets of {span(scenario.bucket)}; "
                             f"scoring the {horizon_label(scenario, reach)} horizon needs at least {reach}: move "
-                            "--test-start earlier or --test-end later")
+                            f"--test-start earlier or --test-end later (the trace runs {buckets.index[0]} .. "
+                            f"{buckets.index[-1]}), or give a longer trace")
     boundary = str(bucket_split.test.index[0])
     end = None if test_end is None else str(bucket_split.test.index[-1] + scenario.bucket)
     steps = split(resample(raw, scenario.step), boundary, end, str(bucket_split.train.index[0]))
