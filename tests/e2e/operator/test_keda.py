@@ -15,6 +15,7 @@ import pytest
 import autoscaling_support
 from autoscaling_support import floor_becomes_ready_pods, hold_requests, replicas_managers, replicas_writes
 from operator_support import apply, audit_offset, example, resource, wait_for, wait_for_condition
+from pipeline_support import PREDICTIVE
 
 from autoglm_testenv import Env
 
@@ -51,6 +52,7 @@ def scaled_object_ready(testenv: Env, namespace: str) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+@PREDICTIVE
 def test_the_floor_becomes_the_hpa_minimum_then_ready_pods_after_the_cold_start(testenv: Env, kube, namespace: str,
                                                                                  operator) -> None:
     testenv.set_cold_start(namespace, COLD_START)
