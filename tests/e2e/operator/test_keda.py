@@ -166,6 +166,10 @@ def keda_reports(testenv: Env, namespace: str, ready: str, reason: str, message:
                     "-p", json.dumps({"status": {"conditions": [condition]}}))
 
 
+# KEDA 2.20 writes Ready=True back onto this ScaledObject about 1 s after keda_reports() patches
+# it False (seen polling its status), so the test holds only if the operator reads the ScaledObject
+# in that second; alone on the machine it does. Exclusive until the test stops racing KEDA.
+@pytest.mark.exclusive
 def test_a_scaler_keda_cannot_run_makes_the_resource_degraded(testenv: Env, namespace: str, operator) -> None:
     """Example 02 locally: its ScaledObject's Prometheus does not exist. KEDA says so on the
     ScaledObject only; the operator reads its child and says so too, while the pods keep serving."""
