@@ -42,7 +42,7 @@ test: venv tools
 	$(PY) -m pytest $(PARALLEL) tests/unit tests/e2e
 
 unit: venv
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(PARALLEL) tests/unit
 
 e2e: venv tools
 	$(PY) -m pytest $(PARALLEL) tests/e2e
