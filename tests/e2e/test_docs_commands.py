@@ -34,8 +34,7 @@ from docs_commands import HELM_INSTALL, REPO, VERIFIED, Block, Run, documents, h
 
 from autoglm_testenv import config, procs
 
-# One worker runs the module (pytest-xdist --dist loadgroup): one checkout copy, one block's environment at a time.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docs-commands")]
+pytestmark = pytest.mark.e2e
 
 COMMAND_TIMEOUT = 300.0  # seconds; warm `hack/testenv up` takes 15-30 s, a model Ready under kwok about 10 s
 RUN_BLOCKS = [block for path in documents() for block in markdown_blocks(path)
