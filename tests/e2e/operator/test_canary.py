@@ -187,9 +187,16 @@ def test_operator_restart_mid_rollout_keeps_weights_and_the_step_timer(
     started = time.mktime(time.strptime(before["stepStartedAt"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     # The step ended ~interval after its recorded start, not a full interval after the restart.
     assert moved_at - started < 20 + 6, (moved_at - started)
+
+    def route_writes() -> list[str]:
+        return [w for w in describe(writes_by(testenv, operator.user, offset))
+                if w.startswith(f"patch {ROUTE_API[provider][2]}/")]
+
+    # The API server logs a request at ResponseComplete, after answering it, so the promotion's
+    # route write can reach the audit log after the status that shows the promotion (2 of 3 once).
+    wait_for("the promotion's route write in the audit log", lambda: len(route_writes()) >= 3, 15)
     writes = describe(writes_by(testenv, operator.user, offset))
-    vs_writes = [w for w in writes if w.startswith(f"patch {ROUTE_API[provider][2]}/")]
-    assert len(vs_writes) == 3, writes  # 25, 50, promoted: nothing replayed
+    assert len(route_writes()) == 3, writes  # 25, 50, promoted: nothing replayed
     assert not any(w.startswith(("create deployments", "patch deployments")) for w in writes), writes
 
 
