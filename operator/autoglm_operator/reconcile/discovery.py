@@ -27,7 +27,6 @@ from autoglm_operator.api.kube_client import REQUEST_TIMEOUT
 from autoglm_operator.reconcile.kinds import DISCOVERED_KINDS, HTTP_ROUTE, Kind, capabilities_of
 
 
-
 class Discovery:
     def __init__(self, api: client.ApiClient, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._api = api
