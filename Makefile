@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/hack
+# Two pytest-xdist workers share one environment; most e2e time is waiting (docs/testenv.md, Running
+# the tests in parallel). `make test PARALLEL=-n0` runs one test at a time.
+PARALLEL ?= -n 2 --dist loadgroup
 
 .PHONY: help prereqs venv tools test unit e2e demo run bench testenv-up testenv-down crd manifests clean
 
@@ -36,13 +39,13 @@ tools: prereqs
 	bash hack/build-tools.sh all
 
 test: venv tools
-	$(PY) -m pytest tests/unit tests/e2e
+	$(PY) -m pytest $(PARALLEL) tests/unit tests/e2e
 
 unit: venv
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(PARALLEL) tests/unit
 
 e2e: venv tools
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest $(PARALLEL) tests/e2e
 
 demo: venv tools
 	$(PY) -m autoglm_testenv.demo

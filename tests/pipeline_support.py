@@ -6,6 +6,15 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
+# The collector and predictor list every predictive AutoGLMDeployment in the cluster
+# (autoglm_predictor.pipeline.targets.list_targets): a running pipeline publishes the load of, and
+# writes status.forecast into, every predictive deployment, also another test's. So the tests that
+# run a pipeline (tests/e2e/conftest.py adds them) and the tests that own a predictive deployment
+# form one xdist group: pytest-xdist's `--dist loadgroup` runs a group's tests one at a time.
+PREDICTIVE = pytest.mark.xdist_group("predictive")
+
 WRITE = re.compile(r"^(\S+ \S+) INFO autoglm_predictor.pipeline.predictor: (\S+): floor (\d+) \(predicted \S+ over \d+ s, (.*)\) in")
 
 

@@ -221,8 +221,12 @@ def _node(name: str, labels: dict[str, str], capacity: dict[str, str], taints: l
     }
 
 
-def fake_nodes(gpu_nodes: int = 2) -> list[dict]:
-    """The fleet the product schedules onto: GPU nodes (tainted), a CPU node and two edge sites."""
+def fake_nodes(gpu_nodes: int = 4) -> list[dict]:
+    """The fleet the product schedules onto: GPU nodes (tainted), a CPU node and two edge sites.
+
+    Four GPU nodes (32 GPUs): `make e2e` runs two tests side by side, and one test alone may ask
+    for more than 16 (every example at rest, tests/e2e/operator/test_idempotence.py: about 23), so
+    the one beside it still finds the GPUs it would find alone."""
     base = {"cpu": "64", "memory": "512Gi", "pods": "110", "ephemeral-storage": "1Ti"}
     gpu_taint = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
     nodes = [

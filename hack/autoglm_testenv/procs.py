@@ -98,17 +98,22 @@ def alive(pid: int) -> bool:
         return True
 
 
-def stop(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after `grace` seconds."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                return
+def stop(*pids: int, grace: float = 10.0) -> None:
+    """SIGTERM the process groups, then SIGKILL whatever is left after `grace` seconds. The groups
+    shut down side by side, so stopping an environment takes its slowest service's time, not the
+    sum of all of them."""
+    left = list(pids)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pid in list(left):
+            try:
+                os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError):  # gone already
+                left.remove(pid)
+        deadline = time.monotonic() + wait
+        while True:
+            left = [pid for pid in left if alive(pid)]
+            if not left or time.monotonic() >= deadline:
+                break
             time.sleep(0.1)
 
 

@@ -4,39 +4,109 @@ The session starts the cluster, Kafka and Prometheus once and stops them at the 
 tests fail. If `hack/testenv up` already runs one, it is reused and left running (a fast loop for
 developers; AUTOGLM_TESTENV_REUSE=0 forces a fresh one). A missing component fails every e2e test
 with its reason; nothing is mocked.
+
+Under pytest-xdist (`make e2e` runs `-n 2 --dist loadgroup`) the workers share that one
+environment: the first worker to need it starts it, the others attach, the last to finish stops
+it. Tests that would disturb a test running beside them are kept apart: an `xdist_group` runs its
+tests one after another on one worker (pipeline_support.PREDICTIVE), and the `exclusive` mark
+runs a test while no other e2e test runs (`cluster_turn`). docs/testenv.md has the list.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from pipeline_support import PREDICTIVE
 from prometheus_client.parser import text_string_to_metric_families
 
 import autoglm_testenv
 from autoglm_testenv import components, config, procs
 
+PREDICTIVE_FIXTURES = {"pipeline", "predictive_deployment"}  # tests using them join the PREDICTIVE group
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PREDICTIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(PREDICTIVE)
+
+
+def _run_dir(factory: pytest.TempPathFactory) -> Path:
+    """The folder all xdist workers of this pytest run share: the base temp of the controller,
+    whose `popen-gw<N>` children are the workers' own (pytest-xdist sets each worker's --basetemp
+    there). Without xdist, the run's own base temp."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def _flock(path: Path, mode: int = fcntl.LOCK_EX) -> Iterator[None]:
+    """flock(2) on `path` for the block; the kernel drops it when the file closes, also on a crash."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, mode)
+        yield
+
 
 @pytest.fixture(scope="session")
-def testenv() -> Iterator[autoglm_testenv.Env]:
+def testenv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[autoglm_testenv.Env]:
+    """The session's environment, one for all xdist workers: under a lock, the first worker starts
+    it and names its state file in `testenv.json`, the others load that; a count of the workers
+    using it lets the last one stop it."""
     existing = autoglm_testenv.current() if os.environ.get("AUTOGLM_TESTENV_REUSE", "1") != "0" else None
     if existing is not None:
         yield existing
         return
-    try:
-        env = autoglm_testenv.up()
-    except autoglm_testenv.TestenvError as exc:
-        pytest.fail(f"the test environment could not start: {exc}", pytrace=False)
+    shared = _run_dir(tmp_path_factory)
+    pointer, users = shared / "testenv.json", shared / "testenv.users"
+    with _flock(shared / "testenv.lock"):
+        if pointer.exists():
+            env = autoglm_testenv.Env.load(Path(pointer.read_text()))
+        else:
+            try:
+                env = autoglm_testenv.up()
+            except autoglm_testenv.TestenvError as exc:
+                pytest.fail(f"the test environment could not start: {exc}", pytrace=False)
+            env.save()
+            pointer.write_text(str(env.state_file))
+        users.write_text(str(int(users.read_text()) + 1 if users.exists() else 1))
     try:
         yield env
     finally:
-        autoglm_testenv.down(env)
+        with _flock(shared / "testenv.lock"):
+            left = int(users.read_text()) - 1
+            users.write_text(str(left))
+            if left == 0:
+                autoglm_testenv.down(env)
+                pointer.unlink()
+
+
+@pytest.fixture(autouse=True)
+def cluster_turn(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every e2e test holds a shared flock on `cluster.lock` from its setup to its teardown; an
+    `exclusive` test holds it exclusively. Taking it through `cluster.gate` queues the tests: an
+    exclusive test waiting for the running ones keeps new ones from starting meanwhile (flock alone
+    lets shared holders overtake a waiting exclusive one for ever). Under `--dist loadgroup` it
+    also checks that pytest-xdist really grouped the test."""
+    if (getattr(request.config.option, "loadgroup", False)  # set on xdist workers under --dist loadgroup
+            and request.node.get_closest_marker("xdist_group") and "@" not in request.node.nodeid):
+        pytest.fail("pytest-xdist did not put this test in its xdist_group (no @group suffix on its id): with this "
+                    "pytest it would run beside the tests it must not (pytest-dev/pytest-xdist#1386)", pytrace=False)
+    mode = fcntl.LOCK_EX if request.node.get_closest_marker("exclusive") else fcntl.LOCK_SH
+    shared = _run_dir(tmp_path_factory)
+    with (shared / "cluster.lock").open("a") as turn:
+        with _flock(shared / "cluster.gate"):
+            fcntl.flock(turn, mode)
+        yield
 
 
 @pytest.fixture(scope="session")

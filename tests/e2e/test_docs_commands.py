@@ -34,7 +34,8 @@ from docs_commands import HELM_INSTALL, REPO, VERIFIED, Block, Run, documents, h
 
 from autoglm_testenv import config, procs
 
-pytestmark = pytest.mark.e2e
+# One worker runs the module (pytest-xdist --dist loadgroup): one checkout copy, one block's environment at a time.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docs-commands")]
 
 COMMAND_TIMEOUT = 300.0  # seconds; warm `hack/testenv up` takes 15-30 s, a model Ready under kwok about 10 s
 RUN_BLOCKS = [block for path in documents() for block in markdown_blocks(path)

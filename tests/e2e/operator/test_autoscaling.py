@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from operator_support import apply, children, example, wait_for, wait_for_condition, wait_until_quiet, writes_by
+from pipeline_support import PREDICTIVE
 
 from autoglm_operator.api.forecast import STALENESS_WINDOW_SECONDS
 from autoglm_operator.api.timestamps import from_epoch
@@ -63,6 +64,7 @@ def _min_replica_count(testenv: Env, namespace: str) -> int | None:
     return None if found is None else found["spec"]["minReplicaCount"]
 
 
+@PREDICTIVE
 def test_forecast_floor_kill_switch_and_staleness(testenv: Env, kube, namespace: str, operator) -> None:
     import time
 

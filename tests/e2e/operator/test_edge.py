@@ -128,6 +128,7 @@ def test_the_edge_example_is_not_ready_while_its_sites_serve_nothing(testenv: En
     assert stuck["status"]["readyReplicas"] == 1, "the cloud part serves"
 
 
+@pytest.mark.exclusive  # deletes the KubeEdge CRDs every test shares
 def test_fallback_without_kubeedge_pins_deployments_to_edge_nodes(
     testenv: Env, namespace: str, without_kubeedge: Callable[[], None], operator
 ) -> None:

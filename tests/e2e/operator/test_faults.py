@@ -30,10 +30,11 @@ from autoglm_operator.rollout.canary import ACTIVE
 from autoglm_testenv import Env, procs
 from autoglm_testenv.components import install_crds
 
-pytestmark = pytest.mark.e2e
+# One worker runs the module (pytest-xdist --dist loadgroup), so it starts one environment of its own.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("operator-faults")]
 
 NEW_MODEL = "zai-org/GLM-4-9B-0414-v2"
-BATCH = 12  # new resources reconciled while the API server dies (12 of the 16 GPUs of the test cluster)
+BATCH = 12  # new resources reconciled while the API server dies (12 GPUs: fits on the test cluster's GPU nodes)
 OUTAGE_SECONDS = 6.0
 # Measured on the 2-core machine: 11-13 s after an API server restart (kopf's 10 s handler retry),
 # 0.3-1 s after an operator restart; the bound leaves room for a loaded machine.

@@ -24,7 +24,8 @@ import pytest
 from hypothesis import strategies as st
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError
-from operator_support import children, condition, resource, wait_for
+from operator_support import children, condition, gpu_quota, resource, wait_for
+from pipeline_support import PREDICTIVE
 from strategies import examples, hostile_spec, names, operator_refused_spec
 from strategies import resource as cr_of
 
@@ -35,7 +36,7 @@ from autoglm_operator.reconcile.apply import apply_body
 from autoglm_operator.render.desired import render, validate
 from autoglm_testenv import Env, procs
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, PREDICTIVE]  # its resources are predictive
 
 DRY_RUN_SPECS = 200
 OPERATOR_SPECS = 16
@@ -141,6 +142,9 @@ def _tame(spec: Any) -> Any:
 
 def test_operator_reports_or_reconciles_every_accepted_resource_and_survives(testenv: Env, kube, namespace: str,
                                                                               operator) -> None:
+    # Up to 32 pods of a GPU each would take every GPU of the shared nodes from the tests running
+    # beside this one; the operator's work ends at the Deployment, so no pod needs to run.
+    gpu_quota(testenv, namespace, 0)
     client = DynamicClient(kube)
     created: dict[str, str] = {}  # name -> the parser's refusal ("" when it accepts)
     rejected = 0

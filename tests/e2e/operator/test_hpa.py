@@ -18,10 +18,11 @@ import pytest
 import autoscaling_support
 from autoscaling_support import floor_becomes_ready_pods, hold_requests, replicas_managers, replicas_writes
 from operator_support import apply, audit_offset, example, wait_for, wait_for_condition
+from pipeline_support import PREDICTIVE
 
 from autoglm_testenv import Env, config, custom_metrics, procs
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, PREDICTIVE]  # its resources are predictive
 
 NAME = "glm-chat"  # the operator names the HPA after the AutoGLMDeployment
 METRIC = "vllm:num_requests_running"  # the Pods metric the operator's HPA reads for vLLM

@@ -20,6 +20,7 @@ from operator_support import (
     wait_until_quiet,
     writes_by,
 )
+from pipeline_support import PREDICTIVE
 
 from autoglm_testenv import Env
 
@@ -130,6 +131,7 @@ def issue_15_inputs(namespace: str) -> list[dict[str, Any]]:
     ]
 
 
+@PREDICTIVE  # the examples include a predictive one
 def test_every_example_and_every_issue_15_input_writes_nothing_at_rest(
         testenv: Env, namespace: str, operator, model_cache: str) -> None:
     """Issue 15's must-show (docs/benchmarks.md): once every resource has converged, resyncs (every

@@ -15,6 +15,7 @@ import pytest
 import autoscaling_support
 from autoscaling_support import floor_becomes_ready_pods, hold_requests, replicas_managers, replicas_writes
 from operator_support import apply, audit_offset, example, resource, wait_for, wait_for_condition
+from pipeline_support import PREDICTIVE
 
 from autoglm_testenv import Env
 
@@ -51,6 +52,7 @@ def scaled_object_ready(testenv: Env, namespace: str) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+@PREDICTIVE
 def test_the_floor_becomes_the_hpa_minimum_then_ready_pods_after_the_cold_start(testenv: Env, kube, namespace: str,
                                                                                  operator) -> None:
     testenv.set_cold_start(namespace, COLD_START)
@@ -164,6 +166,10 @@ def keda_reports(testenv: Env, namespace: str, ready: str, reason: str, message:
                     "-p", json.dumps({"status": {"conditions": [condition]}}))
 
 
+# KEDA 2.20 writes Ready=True back onto this ScaledObject about 1 s after keda_reports() patches
+# it False (seen polling its status), so the test holds only if the operator reads the ScaledObject
+# in that second; alone on the machine it does. Exclusive until the test stops racing KEDA.
+@pytest.mark.exclusive
 def test_a_scaler_keda_cannot_run_makes_the_resource_degraded(testenv: Env, namespace: str, operator) -> None:
     """Example 02 locally: its ScaledObject's Prometheus does not exist. KEDA says so on the
     ScaledObject only; the operator reads its child and says so too, while the pods keep serving."""
