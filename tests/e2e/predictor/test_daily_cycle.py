@@ -40,6 +40,11 @@ HOSTILE = [
 ]
 
 
+# A 40 s modelled day: the load, its rate and the quantile forecast follow the CPU. Beside another
+# test (run 4 of make test -n 2, beside the docs tests' environments) the last day's trough forecast
+# stayed at 2-2.5 replicas and the floor at 2 (its daily_cycle.png). Exclusive until its statistics
+# hold on a shared machine.
+@pytest.mark.exclusive
 def test_floor_leads_the_daily_surge_through_restart_and_hostile_records(
         testenv, kube, namespace, operator, predictive_deployment, sim_engine, pipeline, daily_cycle, tmp_path):
     import kubernetes
