@@ -22,7 +22,7 @@ CACHE="${AUTOGLM_CACHE:-$HOME/.cache/autoglm-testenv}"
 HERE="$(cd "${0%/*}" && pwd)"
 
 die() { echo "build-tools: $*" >&2; exit 1; }
-log() { echo "build-tools: $*" >&2; }
+log() { echo "build-tools: [$(date -u +%H:%M:%S)] $*" >&2; }
 need_go() { command -v go >/dev/null || die "no Go toolchain on PATH: install Go >= 1.24 (https://go.dev/doc/install) and retry"; }
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 export GOTOOLCHAIN=local
@@ -210,6 +210,16 @@ case "$what" in
   prometheus) fetch_prometheus ;;
   all)
     fetch_crds; fetch_kwok_stages; fetch_kafka; fetch_prometheus
-    "$0" etcd; "$0" kwok; "$0" helm; "$0" k8s; "$0" keda; "$0" prometheus-adapter ;;
+    # Two build lanes at once: one Go build alone leaves a core idle while it links a binary, waits
+    # on the module proxy or compiles a package everything else depends on. Kubernetes + adapter
+    # and etcd + kwok + helm + KEDA take about the same CPU time cold. A failed lane fails the
+    # target; the other lane is stopped then (no half-built cache entry: each is marked done last).
+    set -m  # the lane gets its own process group, so stopping it stops its go build too
+    ( "$0" k8s && "$0" prometheus-adapter ) & lane=$!
+    set +m
+    trap 'kill -- -"$lane" 2>/dev/null || true' EXIT
+    "$0" etcd; "$0" kwok; "$0" helm; "$0" keda
+    wait "$lane" || die "the kubernetes / prometheus-adapter build failed (its messages are above)"
+    trap - EXIT ;;
   *) die "unknown target '$what' (use k8s, keda, prometheus-adapter, etcd, kwok, helm, crds, stages, kafka, prometheus or all)" ;;
 esac
