@@ -65,6 +65,14 @@ class PredictorMetrics:
         self.stale = Gauge("autoglm_predictor_forecast_stale", "1 while the deployment has no fresh forecast",
                            ["deployment"], registry=r)
 
+    def forget(self, deployment: str) -> None:
+        """Stop exporting every series of a deployment that gets no more decisions (deleted, or no
+        longer predictive): a gauge keeps its last value, so a dashboard would show the floor of a
+        deleted deployment until the predictor restarts. Its series come back at its next decision."""
+        for gauge in (self.predicted, self.floor, self.forecast_error, self.model_age, self.forecaster,
+                      self.missing_steps, self.stale):
+            gauge.remove_by_labels({"deployment": deployment})
+
 
 def serve(registry: CollectorRegistry, port: int) -> None:
     """Expose /metrics on all interfaces (the Service's metrics port); 0 disables it."""

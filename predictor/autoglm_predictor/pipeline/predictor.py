@@ -155,6 +155,7 @@ class Predictor:
         self.started_at = clock()
         self.lock = threading.Lock()
         self.targets: dict[str, Target] = {}
+        self.dropped: set[str] = set()  # no longer listed since the last round: their series go (`tick`)
         self.states: dict[str, DeploymentState] = {}
         self.written: dict[str, ForecastStatus] = {}  # last status.forecast written, kept across rebalances
         self.ledger = OffsetLedger()
@@ -360,6 +361,7 @@ class Predictor:
             log.warning("listing AutoGLMDeployments failed: %s", error)
             return
         with self.lock:
+            self.dropped |= self.targets.keys() - targets.keys()
             self.targets = targets
             self.refreshed_at = self.clock()
             for key, state in self.states.items():
@@ -381,6 +383,10 @@ class Predictor:
         now = self.clock()
         if now - self.refreshed_at >= self.settings.refresh_seconds:
             self.refresh()
+        with self.lock:  # only this thread sets per-deployment series, so none comes back after this
+            dropped, self.dropped = self.dropped - self.targets.keys(), set()
+        for key in dropped:
+            self.metrics.forget(key)
         if now - self.round_at < self.settings.decision_seconds:
             return
         with self.lock:
@@ -453,6 +459,7 @@ class Predictor:
         with self.lock:
             self.targets.pop(key, None)
             self.written.pop(key, None)
+        self.metrics.forget(key)
         self.metrics.writes.labels("gone").inc()
         log.info("%s: gone (404 on status write); no more decisions until it is listed again", key)
 

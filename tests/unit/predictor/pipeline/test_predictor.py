@@ -75,6 +75,16 @@ def writes_total(predictor: Predictor, result: str) -> float | None:
     return predictor.metrics.registry.get_sample_value("autoglm_predictor_status_writes_total", {"result": result})
 
 
+def floor_exported(predictor: Predictor, key: str) -> float | None:
+    return predictor.metrics.registry.get_sample_value("autoglm_predictor_recommended_min_replicas",
+                                                       {"deployment": key})
+
+
+def deployment_series(predictor: Predictor, key: str) -> list[str]:
+    return [sample.name for family in predictor.metrics.registry.collect() for sample in family.samples
+            if sample.labels.get("deployment") == key]
+
+
 def test_a_deleted_deployment_is_dropped_at_its_404_and_the_round_still_commits(caplog):
     predictor, api, clock = running(heartbeat_seconds=1)  # every round writes every deployment
     api.failing["ml/doomed"] = 404  # deleted (or its namespace) just after the refresh
@@ -88,10 +98,21 @@ def test_a_deleted_deployment_is_dropped_at_its_404_and_the_round_still_commits(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert writes_total(predictor, "gone") == 1 and writes_total(predictor, "error") is None
     assert "ml/doomed" in predictor.states  # its history stays, as for a deployment a refresh no longer lists
+    assert deployment_series(predictor, "ml/doomed") == [] and floor_exported(predictor, "ml/kept") == 1
 
     del api.failing["ml/doomed"]  # re-created under the same name
     round_at(predictor, clock, 2, 40)  # the refresh 30 s after the last lists it again
-    assert api.writes.count("ml/doomed") == 2
+    assert api.writes.count("ml/doomed") == 2 and floor_exported(predictor, "ml/doomed") == 1
+
+
+def test_a_deployment_a_refresh_no_longer_lists_stops_being_exported():
+    """Deleted (or predictive turned off) between two refreshes, without a status write meeting it."""
+    predictor, api, clock = running(heartbeat_seconds=60)
+    assert deployment_series(predictor, "ml/doomed")  # floor, stale, missing steps, forecaster, ...
+    api.failing["ml/doomed"] = 404  # no longer listed; never written again, so no 404 is met
+    round_at(predictor, clock, 30, 11)  # the round that refreshes
+    assert api.writes == [] and deployment_series(predictor, "ml/doomed") == []
+    assert floor_exported(predictor, "ml/kept") == 1
 
 
 def test_a_re_created_deployment_is_written_at_its_first_decision():
