@@ -125,13 +125,20 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
                               active=active)
     schedulers = (children_settled.scheduler, ticks.scheduler, forecasts.scheduler)
 
+    # The uid each resource had at its last watch event: kopf keeps its state per uid, and a tick
+    # that finds a resource gone (no DELETED event came) knows only its name.
+    uids: dict[tuple[str, str], str] = {}
+
     def gone(namespace: str, name: str) -> None:
-        """Drop what is kept per resource (not kopf's own state: that is per uid, see resource_seen)."""
+        """Drop what is kept per resource, here and in kopf (`forget`)."""
         ticks.forget(namespace, name)
         forecasts.forget(namespace, name)
         children_settled.forget((namespace, name))
         if cache is not None:
             cache.forget(namespace, name)
+        uid = uids.pop((namespace, name), None)
+        if uid is not None:
+            forget(uid)
 
     def sweep(**_: Any) -> None:
         """NodeGroups of resources deleted while no operator ran (no finalizer waits for one)."""
@@ -158,9 +165,9 @@ def build_registry(reconciler: Reconciler, *, resync_seconds: float, forget: Cal
         """Every watch event of a resource: its ticks (periodic.py); status.forecast (the
         predictor's) changed the floor, or will go stale: converge then (forecast_watch.py); gone:
         one more converge deletes its cluster-scoped NodeGroups (none can be owned by it)."""
+        uids[(namespace, name)] = body["metadata"]["uid"]
         if type == "DELETED":
             gone(namespace, name)
-            forget(body["metadata"]["uid"])
             reconciler.delete_edge(namespace, name)
         else:
             ticks.observe(namespace, name, rolling_out(body.get("status") or {}))

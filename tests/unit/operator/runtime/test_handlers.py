@@ -1,8 +1,11 @@
-"""kopf wiring: nothing holds a resource's deletion (issue 15, fault 1)."""
+"""kopf wiring: nothing holds a resource's deletion (issue 15, fault 1); what is kept per resource goes with it."""
 from __future__ import annotations
+
+import queue
 
 import kopf
 
+from autoglm_operator.reconcile.converge import GONE
 from autoglm_operator.runtime.handlers import build_registry
 
 
@@ -28,3 +31,25 @@ def test_activities_have_ids_a_reader_understands() -> None:
     registry = build_registry(_Reconciler(), resync_seconds=2)  # type: ignore[arg-type]
     ids = sorted(h.id for h in registry._activities.get_all_handlers())
     assert ids == ["login_via_client", "start-ticks", "stop-ticks", "sweep-node-groups"]
+
+
+class _GoneReconciler:
+    """Every converge finds the resource gone, as when a watch lost its rights in a namespace being
+    deleted and no DELETED event came."""
+
+    def request(self, namespace: str, name: str) -> str:
+        return GONE
+
+
+def test_a_resource_a_tick_finds_gone_is_forgotten_by_kopf_too() -> None:
+    forgotten: queue.Queue[str] = queue.Queue()
+    registry = build_registry(_GoneReconciler(), resync_seconds=0.01, forget=forgotten.put)  # type: ignore[arg-type]
+    handlers = {h.id: h.fn for h in registry._activities.get_all_handlers()}
+    seen = next(h.fn for h in registry._watching.get_all_handlers() if h.id == "resource")
+    seen(namespace="ml", name="glm", body={"metadata": {"uid": "u-1"}, "status": {}}, type=None)
+    handlers["start-ticks"]()
+    try:
+        assert forgotten.get(timeout=10) == "u-1"  # the first resync tick finds it gone
+    finally:
+        handlers["stop-ticks"]()
+    assert forgotten.empty()  # once: the tick stops with the resource
