@@ -276,6 +276,11 @@ def backtest_command(args: argparse.Namespace) -> int:
 
     if args.save_model and not args.save_model.endswith(".keras"):
         raise evaluation.ScenarioError(f"--save-model must end in .keras, got {args.save_model!r}")
+    if not 0 <= args.min_replicas <= args.max_replicas or args.max_replicas < 1:
+        raise evaluation.ScenarioError(f"need 0 <= --min-replicas <= --max-replicas and --max-replicas >= 1, got "
+                                       f"{args.min_replicas} and {args.max_replicas}")
+    if not 0 < args.target <= 1:
+        raise evaluation.ScenarioError(f"--target must be a target utilisation in (0, 1], got {args.target}")
     step, bucket = _duration(args.step, "--step"), _duration(args.bucket, "--bucket")
     cluster = ClusterConfig(
         step_seconds=step.total_seconds(), capacity_per_replica=_capacity_per_step(args.capacity, step),

@@ -120,7 +120,11 @@ def test_train_saves_a_model_and_tensorflow_logs_no_errors(generic_csv, tmp_path
     (["--quantile", "1.5"], "--quantile must lie in (0, 1)"),
     (["--capacity", "0/min"], "capacity must be a positive number per unit of time"),
     (["--capacity", "inf/min"], "capacity must be a positive number per unit of time"),
-    (["--min-replicas", "5", "--max-replicas", "2"], "min_replicas <= max_replicas"),
+    (["--min-replicas", "5", "--max-replicas", "2"], "need 0 <= --min-replicas <= --max-replicas and --max-replicas "
+                                                     ">= 1, got 5 and 2"),
+    (["--max-replicas", "0"], "--max-replicas >= 1, got 1 and 0"),
+    (["--target", "0"], "--target must be a target utilisation in (0, 1], got 0.0"),
+    (["--target", "1.2"], "--target must be a target utilisation in (0, 1], got 1.2"),
     (["--sweep", "0.5,1.5"], "--sweep must be comma-separated target utilisations in (0, 1]"),
     (["--reactive-targets", "0.5,x"], "--reactive-targets must be comma-separated target utilisations"),
     (["--calibration-rate", "-1"], "--calibration-rate must be >= 0"),
