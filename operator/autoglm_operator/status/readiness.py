@@ -72,10 +72,12 @@ def autoscaler_problem(autoscalers: Iterable[Mapping[str, Any]]) -> tuple[str, s
     """("AutoscalerFailed", why) when the ScaledObject or HPA the operator rendered cannot scale, else None.
 
     Pods keep serving at their current count, so Ready stays True, but nothing follows the load:
-    - KEDA ScaledObject: `Ready=False` (a scaler cannot reach its source or its trigger is invalid:
-      KEDA's KEDAScalerFailed / ScaledObjectCheckFailed Events) or `Fallback=True` (KEDA holds
-      `fallback.replicas` because the scaler keeps failing); conditions as in keda.sh docs and
-      KEDA's api/v1alpha1 `Conditions` (Ready, Active, Fallback, Paused).
+    - KEDA ScaledObject: `Ready=False` (KEDA refused the spec: ScaledObjectCheckFailed; or its HPA
+      cannot scale: HPAMetricsUnavailable) or `Fallback=True` (a scaler cannot reach its source:
+      KEDA holds `fallback.replicas`). The operator renders a fallback, so a scaler that keeps
+      failing shows as Fallback=True while Ready stays True (KEDA 2.20.1 RequestScale sets Ready=False
+      "TriggerError" only without a fallback; seen in tests/e2e/operator/test_keda.py); conditions as
+      in keda.sh docs and KEDA's api/v1alpha1 `Conditions` (Ready, Active, Fallback, Paused).
     - autoscaling/v2 HPA: `ScalingActive=False` except `ScalingDisabled` (the target scaled to 0 on
       purpose); `FailedGetExternalMetric` and the like mean the metric cannot be read.
     An autoscaler without conditions yet (just created) is no problem.
