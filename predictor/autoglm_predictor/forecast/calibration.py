@@ -159,8 +159,7 @@ class QuantileTracker:
 
     def observe(self, horizon_index: int, calibrated: Calibrated, actual: float) -> None:
         """Score one calibrated forecast's `horizon_index` once its bucket has closed (a missing
-        actual is skipped): the weights move by the experts' pinball losses and every expert by its
-        own miss, all judged on the forecasts as they were issued."""
+        actual is skipped): every expert moves by its own miss, then the weights by their loss."""
         j = horizon_index
         forecast, upper, experts = float(calibrated.forecast[j]), float(calibrated.upper[j]), calibrated.experts[:, j]
         if not np.isfinite(actual) or not np.isfinite(forecast):
