@@ -53,9 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="below this cold start the policy keeps no floor (reactive scaling alone)")
     _scenario_argument(backtest, "--cold-start", "time for a new pod to become Ready")
     backtest.add_argument("--calibration-rate", type=float, default=DEFAULT_RATE,
-                          help="online quantile tracking of the upper forecast: the base log-factor step per miss, in "
-                               "units of the training series' mean one-bucket change over its mean level; DtACI weighs "
-                               "experts at 0.2x-25.6x it online (0: off)")
+                          help="online quantile tracking of the upper forecast: log-factor step per miss, in units of "
+                               "the training series' mean one-bucket change over its mean level (0: off)")
     backtest.add_argument("--ttft-slo", default="3s", help="per-request TTFT SLO of the fluid queue")
     backtest.add_argument("--base-ttft", default="0.5s", help="the engine's TTFT without queueing")
     backtest.add_argument("--sync-period", default="15s", help="HPA sync period")
