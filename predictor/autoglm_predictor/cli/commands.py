@@ -256,15 +256,40 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def _capacity_per_step(capacity: str, step) -> float:
+    """`capacity` (requests one replica serves, as a rate: 15/min, 2/s, 45/30s) in requests per
+    decision `step`; ScenarioError naming --capacity otherwise. A bare number is refused: read per
+    step its meaning would change with --step, and any other reading is a unit the user did not write."""
+    from autoglm_predictor.backtest.evaluation import ScenarioError
+
     amount, _, per = capacity.partition("/")
     try:
         value = float(amount)
-        unit = _duration("1" + per if per and not per[0].isdigit() else per or "1min", "--capacity")
+        unit = _duration("1" + per if per and not per[0].isdigit() else per, "--capacity")
     except ValueError:
-        raise ValueError(f"capacity must look like 15/min or 2/s, got {capacity!r}") from None
+        raise ScenarioError(f"--capacity {capacity!r} must be a rate with a unit, such as 15/min or 2/s "
+                            "(requests one replica serves)") from None
     if not 0 < value < float("inf"):
-        raise ValueError(f"capacity must be a positive number per unit of time, got {capacity!r}")
+        raise ScenarioError(f"capacity must be a positive number per unit of time, got {capacity!r}")
     return value * (step / unit)
+
+
+def _check_model_options(args: argparse.Namespace) -> None:
+    """Refuse model paths that would be silently ignored or overwritten (ScenarioError naming both
+    options): --model and --save-model need the LSTM, --save-model needs a trained one (not a
+    --model), and the model's settings sidecar (the .json beside the .keras, LSTMForecaster.save)
+    must not be the --json path, or the backtest JSON replaces the settings and the model no longer loads."""
+    from autoglm_predictor.backtest.evaluation import ScenarioError
+
+    if args.save_model and not args.save_model.endswith(".keras"):
+        raise ScenarioError(f"--save-model must end in .keras, got {args.save_model!r}")
+    for option, path in (("--model", args.model), ("--save-model", args.save_model)):
+        if path and args.no_lstm:
+            raise ScenarioError(f"{option} is ignored with --no-lstm (no LSTM is trained or loaded): drop one of them")
+        if path and args.json and Path(path).with_suffix(".json").resolve() == Path(args.json).resolve():
+            raise ScenarioError(f"--json {args.json} is the settings file of {option} {path}: the backtest JSON "
+                                "would overwrite it; give --json another path")
+    if args.model and args.save_model:
+        raise ScenarioError("--save-model saves the LSTM trained here; with --model none is trained: drop one of them")
 
 
 @_reporting_errors
@@ -274,8 +299,7 @@ def backtest_command(args: argparse.Namespace) -> int:
     from autoglm_predictor.forecast.series import load_trace
     from autoglm_predictor.forecast.simulator import ClusterConfig
 
-    if args.save_model and not args.save_model.endswith(".keras"):
-        raise evaluation.ScenarioError(f"--save-model must end in .keras, got {args.save_model!r}")
+    _check_model_options(args)
     if not 0 <= args.min_replicas <= args.max_replicas or args.max_replicas < 1:
         raise evaluation.ScenarioError(f"need 0 <= --min-replicas <= --max-replicas and --max-replicas >= 1, got "
                                        f"{args.min_replicas} and {args.max_replicas}")

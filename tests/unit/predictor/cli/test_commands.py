@@ -120,6 +120,9 @@ def test_train_saves_a_model_and_tensorflow_logs_no_errors(generic_csv, tmp_path
     (["--quantile", "1.5"], "--quantile must lie in (0, 1)"),
     (["--capacity", "0/min"], "capacity must be a positive number per unit of time"),
     (["--capacity", "inf/min"], "capacity must be a positive number per unit of time"),
+    (["--capacity", "60"], "--capacity '60' must be a rate with a unit, such as 15/min or 2/s"),  # per step? per min?
+    (["--model", "m.keras"], "--model is ignored with --no-lstm"),
+    (["--save-model", "m.keras"], "--save-model is ignored with --no-lstm"),
     (["--min-replicas", "5", "--max-replicas", "2"], "need 0 <= --min-replicas <= --max-replicas and --max-replicas "
                                                      ">= 1, got 5 and 2"),
     (["--max-replicas", "0"], "--max-replicas >= 1, got 1 and 0"),
@@ -140,6 +143,21 @@ def test_invalid_input_exits_with_a_message(generic_csv, tmp_path, capsys, extra
                 "--report", str(tmp_path / "r"), *extra])
     assert code == 2
     assert message in one_error_line(capsys.readouterr().err, "backtest")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--save-model", "out/x.keras", "--json", "out/../out/x.json"], "--json out/../out/x.json is the settings file of "
+                                                                     "--save-model out/x.keras"),
+    (["--model", "out/x.keras", "--json", "out/x.json"], "--json out/x.json is the settings file of --model out/x.keras"),
+    (["--model", "a.keras", "--save-model", "b.keras"], "with --model none is trained"),
+])
+def test_model_paths_that_would_be_overwritten_or_ignored_are_refused_before_the_trace_is_read(
+        tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    assert run(["backtest", "--trace", "missing.csv", "--report", "r", *extra]) == 2
+    assert message in one_error_line(capsys.readouterr().err, "backtest")
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def one_error_line(err: str, command: str) -> str:
