@@ -283,17 +283,20 @@ class ColdStart:
 
 
 def cold_start_sweep(scenario: Scenario, data: Data, upper: np.ndarray, cold_starts: Sequence[float],
-                     reactive_targets: Sequence[float], progress=print) -> dict[float, ColdStart]:
+                     reactive_targets: Sequence[float], progress=print) -> tuple[dict[float, ColdStart], dict[float, str]]:
     """Replay the default policy (forecasts `upper`) and the reactive frontier at every cold start.
 
-    A cold start whose lead time the forecast horizon cannot cover is skipped with a message.
+    Returns the evaluated rows and the skipped cold starts with the reason: one whose lead time the
+    forecast horizon cannot cover is not evaluated, and the report must say so rather than drop it
+    (a break-even "at every longer cold start" would otherwise speak of cold starts never replayed).
     """
-    rows = {}
+    rows, skipped = {}, {}
     for seconds in cold_starts:
         try:
             changed = replace(scenario, cluster=replace(scenario.cluster, cold_start_seconds=seconds))
         except ScenarioError as error:
             progress(f"cold start {seconds:g} s skipped: {error}")
+            skipped[seconds] = str(error)
             continue
         progress(f"cold start {seconds:g} s: reactive frontier and the default policy")
         front, _ = reactive_frontier(changed, data, reactive_targets)
@@ -302,7 +305,7 @@ def cold_start_sweep(scenario: Scenario, data: Data, upper: np.ndarray, cold_sta
         rows[seconds] = ColdStart(cold_start_seconds=seconds, reactive_only=changed.policy(changed.cluster.target_utilisation).reactive_only,
                                   policy=outcome, frontier=front,
                                   comparison=compare(front, outcome.gpu_hours, outcome.slo_attainment_pct))
-    return rows
+    return rows, skipped
 
 
 def break_even_cold_start(rows: dict[float, ColdStart]) -> float | None:
@@ -361,7 +364,15 @@ class Backtest:
     comparisons: dict[str, Comparison]  # policy (scenario target) -> against the frontier
     default_policy: str  # the predictive policy the cold-start sweep replays
     cold_starts: dict[float, ColdStart]  # cold start (s) -> default policy vs frontier
+    skipped_cold_starts: dict[float, str]  # cold start (s) -> why it was not evaluated
     break_even_cold_start_seconds: float | None  # measured from cold_starts
+
+    @property
+    def break_even_is_shortest_swept(self) -> bool:
+        """The break-even is the shortest evaluated cold start: the floor may pay off below it too,
+        so it is an upper bound ("20 s or less"), not a measured crossing."""
+        even = self.break_even_cold_start_seconds
+        return even is not None and even == min(self.cold_starts)
 
 
 def backtest(scenario: Scenario, data: Data, forecasters: Sequence[Forecaster], targets: Sequence[float],
@@ -392,7 +403,7 @@ def backtest(scenario: Scenario, data: Data, forecasters: Sequence[Forecaster], 
     front, reactive_sweep = reactive_frontier(scenario, data, reactive_targets)
     comparisons = {name: compare(front, r.outcome.gpu_hours, r.outcome.slo_attainment_pct) for name, r in replays.items()}
     default = forecasters[-1].name
-    rows = cold_start_sweep(scenario, data, uppers[default], cold_starts, reactive_targets, progress)
+    rows, skipped = cold_start_sweep(scenario, data, uppers[default], cold_starts, reactive_targets, progress)
     return Backtest(accuracy=scores, raw_under_rate=raw, replays=replays, sweep=sweep, frontier=front, reactive_sweep=reactive_sweep,
                     comparisons=comparisons, default_policy=f"{default} floor", cold_starts=rows,
-                    break_even_cold_start_seconds=break_even_cold_start(rows))
+                    skipped_cold_starts=skipped, break_even_cold_start_seconds=break_even_cold_start(rows))

@@ -92,11 +92,31 @@ def comparison_table(result: Backtest) -> str:
 
 
 def cold_start_table(result: Backtest) -> str:
+    """Every swept cold start, shortest first; a skipped one says why instead of vanishing."""
     header = ["cold start", "policy", "SLO attainment %", "avg replicas", "GPU-hours"] + COMPARISON_HEADER
-    rows = [[f"{s:g} s", "backed off to reactive" if r.reactive_only else result.default_policy,
-             f"{r.policy.slo_attainment_pct:.2f}", f"{r.policy.avg_replicas:.2f}", hours(r.policy.gpu_hours)]
-            + comparison_cells(r.comparison) for s, r in result.cold_starts.items()]
-    return table(header, rows)
+    rows = {s: [f"{s:g} s", "backed off to reactive" if r.reactive_only else result.default_policy,
+                f"{r.policy.slo_attainment_pct:.2f}", f"{r.policy.avg_replicas:.2f}", hours(r.policy.gpu_hours)]
+            + comparison_cells(r.comparison) for s, r in result.cold_starts.items()}
+    rows |= {s: [f"{s:g} s", f"skipped: {reason}"] + ["-"] * (len(header) - 2)
+             for s, reason in result.skipped_cold_starts.items()}
+    return table(header, [rows[s] for s in sorted(rows)])
+
+
+def break_even_text(result: Backtest) -> str:
+    """The break-even sentence of the cold-start sweep. It speaks of evaluated cold starts only, names
+    the skipped ones, and at the shortest evaluated cold start gives an upper bound: the floor
+    may pay off below it too, the sweep just did not go lower."""
+    even = result.break_even_cold_start_seconds
+    if even is None:
+        value = "none among the evaluated cold starts"
+    else:
+        value = f"{even:g} s or less (the shortest swept)" if result.break_even_is_shortest_swept else f"{even:g} s"
+    text = ("Break-even cold start (the floor beats the frontier at this and every longer evaluated cold start): "
+            f"{value}.")
+    if result.skipped_cold_starts:
+        text += (" Not evaluated: " + ", ".join(f"{s:g} s" for s in sorted(result.skipped_cold_starts))
+                 + " (skipped, the table says why).")
+    return text
 
 
 def markdown(title: str, settings: dict[str, object], scenario: Scenario, result: Backtest,
@@ -116,12 +136,10 @@ def markdown(title: str, settings: dict[str, object], scenario: Scenario, result
              "reactive's < 1 mean the policy is better):", "", comparison_table(result), "",
              "## Trade-off: sweeping reactive's target utilisation (above the same floors)", "",
              sweep_table(result), ""]
-    if result.cold_starts:
-        even = result.break_even_cold_start_seconds
+    if result.cold_starts or result.skipped_cold_starts:
         parts += ["## Cold-start sweep", "", f"The default policy ({result.default_policy}) at the scenario target "
-                  "against the tuned reactive frontier at each cold start. Break-even cold start (the floor beats "
-                  "the frontier at this and every longer swept cold start): "
-                  + ("none in the sweep" if even is None else f"{even:g} s") + ".", "", cold_start_table(result), ""]
+                  "against the tuned reactive frontier at each cold start. " + break_even_text(result), "",
+                  cold_start_table(result), ""]
     if costs:
         parts += ["## Cost", "", table(["measure", "value"], [[k, str(v)] for k, v in costs.items()]), ""]
     parts += [f"![{p.stem}]({p.name})" for p in plots]
@@ -228,9 +246,11 @@ def to_json(settings: dict[str, object], scenario: Scenario, result: Backtest, c
         "cold_start_sweep": {
             "policy": result.default_policy,
             "break_even_cold_start_seconds": result.break_even_cold_start_seconds,
+            "break_even_is_shortest_swept": result.break_even_is_shortest_swept,
             "rows": {f"{s:g}": {"reactive_only": r.reactive_only, "policy": asdict(r.policy),
                                 "frontier": _frontier_json(r.frontier), "comparison": _comparison_json(r.comparison)}
                      for s, r in result.cold_starts.items()},
+            "skipped": {f"{s:g}": reason for s, reason in sorted(result.skipped_cold_starts.items())},
         },
         "costs": costs,
     }
