@@ -94,15 +94,22 @@ class Comparison:
     reactive_gpu_hours_at_equal_attainment: float | None
 
     @property
+    def nothing_missed(self) -> bool:
+        """Neither the policy nor tuned reactive at the same GPU-hours misses a request: the miss ratio
+        is 0 / 0, 1.0 in JSON by convention, and tables show "-" (as docs/benchmarks.md does)."""
+        reactive = self.reactive_attainment_at_equal_cost
+        return reactive is not None and 100.0 - reactive <= 1e-9 and 100.0 - self.attainment_pct <= 1e-9
+
+    @property
     def miss_ratio(self) -> float | None:
         """Requests missed by the policy / missed by tuned reactive at the same GPU-hours (< 1: better)."""
         reactive = self.reactive_attainment_at_equal_cost
         if reactive is None:
             return None
+        if self.nothing_missed:
+            return 1.0
         missed, reactive_missed = 100.0 - self.attainment_pct, 100.0 - reactive
-        if reactive_missed <= 1e-9:
-            return 1.0 if missed <= 1e-9 else float("inf")
-        return missed / reactive_missed
+        return float("inf") if reactive_missed <= 1e-9 else missed / reactive_missed
 
     @property
     def cost_ratio(self) -> float | None:

@@ -66,8 +66,16 @@ def _maybe(value: float | None, fmt: str) -> str:
     return "outside the sweep" if value is None else format(value, fmt)
 
 
+def ratio(value: float) -> str:
+    """Two decimals, or two significant digits below 0.1: a policy that misses 0.002 of reactive's
+    missed requests must not read as 0.00 (none missed)."""
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
+
+
 def comparison_cells(c: Comparison) -> list[str]:
-    return [_maybe(c.reactive_attainment_at_equal_cost, ".2f"), _maybe(c.miss_ratio, ".2f"),
+    """The comparison columns; "-" for the miss ratio when neither side misses anything (0 / 0)."""
+    missed = "-" if c.nothing_missed else "outside the sweep" if c.miss_ratio is None else ratio(c.miss_ratio)
+    return [_maybe(c.reactive_attainment_at_equal_cost, ".2f"), missed,
             _maybe(c.reactive_gpu_hours_at_equal_attainment, ",.2f"), _maybe(c.cost_ratio, ".2f")]
 
 

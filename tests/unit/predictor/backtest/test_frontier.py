@@ -29,7 +29,8 @@ def test_cost_at_equal_attainment_is_the_inverse(attainment, expected):
 def test_above_a_frontier_that_attains_everything_reactive_attains_everything():
     perfect = frontier([Point(0.8, 10.0, 99.0), Point(0.6, 12.0, 100.0)])
     assert attainment_at(perfect, 50.0) == 100.0 and attainment_at(FRONT, 250.0) is None
-    assert compare(perfect, 50.0, 100.0).miss_ratio == 1.0
+    assert compare(perfect, 50.0, 100.0).miss_ratio == 1.0 and compare(perfect, 50.0, 100.0).nothing_missed
+    assert compare(perfect, 50.0, 99.0).miss_ratio == float("inf") and not compare(perfect, 50.0, 99.0).nothing_missed
 
 
 def test_comparison_ratios():

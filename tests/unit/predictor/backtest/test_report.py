@@ -8,6 +8,7 @@ import pytest
 
 from autoglm_predictor.backtest import report
 from autoglm_predictor.backtest.evaluation import Backtest, Scenario, backtest, baselines, fit, prepare
+from autoglm_predictor.backtest.frontier import Comparison
 from autoglm_predictor.forecast.simulator import ClusterConfig
 
 SETTINGS = {"trace": "synthetic", "p99 fraction": None}
@@ -55,3 +56,16 @@ def test_a_break_even_at_the_shortest_swept_cold_start_is_an_upper_bound(scenari
     document = json.loads(report.to_json(SETTINGS, scenario, changed, {}))["cold_start_sweep"]
     assert document["break_even_cold_start_seconds"] == even  # the number stays where automation reads it
     assert document["break_even_is_shortest_swept"] is shortest
+
+
+@pytest.mark.parametrize("policy, reactive, cell", [
+    (100.0, 100.0, "-"),  # neither misses a request: 0 / 0, not "1.00"
+    (99.999, 99.5, "0.002"),  # a true ratio of 0.002, not "0.00"
+    (99.0, 98.0, "0.50"),
+    (99.0, 100.0, "inf"),
+    (99.0, None, "outside the sweep"),
+])
+def test_the_miss_ratio_cell_says_dash_for_nothing_missed_and_keeps_small_ratios(policy, reactive, cell):
+    c = Comparison(gpu_hours=1.0, attainment_pct=policy, reactive_attainment_at_equal_cost=reactive,
+                   reactive_gpu_hours_at_equal_attainment=None)
+    assert report.comparison_cells(c)[1] == cell
