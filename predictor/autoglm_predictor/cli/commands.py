@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this package's subcommands; each sets `func(args) -> int`."""
     train = subparsers.add_parser("train", help="fit the LSTM forecaster on a trace and save it (.keras + .json)",
                                   formatter_class=_ShowDefaults)
-    _data_arguments(train, ("trace",))  # no --scenario: the trace defaults
+    _data_arguments(train, ("trace",), "forecast aggregation: requests per bucket")  # no --scenario: the trace defaults
     _model_arguments(train, ("trace",))
     train.add_argument("--out", required=True, help="model path ending in .keras (a .json sidecar is written beside it)")
     train.set_defaults(func=train_command)
@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backtest = subparsers.add_parser(
         "backtest", help="forecast accuracy per horizon and closed-loop replay of every scaling policy",
         formatter_class=_ShowDefaults)
-    _data_arguments(backtest, scenarios.SCENARIOS)
+    _data_arguments(backtest, scenarios.SCENARIOS, "forecast aggregation: a bucket's load is its busiest --step's "
+                    "requests times the steps per bucket (docs/forecasting.md)")
     _model_arguments(backtest, scenarios.SCENARIOS)
     backtest.add_argument("--scenario", choices=scenarios.SCENARIOS, default="trace",
                           help="trace: --trace on the NASA fleet; staged-ramp: llm-d's staged ramp (--ramp-*), which "
@@ -63,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _scenario_argument(backtest, "--min-replicas", "reactive minimum replicas", int)
     _scenario_argument(backtest, "--max-replicas", "maximum replicas", int)
     backtest.add_argument("--p99-fraction", type=float, default=None,
-                          help="rescale the trace so its p99 is this fraction of max replicas x capacity")
+                          help="rescale the trace so its p99 is this fraction of max replicas x capacity "
+                               "(default: off, the trace as recorded)")
     backtest.add_argument("--pipeline-lag", type=int, default=1, help="decision steps before a forecast is usable")
     backtest.add_argument("--model", default=None, help="load this trained .keras model instead of training one")
     backtest.add_argument("--save-model", default=None, help="save the LSTM trained here (.keras)")
@@ -107,22 +109,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predictor.set_defaults(func=predictor_command)
 
 
-def _data_arguments(parser: argparse.ArgumentParser, shown: tuple[str, ...]) -> None:
-    """The trace and its split; `shown`: the scenarios whose defaults --help lists."""
+def _data_arguments(parser: argparse.ArgumentParser, shown: tuple[str, ...], bucket_load: str) -> None:
+    """The trace and its split; `shown`: the scenarios whose defaults --help lists; `bucket_load`: the
+    --bucket help, which says what a bucket's load is in this command."""
     parser.add_argument("--trace", default=DEFAULT_TRACE,
                         help="CSV or .csv.gz with timestamp and requests (or value) columns (default: the shipped NASA trace)")
     parser.add_argument("--column", default=None, help="value column (default: requests, else value)")
     parser.add_argument("--train-start", default=None, help="first training timestamp (default: trace start)")
     parser.add_argument("--test-start", default=None, help="first test timestamp (default: after 70%% of the trace)")
     parser.add_argument("--test-end", default=None, help="end of the test period (exclusive; default: trace end)")
-    _scenario_argument(parser, "--bucket", "forecast aggregation: requests per bucket", shown=shown)
+    _scenario_argument(parser, "--bucket", bucket_load, shown=shown)
 
 
 def _model_arguments(parser: argparse.ArgumentParser, shown: tuple[str, ...]) -> None:
     """The forecaster's; `shown`: the scenarios whose defaults --help lists."""
     _scenario_argument(parser, "--horizon", "how far the forecast reaches (must cover the lead time)", shown=shown)
     parser.add_argument("--quantile", type=float, default=0.95,
-                        help="upper quantile the scaling floor uses (it must cover minute peaks inside a bucket)")
+                        help="upper quantile of the bucket forecast that the scaling floor covers")
     _scenario_argument(parser, "--window", "LSTM input window", shown=shown)
     parser.add_argument("--units", type=int, default=64, help="LSTM units")
     parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (early stopping on the last 20%%)")
@@ -367,7 +370,8 @@ def backtest_command(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(report.to_json(settings, scenario, result, costs))
-    print(f"wrote {directory / 'report.md'}" + (f" and {args.json}" if args.json else ""), file=sys.stderr)
+    written = [directory / "report.md", *plots] + ([Path(args.json)] if args.json else [])
+    print("wrote " + ", ".join(str(path) for path in written), file=sys.stderr)
     return 0
 
 

@@ -288,7 +288,7 @@ class LSTMForecaster(Forecaster):
                 if progress:
                     val = f" val_loss {logs['val_loss']:.4f}" if "val_loss" in logs else ""
                     progress(f"epoch {epoch + 1}/{epochs} loss {logs.get('loss', float('nan')):.4f}{val} "
-                             f"({time.perf_counter() - started:.1f} s)")
+                             f"({time.perf_counter() - started:.1f} s since training started)")
 
         callbacks = [Report()]
         if validation is not None:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from autoglm_predictor.backtest import report
-from autoglm_predictor.backtest.evaluation import Backtest, Scenario, backtest, baselines, fit, prepare
+from autoglm_predictor.backtest.evaluation import Backtest, Data, Scenario, backtest, baselines, fit, prepare
 from autoglm_predictor.backtest.frontier import Comparison
 from autoglm_predictor.forecast.simulator import ClusterConfig
 
@@ -22,14 +22,18 @@ def scenario() -> Scenario:
 
 
 @pytest.fixture(scope="module")
-def result(scenario) -> Backtest:
-    """Two days of a daily cycle at one-minute steps; cold starts 20 s and 60 s are evaluated, 900 s
-    (a lead time beyond the 15-minute horizon) is skipped."""
+def data(scenario) -> Data:
+    """Two days of a daily cycle at one-minute steps, the last 30% (14.4 hours) tested."""
     index = pd.date_range("2026-03-01", periods=2 * 1440, freq="1min")
     minute = np.arange(len(index))
     raw = pd.Series(np.random.default_rng(0).poisson(40 + 30 * np.sin(2 * np.pi * minute / 1440)), index=index,
                     dtype=float)
-    data = prepare(raw, scenario, None, None, None)
+    return prepare(raw, scenario, None, None, None)
+
+
+@pytest.fixture(scope="module")
+def result(scenario, data) -> Backtest:
+    """Cold starts 20 s and 60 s are evaluated, 900 s (a lead time beyond the 15-minute horizon) is skipped."""
     forecasters = baselines(scenario, data)
     fit(forecasters, data)
     return backtest(scenario, data, forecasters, (0.8,), (0.6, 0.8), (20.0, 60.0, 900.0), progress=lambda line: None)
@@ -69,3 +73,32 @@ def test_the_miss_ratio_cell_says_dash_for_nothing_missed_and_keeps_small_ratios
     c = Comparison(gpu_hours=1.0, attainment_pct=policy, reactive_attainment_at_equal_cost=reactive,
                    reactive_gpu_hours_at_equal_attainment=None)
     assert report.comparison_cells(c)[1] == cell
+
+
+def test_plot_titles_put_the_per_request_slo_attainment_first(scenario, data, result):
+    outcome = result.replays["reactive"].outcome
+    assert report.replay_title("reactive", outcome).startswith(
+        f"reactive: {outcome.slo_attainment_pct:.2f}% of requests within the TTFT SLO, {outcome.violation_pct:.2f}% "
+        "violation minutes")
+    figure = report.capacity_figure(scenario, data, result)
+    assert figure.axes[0].get_title() == report.replay_title("reactive", outcome)
+    trade = report.tradeoff_figure(result)
+    assert [ax.get_ylabel() for ax in trade.axes] == ["requests within the TTFT SLO (%)", "SLO-violation minutes (%)"]
+    assert trade.get_suptitle().startswith("Trade-off when sweeping the target utilisation: SLO attainment (left)")
+
+
+def test_the_capacity_plot_says_when_it_shows_only_the_first_days(scenario, data, result, monkeypatch):
+    assert report.capacity_figure(scenario, data, result).get_suptitle() == "Demand vs Ready capacity over the test period"
+    monkeypatch.setattr(report, "PLOT_DAYS", 0.25)  # the 14.4-hour test period is longer than 6 hours
+    assert report.capacity_figure(scenario, data, result).get_suptitle() == (
+        "Demand vs Ready capacity over the first 0.25 days of the test period (scores: the whole test period)")
+
+
+def test_plot_writes_the_three_pngs(scenario, data, result, tmp_path):
+    paths = report.plot(scenario, data, result, tmp_path / "r")
+    assert [p.name for p in paths] == ["demand_vs_capacity.png", "tradeoff.png", "frontier.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+
+
+def test_a_setting_switched_off_reads_off(scenario, result):
+    assert "| p99 fraction | off |" in report.markdown("Backtest", SETTINGS, scenario, result, {}, [])

@@ -27,11 +27,13 @@ def generic_csv(tmp_path):
     return path
 
 
-def test_backtest_on_a_generic_csv_writes_report_plots_and_json(generic_csv, tmp_path):
+def test_backtest_on_a_generic_csv_writes_report_plots_and_json(generic_csv, tmp_path, capsys):
     report, out = tmp_path / "report", tmp_path / "result.json"
     code = run(["backtest", "--trace", str(generic_csv), "--no-lstm", "--sweep", "0.7,0.9",
                 "--report", str(report), "--json", str(out)])
     assert code == 0
+    written = ", ".join(str(report / name) for name in ("report.md", "demand_vs_capacity.png", "tradeoff.png", "frontier.png"))
+    assert capsys.readouterr().err.splitlines()[-1] == f"wrote {written}, {out}"
     assert {"report.md", "demand_vs_capacity.png", "tradeoff.png"} <= {p.name for p in report.iterdir()}
     result = json.loads(out.read_text())
     assert result["closed_loop"]["oracle"]["violation_minutes"] == 0
@@ -58,6 +60,10 @@ def test_backtest_help_shows_every_default(capsys, monkeypatch):
                     "(default: 20s,100s,300s)"):
         assert default in text
     assert "(default: None)" not in text and text.count("(default:") >= 30
+    assert "--p99-fraction P99_FRACTION rescale the trace so its p99 is this fraction of max replicas x capacity " \
+           "(default: off, the trace as recorded)" in text
+    # A bucket holds its busiest step's load (docs/forecasting.md), not its total nor "minute peaks inside" it.
+    assert "busiest --step's requests times the steps per bucket" in text and "minute peaks" not in text
 
 
 def test_train_help_shows_the_trace_defaults_only(capsys, monkeypatch):
@@ -100,9 +106,12 @@ def test_train_saves_a_model_and_tensorflow_logs_no_errors(generic_csv, tmp_path
     code = run(["train", "--trace", str(generic_csv), "--window", "1h", "--units", "4", "--epochs", "2",
                 "--threads", "1", "--out", str(out)])
     assert code == 0 and out.is_file() and out.with_suffix(".json").is_file()
+    err = capfd.readouterr().err
     # TensorFlow's C++ log writes "E0000 <time> <thread> <file>:<line>] ..." straight to fd 2.
-    errors = [line for line in capfd.readouterr().err.splitlines() if re.match(r"[EF]\d{4} ", line)]
+    errors = [line for line in err.splitlines() if re.match(r"[EF]\d{4} ", line)]
     assert errors == []
+    epochs = [line for line in err.splitlines() if line.strip().startswith("epoch ")]
+    assert epochs and all(re.search(r"\(\d+\.\d s since training started\)$", line) for line in epochs)  # cumulative
 
 
 @pytest.mark.parametrize("extra, message", [
