@@ -42,6 +42,22 @@ def horizon_label(scenario: Scenario, h: int) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
+def steps_per_bucket(step: pd.Timedelta, bucket: pd.Timedelta) -> int:
+    """How many decision steps a bucket holds; ScenarioError unless a whole number >= 1."""
+    if step <= pd.Timedelta(0) or bucket % step != pd.Timedelta(0):
+        raise ScenarioError(f"--bucket {span(bucket)} must be a whole multiple of --step {span(step)}")
+    return int(bucket / step)
+
+
+def bucket_loads(raw: pd.Series, step: pd.Timedelta, bucket: pd.Timedelta) -> pd.Series:
+    """Each bucket's load: its peak `step` times the steps per bucket (the bucket's requests at its
+    busiest step's rate). Capacity runs out in the busiest step, so that is what a floor must cover,
+    and it is what the live predictor forecasts (pipeline/history.py: peak load per bucket). Issue
+    16: with the bucket's total the NASA floor covered the 5-minute mean and missed the peak minutes
+    inside. `autoglm train` uses it too, so a saved model learns the series a backtest feeds it."""
+    return resample(resample(raw, step), bucket, how="max") * steps_per_bucket(step, bucket)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Steps and buckets as Timedeltas; cluster capacity is in requests per decision step."""
@@ -64,8 +80,7 @@ class Scenario:
             raise ScenarioError(f"--quantile must lie in (0, 1), got {self.quantile}")
         if not self.calibration_rate >= 0:
             raise ScenarioError(f"--calibration-rate must be >= 0 (0: off), got {self.calibration_rate}")
-        if self.step <= pd.Timedelta(0) or self.bucket % self.step != pd.Timedelta(0):
-            raise ScenarioError(f"--bucket {span(self.bucket)} must be a whole multiple of --step {span(self.step)}")
+        steps_per_bucket(self.step, self.bucket)
         if not self.report_horizons or not all(1 <= h <= self.horizon for h in self.report_horizons):
             shown = ", ".join(horizon_label(self, h) for h in self.report_horizons)
             raise ScenarioError(f"report horizons {shown} must lie within the forecast horizon "
@@ -82,7 +97,7 @@ class Scenario:
 
     @property
     def steps_per_bucket(self) -> int:
-        return int(self.bucket / self.step)
+        return steps_per_bucket(self.step, self.bucket)
 
     def policy(self, target: float) -> PolicyConfig:
         c = self.cluster
@@ -108,18 +123,12 @@ class Data:
 
 def prepare(raw: pd.Series, scenario: Scenario, test_start: str | None, test_end: str | None,
             train_start: str | None, p99_fraction: float | None = None) -> Data:
-    """Optionally rescale, resample to the step, take each bucket's peak step and split both at the
-    same bucket boundary.
-
-    A bucket's load is its peak step times the steps per bucket (the bucket's requests at its
-    busiest step's rate): what a floor must cover, since capacity runs out in the busiest step, and
-    what the live predictor forecasts (pipeline/history.py: peak load per bucket). Issue 16: with
-    the bucket's total the NASA floor covered the 5-minute mean and missed the peak minutes inside.
-    """
+    """Optionally rescale, resample to the step, take each bucket's load (`bucket_loads`: its peak
+    step) and split both at the same bucket boundary."""
     if p99_fraction is not None:
         c = scenario.cluster
         raw = raw * rescale_factor(resample(raw, scenario.step), p99_fraction, c.max_replicas, c.capacity_per_replica)
-    buckets = resample(resample(raw, scenario.step), scenario.bucket, how="max") * scenario.steps_per_bucket
+    buckets = bucket_loads(raw, scenario.step, scenario.bucket)
     bucket_split = split(buckets, test_start, test_end, train_start)
     reach = max(scenario.report_horizons)
     if len(bucket_split.test) < reach:

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this package's subcommands; each sets `func(args) -> int`."""
     train = subparsers.add_parser("train", help="fit the LSTM forecaster on a trace and save it (.keras + .json)",
                                   formatter_class=_ShowDefaults)
-    _data_arguments(train, ("trace",), "forecast aggregation: requests per bucket")  # no --scenario: the trace defaults
+    _data_arguments(train, ("trace",))  # no --scenario: the trace defaults
+    _scenario_argument(train, "--step", "the step whose peak a bucket holds (as the backtest's --step)", shown=("trace",))
     _model_arguments(train, ("trace",))
     train.add_argument("--out", required=True, help="model path ending in .keras (a .json sidecar is written beside it)")
     train.set_defaults(func=train_command)
@@ -29,8 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backtest = subparsers.add_parser(
         "backtest", help="forecast accuracy per horizon and closed-loop replay of every scaling policy",
         formatter_class=_ShowDefaults)
-    _data_arguments(backtest, scenarios.SCENARIOS, "forecast aggregation: a bucket's load is its busiest --step's "
-                    "requests times the steps per bucket (docs/forecasting.md)")
+    _data_arguments(backtest, scenarios.SCENARIOS)
     _model_arguments(backtest, scenarios.SCENARIOS)
     backtest.add_argument("--scenario", choices=scenarios.SCENARIOS, default="trace",
                           help="trace: --trace on the NASA fleet; staged-ramp: llm-d's staged ramp (--ramp-*), which "
@@ -109,16 +109,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predictor.set_defaults(func=predictor_command)
 
 
-def _data_arguments(parser: argparse.ArgumentParser, shown: tuple[str, ...], bucket_load: str) -> None:
-    """The trace and its split; `shown`: the scenarios whose defaults --help lists; `bucket_load`: the
-    --bucket help, which says what a bucket's load is in this command."""
+def _data_arguments(parser: argparse.ArgumentParser, shown: tuple[str, ...]) -> None:
+    """The trace and its split; `shown`: the scenarios whose defaults --help lists."""
     parser.add_argument("--trace", default=DEFAULT_TRACE,
                         help="CSV or .csv.gz with timestamp and requests (or value) columns (default: the shipped NASA trace)")
     parser.add_argument("--column", default=None, help="value column (default: requests, else value)")
     parser.add_argument("--train-start", default=None, help="first training timestamp (default: trace start)")
     parser.add_argument("--test-start", default=None, help="first test timestamp (default: after 70%% of the trace)")
     parser.add_argument("--test-end", default=None, help="end of the test period (exclusive; default: trace end)")
-    _scenario_argument(parser, "--bucket", bucket_load, shown=shown)
+    _scenario_argument(parser, "--bucket", "forecast aggregation: a bucket's load is its busiest --step's requests "
+                       "times the steps per bucket (docs/forecasting.md)", shown=shown)
 
 
 def _model_arguments(parser: argparse.ArgumentParser, shown: tuple[str, ...]) -> None:
@@ -241,13 +241,15 @@ def _reporting_errors(command):
 def train_command(args: argparse.Namespace) -> int:
     import time
 
-    from autoglm_predictor.backtest.evaluation import ScenarioError
-    from autoglm_predictor.forecast.series import load_trace, resample, split
+    from autoglm_predictor.backtest.evaluation import ScenarioError, bucket_loads, steps_per_bucket
+    from autoglm_predictor.forecast.series import load_trace, split
 
     if not args.out.endswith(".keras"):
         raise ScenarioError(f"--out must end in .keras, got {args.out!r}")
-    bucket = _duration(args.bucket, "--bucket")
-    buckets = split(resample(load_trace(args.trace, args.column), bucket), args.test_start, args.test_end, args.train_start)
+    step, bucket = _duration(args.step, "--step"), _duration(args.bucket, "--bucket")
+    steps_per_bucket(step, bucket)  # refused before the trace is read
+    buckets = split(bucket_loads(load_trace(args.trace, args.column), step, bucket), args.test_start, args.test_end,
+                    args.train_start)
     forecaster = _lstm(args, bucket, len(buckets.train))
     print(f"training on {len(buckets.train)} buckets of {args.bucket} "
           f"({buckets.train.index[0]} .. {buckets.train.index[-1]})", file=sys.stderr)

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from autoglm_predictor.backtest.evaluation import bucket_loads
 from autoglm_predictor.cli.commands import register
+from autoglm_predictor.forecast.series import load_trace, split
 
 
 def run(argv: list[str]) -> int:
@@ -72,6 +74,7 @@ def test_train_help_shows_the_trace_defaults_only(capsys, monkeypatch):
         run(["train", "--help"])  # train has no --scenario: it uses the trace's defaults
     text = " ".join(capsys.readouterr().out.split())
     assert "staged-ramp" not in text and "(default: 30min)" in text and "(default: 64)" in text
+    assert "busiest --step's requests" in text and "(default: 1min)" in text  # as the backtest's buckets
 
 
 @pytest.mark.parametrize("command, defaults", [
@@ -112,6 +115,10 @@ def test_train_saves_a_model_and_tensorflow_logs_no_errors(generic_csv, tmp_path
     assert errors == []
     epochs = [line for line in err.splitlines() if line.strip().startswith("epoch ")]
     assert epochs and all(re.search(r"\(\d+\.\d s since training started\)$", line) for line in epochs)  # cumulative
+    # The model learns what a backtest feeds it: each bucket's peak minute x 5, not the bucket's total.
+    loads = split(bucket_loads(load_trace(str(generic_csv)), pd.Timedelta("1min"), pd.Timedelta("5min")), None, None, None)
+    scale = json.loads(out.with_suffix(".json").read_text())["scaler"]["scale"]
+    assert scale == pytest.approx(np.nanpercentile(loads.train.to_numpy(), 99))
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -226,6 +233,7 @@ def test_backtest_reads_offsets_and_epoch_seconds(tmp_path, stamp):
     (["--out", "model.h5"], "--out must end in .keras"),
     (["--out", "m.keras", "--test-start", "2024-03-01T03:00"], "the LSTM's --window 3h and --horizon 30min need at least 61"),
     (["--out", "m.keras", "--window", "7min"], "--window 7min is not a whole number of 5min buckets"),
+    (["--out", "m.keras", "--step", "2min"], "--bucket 5min must be a whole multiple of --step 2min"),
 ])
 def test_train_refuses_before_training(generic_csv, capsys, extra, message):
     assert run(["train", "--trace", str(generic_csv), *extra]) == 2
