@@ -318,8 +318,9 @@ def cold_start_sweep(scenario: Scenario, data: Data, upper: np.ndarray, cold_sta
 
 
 def break_even_cold_start(rows: dict[float, ColdStart]) -> float | None:
-    """The shortest swept cold start from which the floor (not backed off) misses fewer requests than
-    tuned reactive at equal GPU-hours at every longer swept cold start; None if it never does."""
+    """The shortest evaluated cold start (`rows`: skipped ones are absent) from which the floor (not
+    backed off) misses fewer requests than tuned reactive at equal GPU-hours at every longer evaluated
+    cold start; None if it never does."""
     beating = [(s, r.comparison.miss_ratio is not None and r.comparison.miss_ratio < 1 and not r.reactive_only)
                for s, r in sorted(rows.items())]
     answer = None
