@@ -194,8 +194,8 @@ def tradeoff_figure(result: Backtest) -> matplotlib.figure.Figure:
     """Every policy over the target sweep: SLO attainment per GPU-hour first, violation minutes beside it."""
     fig = matplotlib.figure.Figure(figsize=(12, 5))
     attained, violated = fig.subplots(1, 2)
-    for name in next(iter(result.sweep.values())):
-        outcomes = list(result.sweep.values())
+    outcomes = list(result.sweep.values())
+    for name in outcomes[0]:
         for ax, measure in ((attained, "slo_attainment_pct"), (violated, "violation_pct")):
             points = np.array([(r[name].gpu_hours, getattr(r[name], measure)) for r in outcomes])
             ax.plot(points[:, 0], points[:, 1], marker="o", label=name)
