@@ -7,17 +7,19 @@ children, so the stragglers of one checkout can be found without touching anyone
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 from autoglm_testenv import config
 
@@ -29,25 +31,45 @@ class TestenvError(RuntimeError):
 
 
 LISTEN_PORTS = range(20000, 32000)  # below Linux's ephemeral range (32768-60999) for outgoing connections
-_handed_out: set[int] = set()
+# One lock file per port handed out, shared by every process on the machine (environments, test
+# workers, the docs tests' `make` runs): a port is free to bind until its server starts, seconds
+# later, and in that gap another process's bind check passes too. Seen: two environments starting
+# side by side (make test on 2 workers) both gave 31004 to a server, and one failed to start with
+# "address already in use". The flock is held until this process exits (the kernel drops it then),
+# by which time the server holds the port itself.
+PORT_LOCKS = Path(tempfile.gettempdir()) / "autoglm-testenv-ports"
+_reserved: dict[int, IO[bytes]] = {}
 
 
 def free_port() -> int:
-    """A free port outside the ephemeral range: a port the kernel chose (bind to 0) is one it may
-    also give an outgoing connection before our server binds it ("Address already in use")."""
+    """A port outside the ephemeral range (a port the kernel chose by binding to 0 is one it may
+    also give an outgoing connection before our server binds it), bindable now and reserved
+    against every other process on the machine that asks here (PORT_LOCKS)."""
     rng = random.SystemRandom()
+    PORT_LOCKS.mkdir(exist_ok=True)
     for _ in range(200):
         port = rng.choice(LISTEN_PORTS)
-        if port in _handed_out:
+        if port in _reserved or not _reserve(port):
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
-                continue
-        _handed_out.add(port)
+                continue  # bound by a server: stays reserved here, so it is not tried again
         return port
     raise TestenvError(f"no free port in {LISTEN_PORTS.start}-{LISTEN_PORTS.stop - 1} on 127.0.0.1")
+
+
+def _reserve(port: int) -> bool:
+    """True if this process now holds `port`'s lock (no other live process does)."""
+    lock = open(PORT_LOCKS / str(port), "ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return False
+    _reserved[port] = lock
+    return True
 
 
 def ensure_port_free(port: int, service: str) -> None:
