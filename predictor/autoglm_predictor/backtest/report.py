@@ -129,6 +129,21 @@ def break_even_text(result: Backtest) -> str:
     return text
 
 
+def fleet_too_small(result: Backtest) -> list[str]:
+    """A warning paragraph (or none) when even the oracle misses requests: the oracle sees the true
+    demand, so its misses come from demand beyond --max-replicas x --capacity (or from a rise
+    steeper than the floor's step limit), and every policy is then judged partly on load no fleet
+    of that size could serve (a new user's cron trace: the oracle at 33.88% attainment, with no
+    word on why)."""
+    attainment = result.replays["oracle"].outcome.slo_attainment_pct
+    if attainment >= 99.995:
+        return []
+    return [f"**The fleet is too small for this trace:** even the oracle (the floor fed the true demand) meets "
+            f"the SLO for only {attainment:.2f}% of requests, so demand exceeds what --max-replicas replicas of "
+            "--capacity serve (or rises faster than the floor's step limit); raise --max-replicas (or lower the trace with --p99-fraction) to compare the "
+            "policies on load a fleet can serve.", ""]
+
+
 def markdown(title: str, settings: dict[str, object], scenario: Scenario, result: Backtest,
              costs: dict[str, object], plots: list[Path]) -> str:
     # A setting left at None is an option switched off (--p99-fraction): "off", not Python's "None".
@@ -140,7 +155,7 @@ def markdown(title: str, settings: dict[str, object], scenario: Scenario, result
              "one-bucket naive error.", "", accuracy_table(scenario, result), "",
              f"## Closed loop (reactive target utilisation {scenario.cluster.target_utilisation:.2f}; "
              f"floors at utilisation {FLOOR_UTILISATION:g})", "",
-             closed_loop_table(result), "",
+             closed_loop_table(result), "", *fleet_too_small(result),
              "## Against tuned reactive scaling", "",
              "Reactive swept over its target utilisation; its Pareto points form the frontier, "
              "interpolated linearly between points and never extrapolated.", "", frontier_table(result), "",

@@ -102,3 +102,12 @@ def test_plot_writes_the_three_pngs(scenario, data, result, tmp_path):
 
 def test_a_setting_switched_off_reads_off(scenario, result):
     assert "| p99 fraction | off |" in report.markdown("Backtest", SETTINGS, scenario, result, {}, [])
+
+
+def test_a_fleet_too_small_for_the_trace_is_said_only_when_even_the_oracle_misses(scenario, result):
+    assert "fleet is too small" not in report.markdown("Backtest", SETTINGS, scenario, result, {}, [])
+    oracle = result.replays["oracle"]
+    starved = replace(oracle, outcome=replace(oracle.outcome, slo_attainment_pct=33.88))
+    changed = replace(result, replays={**result.replays, "oracle": starved})
+    assert "even the oracle (the floor fed the true demand) meets the SLO for only 33.88% of requests" in \
+        report.markdown("Backtest", SETTINGS, scenario, changed, {}, [])
