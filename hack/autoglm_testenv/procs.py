@@ -36,8 +36,8 @@ LISTEN_PORTS = range(20000, 32000)  # below Linux's ephemeral range (32768-60999
 # later, and in that gap another process's bind check passes too. Seen: two environments starting
 # side by side (make test on 2 workers) both gave 31004 to a server, and one failed to start with
 # "address already in use". The flock is held until this process exits (the kernel drops it then),
-# by which time the server holds the port itself.
-PORT_LOCKS = Path(tempfile.gettempdir()) / "autoglm-testenv-ports"
+# by which time the server holds the port itself. Per user: another user's files would not open.
+PORT_LOCKS = Path(tempfile.gettempdir()) / f"autoglm-testenv-ports-{os.getuid()}"
 _reserved: dict[int, IO[bytes]] = {}
 
 
