@@ -8,6 +8,7 @@ children, so the stragglers of one checkout can be found without touching anyone
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import random
 import signal
@@ -31,14 +32,17 @@ class TestenvError(RuntimeError):
 
 
 LISTEN_PORTS = range(20000, 32000)  # below Linux's ephemeral range (32768-60999) for outgoing connections
-# One lock file per port handed out, shared by every process on the machine (environments, test
-# workers, the docs tests' `make` runs): a port is free to bind until its server starts, seconds
-# later, and in that gap another process's bind check passes too. Seen: two environments starting
-# side by side (make test on 2 workers) both gave 31004 to a server, and one failed to start with
-# "address already in use". The flock is held until this process exits (the kernel drops it then),
-# by which time the server holds the port itself. Per user: another user's files would not open.
-PORT_LOCKS = Path(tempfile.gettempdir()) / f"autoglm-testenv-ports-{os.getuid()}"
-_reserved: dict[int, IO[bytes]] = {}
+# Every port handed out is locked in one file shared by every process on the machine
+# (environments, test workers, the docs tests' `make` runs): a port is free to bind until its
+# server starts, seconds later, and in that gap another process's bind check passes too. Seen: two
+# environments starting side by side (make test on 2 workers) both gave 31004 to a server, and one
+# failed to start with "address already in use". The lock is a POSIX record lock on the byte at
+# offset `port`: one open file however many ports a process holds (a lock file per port cost a
+# file descriptor each, and a test session hands out over a thousand), dropped by the kernel when
+# the process exits, by which time the server holds the port itself. Per user: another user's
+# file would not open for writing.
+PORT_LOCKS = Path(tempfile.gettempdir()) / f"autoglm-testenv-ports-{os.getuid()}.lock"
+_reserved: set[int] = set()
 
 
 def free_port() -> int:
@@ -46,7 +50,6 @@ def free_port() -> int:
     also give an outgoing connection before our server binds it), bindable now and reserved
     against every other process on the machine that asks here (PORT_LOCKS)."""
     rng = random.SystemRandom()
-    PORT_LOCKS.mkdir(exist_ok=True)
     for _ in range(200):
         port = rng.choice(LISTEN_PORTS)
         if port in _reserved or not _reserve(port):
@@ -60,15 +63,19 @@ def free_port() -> int:
     raise TestenvError(f"no free port in {LISTEN_PORTS.start}-{LISTEN_PORTS.stop - 1} on 127.0.0.1")
 
 
+@functools.cache
+def _port_locks() -> IO[bytes]:
+    """PORT_LOCKS, opened once and never closed: closing any descriptor of it drops all our locks."""
+    return open(PORT_LOCKS, "ab")
+
+
 def _reserve(port: int) -> bool:
     """True if this process now holds `port`'s lock (no other live process does)."""
-    lock = open(PORT_LOCKS / str(port), "ab")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(_port_locks(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
     except OSError:
-        lock.close()
         return False
-    _reserved[port] = lock
+    _reserved.add(port)
     return True
 
 
